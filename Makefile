@@ -1,0 +1,37 @@
+# Attune: `make run` starts the whole service locally, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export ATTUNE_INSTANCE_PATH ?= $(CURDIR)/instance
+
+.PHONY: run test lint install clean-instance
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and alone, so nothing else can pull a CUDA build from the index
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	mkdir -p $(ATTUNE_INSTANCE_PATH)/redis
+	$(BIN)/flask --app wsgi db upgrade
+	@echo
+	@echo "  Attune is starting at http://127.0.0.1:5000  (Ctrl-C stops everything)"
+	@echo
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho -f Procfile.dev start
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+clean-instance:
+	rm -rf $(ATTUNE_INSTANCE_PATH)

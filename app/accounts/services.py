@@ -1,0 +1,82 @@
+"""Account rules: sign-up, authentication, session revocation."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts.models import User
+from app.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
+from app.db_types import utcnow
+from app.extensions import db
+
+
+class AccountError(Exception):
+    """A rule about accounts was broken; `field` names the form field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def normalize_email(email: str) -> str:
+    """The form in which e-mails are stored and compared."""
+    return email.strip().lower()
+
+
+def register_user(
+    name: str, email: str, password: str, company: str | None, adult_confirmed: bool
+) -> User:
+    """Create an account, or raise AccountError naming the field that is wrong."""
+    email = normalize_email(email)
+    if not adult_confirmed:
+        raise AccountError("adult", "You must be 18 or older to use Attune.")
+    problem = password_problem(password, email=email, name=name)
+    if problem:
+        raise AccountError("password", problem)
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise AccountError("email", "An account with this e-mail already exists. Sign in instead.")
+    user = User(
+        name=name.strip(),
+        email=email,
+        company=(company or "").strip() or None,
+        password_hash=hash_password(password),
+        adult_confirmed_at=utcnow(),
+    )
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError as exc:  # two sign-ups racing for one e-mail
+        db.session.rollback()
+        raise AccountError("email", "An account with this e-mail already exists.") from exc
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user whose e-mail and password match, else None (same work either way)."""
+    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if not verify_password(user.password_hash if user else None, password):
+        return None
+    assert user is not None and user.password_hash is not None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        db.session.commit()
+    return user
+
+
+def load_session_user(session_id: str) -> User | None:
+    """The user behind a session id "id:version", or None once the session was revoked."""
+    user_id, _, version = session_id.partition(":")
+    if not user_id.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.session_version != int(version):
+        return None
+    return user
+
+
+def revoke_sessions(user: User) -> None:
+    """Log the person out everywhere by bumping the session version."""
+    user.session_version += 1
+    db.session.commit()

@@ -1,0 +1,224 @@
+"""Typed settings read from ATTUNE_* environment variables, with embedded defaults.
+
+Embedded mode (the default) needs nothing configured: SQLite and file storage under
+instance/, a private Redis started by `make run`, and a SECRET_KEY generated into
+instance/secret_key on first start. Production (ATTUNE_ENV=production) refuses to start
+with any of those embedded stand-ins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "ATTUNE_"
+ENVIRONMENTS = ("development", "testing", "production")
+EMBEDDED_REDIS_URL = "redis://127.0.0.1:6389/0"
+
+# Each base-model family trains on the queue of its GPU class (one RQ worker per GPU).
+DEFAULT_FAMILY_QUEUES = {
+    "tiny-sd": "gpu-cpu",
+    "sd15": "gpu-24gb",
+    "sdxl": "gpu-24gb",
+    "flux-dev": "gpu-80gb",
+    "wan21-t2v-1.3b": "gpu-80gb",
+}
+# "tiny:<family>" means: build the family's tiny random model under MODELS_DIR on first use.
+DEFAULT_MODEL_SOURCES = {
+    "tiny-sd": "tiny:tiny-sd",
+    "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+    "flux-dev": "black-forest-labs/FLUX.1-dev",
+    "wan21-t2v-1.3b": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run the service as configured."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads; the README's settings table mirrors this class."""
+
+    env: str = "development"
+    instance_path: Path = Path("instance")
+    secret_key: str = ""
+    secret_key_is_embedded: bool = True
+    base_url: str = "http://127.0.0.1:5000"
+    database_url: str = ""
+    redis_url: str = EMBEDDED_REDIS_URL
+    storage_backend: str = "local"
+    storage_root: Path = Path("instance/storage")
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_public_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_addressing_style: str = "auto"
+    models_dir: Path = Path("instance/models")
+    scratch_dir: Path = Path("instance/scratch")
+    family_queues: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FAMILY_QUEUES))
+    model_sources: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODEL_SOURCES))
+    enabled_families: tuple[str, ...] = ("tiny-sd",)
+    session_cookie_secure: bool = False
+    ratelimit_storage_url: str = ""
+    login_attempts_per_minute: int = 10
+    upload_url_expiry_s: int = 3600
+    download_url_expiry_s: int = 300
+    training_job_timeout_s: int = 6 * 3600
+    trust_proxy_hops: int = 0
+
+    @property
+    def is_production(self) -> bool:
+        """True when running as the real service rather than on a laptop or in tests."""
+        return self.env == "production"
+
+    def flask_config(self) -> dict[str, Any]:
+        """The Flask/extension keys derived from these settings."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            "SESSION_COOKIE_SECURE": self.session_cookie_secure,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "REMEMBER_COOKIE_SECURE": self.session_cookie_secure,
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "REMEMBER_COOKIE_SAMESITE": "Lax",
+            "WTF_CSRF_TIME_LIMIT": None,
+            "RATELIMIT_STORAGE_URI": self.ratelimit_storage_url or self.redis_url,
+            "RATELIMIT_HEADERS_ENABLED": True,
+            "TESTING": self.env == "testing",
+            "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
+        }
+
+    def storage_options(self) -> dict[str, Any]:
+        """Plain values for storage.open_storage()."""
+        return {
+            "backend": self.storage_backend,
+            "root": self.storage_root,
+            "base_url": self.base_url.rstrip("/") + "/storage/local",
+            "secret": self.secret_key.encode(),
+            "bucket": self.s3_bucket,
+            "endpoint_url": self.s3_endpoint_url or None,
+            "public_endpoint_url": self.s3_public_endpoint_url or None,
+            "region": self.s3_region or None,
+            "access_key": self.s3_access_key_id or None,
+            "secret_key": self.s3_secret_access_key or None,
+            "addressing_style": self.s3_addressing_style,
+        }
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build Settings from ATTUNE_* variables, then overrides, then check them."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(PREFIX + f.name.upper())
+        if raw is not None and f.name != "secret_key_is_embedded":
+            values[f.name] = _parse(f.name, raw)
+    values.update(_per_family(environ))
+    values.update(overrides or {})
+    instance = Path(values.get("instance_path", Settings.instance_path)).resolve()
+    values["instance_path"] = instance
+    values.setdefault("storage_root", instance / "storage")
+    values.setdefault("models_dir", instance / "models")
+    values.setdefault("scratch_dir", instance / "scratch")
+    values.setdefault("database_url", f"sqlite:///{instance / 'attune.db'}")
+    if values.get("env") == "production":
+        values.setdefault("session_cookie_secure", True)
+    if not values.get("secret_key"):
+        values["secret_key"] = _embedded_secret_key(instance)
+        values["secret_key_is_embedded"] = True
+    else:
+        values["secret_key_is_embedded"] = False
+    settings = Settings(**values)
+    check_settings(settings, explicit_redis=PREFIX + "REDIS_URL" in environ or "redis_url" in (overrides or {}))
+    return settings
+
+
+def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
+    """Refuse settings that cannot work, and embedded stand-ins in production."""
+    if settings.env not in ENVIRONMENTS:
+        raise ConfigurationError(f"ATTUNE_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    if settings.storage_backend not in ("local", "s3"):
+        raise ConfigurationError("ATTUNE_STORAGE_BACKEND must be 'local' or 's3'")
+    if settings.storage_backend == "s3" and not settings.s3_bucket:
+        raise ConfigurationError("ATTUNE_S3_BUCKET is required with the s3 storage backend")
+    unknown = set(settings.enabled_families) - set(settings.family_queues)
+    if unknown:
+        raise ConfigurationError(f"ATTUNE_ENABLED_FAMILIES names unknown families: {sorted(unknown)}")
+    if not settings.is_production:
+        return
+    problems = []
+    if settings.secret_key_is_embedded or len(settings.secret_key) < 32:
+        problems.append("set ATTUNE_SECRET_KEY to a random value of 32+ characters")
+    if settings.database_url.startswith("sqlite"):
+        problems.append("set ATTUNE_DATABASE_URL to PostgreSQL; SQLite is for the embedded mode")
+    if not explicit_redis or settings.redis_url == EMBEDDED_REDIS_URL:
+        problems.append("set ATTUNE_REDIS_URL to the production Redis")
+    if settings.storage_backend == "local":
+        problems.append("set ATTUNE_STORAGE_BACKEND=s3; local storage is for the embedded mode")
+    if not settings.base_url.startswith("https://"):
+        problems.append("set ATTUNE_BASE_URL to the public https:// address")
+    if problems:
+        raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
+
+
+def _parse(name: str, raw: str) -> Any:
+    """Convert one environment string to the type of the Settings field it sets."""
+    default = {f.name: f for f in dataclasses.fields(Settings)}[name]
+    kind = default.type
+    try:
+        if kind == "bool":
+            if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigurationError(f"{PREFIX}{name.upper()} has an invalid value: {raw!r}") from exc
+    return raw
+
+
+def _per_family(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """ATTUNE_MODEL_<FAMILY> and ATTUNE_QUEUE_<FAMILY> override one family's source or queue."""
+    sources, queues = dict(DEFAULT_MODEL_SOURCES), dict(DEFAULT_FAMILY_QUEUES)
+    for family in DEFAULT_FAMILY_QUEUES:
+        suffix = family.upper().replace("-", "_").replace(".", "_")
+        sources[family] = environ.get(f"{PREFIX}MODEL_{suffix}", sources[family])
+        queues[family] = environ.get(f"{PREFIX}QUEUE_{suffix}", queues[family])
+    return {"model_sources": sources, "family_queues": queues}
+
+
+def _embedded_secret_key(instance: Path) -> str:
+    """Read instance/secret_key, creating it with a fresh random key on first start."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    # Written aside and linked into place, so processes starting together agree on one key.
+    temp = instance / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        temp.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,62 @@
+"""Datasets and the files in them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db_types import UTCDateTime, utcnow
+from app.extensions import db
+
+ITEM_STATUSES = ("uploading", "uploaded", "ready", "rejected")
+
+
+class Dataset(db.Model):
+    """A named set of images or clips with captions, owned by one person."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    trigger_word: Mapped[str | None] = mapped_column(String(64))
+    caption_template: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+    items: Mapped[list[DatasetItem]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan", order_by="DatasetItem.id"
+    )
+
+    def storage_prefix(self) -> str:
+        """Where this dataset's objects live; built on the server only."""
+        return f"users/{self.user_id}/datasets/{self.id}/"
+
+
+class DatasetItem(db.Model):
+    """One uploaded file: an image or a clip, its caption, and what ingest made of it."""
+
+    __tablename__ = "dataset_items"
+    __table_args__ = (Index("ix_dataset_items_dataset_status", "dataset_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    media_kind: Mapped[str | None] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(1024))
+    upload_id: Mapped[str | None] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16), default="uploading")
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    duration_s: Mapped[float | None]
+    caption: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+    dataset: Mapped[Dataset] = relationship(back_populates="items")

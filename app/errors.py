@@ -1,0 +1,65 @@
+"""Error responses: a page for people, JSON for API calls, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You do not have access to this page.",
+    404: "There is nothing here. It may have been deleted, or it belongs to someone else.",
+    405: "That action is not allowed here.",
+    413: "That upload is too large.",
+    429: "Too many attempts. Wait a minute and try again.",
+    500: "Something went wrong on our side. It has been logged; please try again.",
+    503: "The service is briefly unavailable. Please try again in a minute.",
+}
+
+
+def wants_json() -> bool:
+    """True for API and upload calls, which get JSON errors instead of pages."""
+    if request.path.startswith(("/api/", "/storage/")) or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_response(status: int, message: str | None = None) -> tuple[Response | str, int]:
+    """The error as JSON or as the friendly page, with the given status."""
+    text = message or MESSAGES.get(status, "The request failed.")
+    if wants_json():
+        return jsonify(error=text, status=status), status
+    return render_template("error.html", status=status, message=text), status
+
+
+def register(app: Flask) -> None:
+    """Install the handlers on `app`."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
+        return error_response(400, "This form has expired. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response | str, int]:
+        status = exc.code or 500
+        custom = exc.description if status in (400, 413, 422) else None
+        if status == 429:
+            custom = None
+        return error_response(status, custom)
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc: OperationalError) -> tuple[Response | str, int]:
+        log.error("database unavailable: %s", exc.orig)
+        return error_response(ServiceUnavailable.code)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Response | str, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(InternalServerError.code)

@@ -1,0 +1,1 @@
+"""RQ task functions and the worker start-up: the one place joining app, training and storage."""

@@ -1,0 +1,107 @@
+"""Shared fixtures: real Redis and PostgreSQL servers, the app on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+
+from tests.support.processes import PostgresServer, RedisServer
+
+DATABASES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One private redis-server for the whole run."""
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the whole run, started on first use."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_urls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """A migrated database per backend, created once; tests empty the tables afterwards."""
+    return {}
+
+
+def _migrated_url(request: pytest.FixtureRequest, kind: str, cache: dict[str, str]) -> str:
+    if kind in cache:
+        return cache[kind]
+    if kind == "sqlite":
+        path = request.getfixturevalue("tmp_path_factory").mktemp("sqlite") / "attune.db"
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database("attune_test")
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    app = create_app(_overrides(request, url))
+    with app.app_context():
+        upgrade()
+    cache[kind] = url
+    return url
+
+
+def _overrides(request: pytest.FixtureRequest, database_url: str) -> dict[str, Any]:
+    instance: Path = request.getfixturevalue("tmp_path_factory").mktemp("instance")
+    return {
+        "env": "testing",
+        "instance_path": instance,
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "database_url": database_url,
+        "redis_url": request.getfixturevalue("redis_server").url,
+        "base_url": "http://localhost",
+    }
+
+
+@pytest.fixture(params=DATABASES)
+def app(request: pytest.FixtureRequest, database_urls: dict[str, str]) -> Iterator[Flask]:
+    """The app on a freshly emptied database: once on SQLite, once on PostgreSQL."""
+    from app import create_app
+    from app.extensions import db
+
+    url = _migrated_url(request, request.param, database_urls)
+    overrides = _overrides(request, url)
+    overrides.update(getattr(request, "app_overrides", {}))
+    application = create_app(overrides)
+    Redis.from_url(overrides["redis_url"]).flushdb()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A browser-like test client."""
+    return app.test_client()
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token embedded in a rendered page."""
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf-token" content="([^"]+)"', html
+    )
+    assert match, "page has no CSRF token"
+    return match.group(1)
