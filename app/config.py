@@ -142,7 +142,9 @@ def load_settings(
     else:
         values["secret_key_is_embedded"] = False
     settings = Settings(**values)
-    check_settings(settings, explicit_redis=PREFIX + "REDIS_URL" in environ or "redis_url" in (overrides or {}))
+    check_settings(
+        settings, explicit_redis=PREFIX + "REDIS_URL" in environ or "redis_url" in (overrides or {})
+    )
     return settings
 
 
@@ -156,7 +158,9 @@ def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
         raise ConfigurationError("ATTUNE_S3_BUCKET is required with the s3 storage backend")
     unknown = set(settings.enabled_families) - set(settings.family_queues)
     if unknown:
-        raise ConfigurationError(f"ATTUNE_ENABLED_FAMILIES names unknown families: {sorted(unknown)}")
+        raise ConfigurationError(
+            f"ATTUNE_ENABLED_FAMILIES names unknown families: {sorted(unknown)}"
+        )
     if not settings.is_production:
         return
     problems = []

@@ -23,6 +23,10 @@ MESSAGES = {
 }
 
 
+class NotFound(Exception):
+    """A service found no such object for this person (also when it is someone else's)."""
+
+
 def wants_json() -> bool:
     """True for API and upload calls, which get JSON errors instead of pages."""
     if request.path.startswith(("/api/", "/storage/")) or request.is_json:
@@ -46,13 +50,16 @@ def register(app: Flask) -> None:
     def csrf_error(exc: CSRFError) -> tuple[Response | str, int]:
         return error_response(400, "This form has expired. Reload the page and try again.")
 
+    @app.errorhandler(NotFound)
+    def not_found(exc: NotFound) -> tuple[Response | str, int]:
+        return error_response(404)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response | str, int]:
         status = exc.code or 500
-        custom = exc.description if status in (400, 413, 422) else None
-        if status == 429:
-            custom = None
-        return error_response(status, custom)
+        # A description given at abort() is meant for the person; werkzeug's defaults are not.
+        custom = exc.description if exc.description != type(exc).description else None
+        return error_response(status, None if status in (429, 500) else custom)
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError) -> tuple[Response | str, int]:

@@ -80,7 +80,7 @@ def app(request: pytest.FixtureRequest, database_urls: dict[str, str]) -> Iterat
 
     url = _migrated_url(request, request.param, database_urls)
     overrides = _overrides(request, url)
-    overrides.update(getattr(request, "app_overrides", {}))
+    overrides.update(getattr(request.node, "app_overrides", {}))
     application = create_app(overrides)
     Redis.from_url(overrides["redis_url"]).flushdb()
     yield application

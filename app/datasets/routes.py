@@ -16,19 +16,15 @@ from app.extensions import get_settings, get_storage
 bp = Blueprint("datasets", __name__)
 
 
-@bp.errorhandler(services.NotFound)
-def not_found(exc: services.NotFound) -> Response:
-    """Someone else's dataset looks exactly like a missing one."""
-    abort(404)
-
-
 @bp.route("/datasets", methods=["GET", "POST"])
 @login_required
 def index() -> Response | str:
     """List datasets and create a new one."""
     form = DatasetForm()
     if form.validate_on_submit():
-        dataset = services.create_dataset(current_user, form.name.data or "", form.trigger_word.data)
+        dataset = services.create_dataset(
+            current_user, form.name.data or "", form.trigger_word.data
+        )
         return redirect(url_for("datasets.show", dataset_id=dataset.id))
     datasets = services.list_datasets(current_user)
     return render_template("datasets/index.html", datasets=datasets, form=form)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.datasets.models import Dataset, DatasetItem
+from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
 from app.queues import CPU_QUEUE, enqueue_task
 from storage import PartRef
@@ -28,10 +29,6 @@ INGEST_TIMEOUT_S = 600
 
 class DatasetError(Exception):
     """A dataset rule was broken; the message is for the person."""
-
-
-class NotFound(Exception):
-    """No such object for this person (also when it belongs to someone else)."""
 
 
 @dataclass(frozen=True)

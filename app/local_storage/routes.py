@@ -1,16 +1,23 @@
 """The embedded storage's presigned URLs: chunked PUTs in, attachments out.
 
-Only mounted traffic for the local backend reaches here; with S3 the browser talks to the
-bucket directly and these routes answer 404.
+Only the local backend uses these routes; with S3 the browser talks to the bucket directly
+and they answer 404.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, request, send_file
+from flask import Blueprint, Response, abort, request
 
-from app.datasets.services import PART_SIZE, SINGLE_PUT_LIMIT
+from app.datasets.services import PART_SIZE
 from app.extensions import csrf, get_storage
-from storage import LocalStorage, StorageError
+from storage import (
+    InvalidToken,
+    LocalStorage,
+    ObjectNotFound,
+    PayloadTooLarge,
+    StorageError,
+    attachment_disposition,
+)
 
 bp = Blueprint("local_storage", __name__, url_prefix="/storage/local")
 csrf.exempt(bp)  # the signed token in the URL is the credential, as with S3
@@ -29,14 +36,13 @@ def upload(token: str) -> Response:
     storage = _local()
     try:
         claims = storage.verify_token(token, "upload")
-        if claims.upload_id:
-            etag = storage.write_part(
-                claims.upload_id, claims.part_number or 0, request.stream, PART_SIZE
-            )
-        else:
-            etag = storage.write_object_from_stream(claims.key, request.stream, SINGLE_PUT_LIMIT)
+        etag = storage.write_upload(claims, request.stream, PART_SIZE)
+    except InvalidToken:
+        abort(403, "This upload link is invalid or has expired.")
+    except PayloadTooLarge:
+        abort(413)
     except StorageError as exc:
-        abort(403 if "token" in str(exc).lower() else 400, str(exc))
+        abort(400, str(exc))
     response = Response(status=200)
     response.headers["ETag"] = f'"{etag}"'
     return response
@@ -44,13 +50,24 @@ def upload(token: str) -> Response:
 
 @bp.route("/download/<token>")
 def download(token: str) -> Response:
-    """Send the object named by a valid, unexpired token as an attachment."""
+    """Stream the object named by a valid, unexpired token as an attachment."""
     storage = _local()
     try:
         claims = storage.verify_token(token, "download")
-        path = storage.path_for(claims.key)
-    except StorageError:
-        abort(403)
-    if not path.is_file():
+        info = storage.stat(claims.key)
+        if info is None:
+            raise ObjectNotFound(claims.key)
+        stream = storage.open_stream(claims.key)
+    except InvalidToken:
+        abort(403, "This download link is invalid or has expired.")
+    except ObjectNotFound:
         abort(404)
-    return send_file(path, as_attachment=True, download_name=claims.filename or path.name)
+    mimetype = info.content_type or "application/octet-stream"
+    response = Response(stream, mimetype=mimetype, direct_passthrough=True)
+    response.headers["Content-Length"] = str(info.size)
+    response.headers["Content-Disposition"] = attachment_disposition(
+        claims.filename or claims.key.rsplit("/", 1)[-1]
+    )
+    response.headers["Cache-Control"] = "private, no-store"
+    response.call_on_close(stream.close)
+    return response

@@ -31,7 +31,9 @@ FAMILIES: dict[str, FamilyInfo] = {
         FamilyInfo("sd15", "Stable Diffusion 1.5", "image", 512, 256, 1024, 64, 0.25, 90),
         FamilyInfo("sdxl", "Stable Diffusion XL", "image", 1024, 512, 1536, 64, 0.55, 150),
         FamilyInfo("flux-dev", "FLUX.1 [dev]", "image", 1024, 512, 1536, 64, 0.45, 240),
-        FamilyInfo("wan21-t2v-1.3b", "Wan 2.1 T2V 1.3B (video)", "video", 480, 256, 832, 32, 1.4, 240),
+        FamilyInfo(
+            "wan21-t2v-1.3b", "Wan 2.1 T2V 1.3B (video)", "video", 480, 256, 832, 32, 1.4, 240
+        ),
     )
 }
 

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.datasets.services import NotFound as DatasetNotFound
 from app.datasets.services import get_dataset, list_datasets
 from app.trainings import services
 from app.trainings.families import FAMILIES
 from app.trainings.forms import NewRunForm
 
 bp = Blueprint("trainings", __name__)
-
-
-@bp.errorhandler(services.NotFound)
-@bp.errorhandler(DatasetNotFound)
-def not_found(exc: Exception) -> Response:
-    """Someone else's run looks exactly like a missing one."""
-    abort(404)
 
 
 @bp.route("/runs")

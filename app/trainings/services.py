@@ -11,6 +11,7 @@ from app.accounts.models import User
 from app.datasets.models import Dataset
 from app.datasets.services import item_counts
 from app.db_types import utcnow
+from app.errors import NotFound
 from app.extensions import db, get_redis, get_settings, get_storage
 from app.queues import enqueue_task, get_queue, queue_for_family
 from app.trainings.families import FAMILIES, estimate_gpu_seconds
@@ -22,10 +23,6 @@ DOWNLOADABLE = ("lora", "comfyui")
 
 class RunError(Exception):
     """A run rule was broken; the message is for the person."""
-
-
-class NotFound(Exception):
-    """No such run for this person."""
 
 
 def list_runs(user: User) -> list[TrainingRun]:

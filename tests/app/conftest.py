@@ -33,9 +33,7 @@ def sign_up(
 def sign_in(client: FlaskClient, email: str, password: str = GOOD_PASSWORD) -> TestResponse:
     """Fill in and send the sign-in form."""
     token = csrf_token(client.get("/sign-in").get_data(as_text=True))
-    return client.post(
-        "/sign-in", data={"csrf_token": token, "email": email, "password": password}
-    )
+    return client.post("/sign-in", data={"csrf_token": token, "email": email, "password": password})
 
 
 @pytest.fixture

@@ -1,0 +1,152 @@
+"""Datasets: creation, upload targets, completion checks, and isolation between people."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.app.conftest import api_headers
+from tests.conftest import csrf_token
+
+
+def create_dataset(client: FlaskClient, name: str = "Cats", trigger: str = "sks_cat") -> int:
+    """Create a dataset through the form and return its id."""
+    token = csrf_token(client.get("/datasets").get_data(as_text=True))
+    response = client.post(
+        "/datasets", data={"csrf_token": token, "name": name, "trigger_word": trigger}
+    )
+    assert response.status_code == 302
+    return int(response.headers["Location"].rsplit("/", 1)[-1])
+
+
+def start_upload(client: FlaskClient, dataset_id: int, body: object):  # type: ignore[no-untyped-def]
+    return client.post(
+        f"/api/datasets/{dataset_id}/uploads", json=body, headers=api_headers(client)
+    )
+
+
+def test_upload_goes_to_a_presigned_url_and_completes(signed_in: FlaskClient) -> None:
+    dataset_id = create_dataset(signed_in)
+    response = start_upload(signed_in, dataset_id, {"filename": "a.png", "size": 5})
+    assert response.status_code == 201
+    target = response.get_json()
+    assert target["method"] == "single" and len(target["urls"]) == 1
+    url = target["urls"][0].removeprefix("http://localhost")
+    put = signed_in.put(url, data=b"12345")
+    assert put.status_code == 200 and put.headers["ETag"]
+    done = signed_in.post(
+        f"/api/datasets/{dataset_id}/uploads/{target['item']['id']}/complete",
+        json={"etags": []},
+        headers=api_headers(signed_in),
+    )
+    assert done.status_code == 200
+    assert done.get_json()["item"]["status"] == "uploaded"
+
+
+def test_large_files_get_multipart_part_urls(signed_in: FlaskClient) -> None:
+    dataset_id = create_dataset(signed_in)
+    size = 40 * 1024 * 1024
+    target = start_upload(signed_in, dataset_id, {"filename": "big.jpg", "size": size})
+    assert target.status_code == 201
+    body = target.get_json()
+    assert body["method"] == "multipart"
+    assert len(body["urls"]) == -(-size // body["part_size"])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"filename": "notes.exe", "size": 10}, "not a supported file"),
+        ({"filename": "empty.png", "size": 0}, "is empty"),
+        ({"filename": "huge.png", "size": 51 * 1024 * 1024}, "larger than 50 MB"),
+        ({"filename": "a.png"}, "size"),
+        ({"filename": 5, "size": 3}, "name"),
+        ({"filename": "a.png", "size": True}, "size"),
+    ],
+)
+def test_bad_upload_requests_get_a_json_error(
+    signed_in: FlaskClient, body: dict[str, object], message: str
+) -> None:
+    dataset_id = create_dataset(signed_in)
+    response = start_upload(signed_in, dataset_id, body)
+    assert response.status_code == 422
+    assert message in response.get_json()["error"]
+    items = signed_in.get(f"/api/datasets/{dataset_id}/items").get_json()["items"]
+    assert items == []  # nothing half-written
+
+
+def test_non_json_body_gets_json_400(signed_in: FlaskClient) -> None:
+    dataset_id = create_dataset(signed_in)
+    response = signed_in.post(
+        f"/api/datasets/{dataset_id}/uploads",
+        data="not json",
+        headers={**api_headers(signed_in), "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 400
+    assert "JSON" in response.get_json()["error"]
+
+
+def test_completing_before_the_bytes_arrive_is_refused(signed_in: FlaskClient) -> None:
+    dataset_id = create_dataset(signed_in)
+    target = start_upload(signed_in, dataset_id, {"filename": "a.png", "size": 5}).get_json()
+    done = signed_in.post(
+        f"/api/datasets/{dataset_id}/uploads/{target['item']['id']}/complete",
+        json={"etags": []},
+        headers=api_headers(signed_in),
+    )
+    assert done.status_code == 422
+    assert "not arrived" in done.get_json()["error"]
+
+
+def test_a_short_upload_is_refused_and_leaves_nothing(signed_in: FlaskClient) -> None:
+    dataset_id = create_dataset(signed_in)
+    target = start_upload(signed_in, dataset_id, {"filename": "a.png", "size": 10}).get_json()
+    signed_in.put(target["urls"][0].removeprefix("http://localhost"), data=b"123")
+    done = signed_in.post(
+        f"/api/datasets/{dataset_id}/uploads/{target['item']['id']}/complete",
+        json={"etags": []},
+        headers=api_headers(signed_in),
+    )
+    assert done.status_code == 422
+    assert "incomplete" in done.get_json()["error"]
+    assert signed_in.get(f"/api/datasets/{dataset_id}/items").get_json()["items"] == []
+
+
+def test_tampered_upload_url_is_refused(signed_in: FlaskClient) -> None:
+    dataset_id = create_dataset(signed_in)
+    target = start_upload(signed_in, dataset_id, {"filename": "a.png", "size": 5}).get_json()
+    url = target["urls"][0].removeprefix("http://localhost")
+    response = signed_in.put(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB"), data=b"1")
+    assert response.status_code == 403
+    assert "invalid or has expired" in response.get_json()["error"]
+
+
+def test_another_persons_dataset_is_a_404(
+    signed_in: FlaskClient, other_client: Callable[[str], FlaskClient]
+) -> None:
+    dataset_id = create_dataset(signed_in)
+    eve = other_client("eve@example.com")
+    assert eve.get(f"/datasets/{dataset_id}").status_code == 404
+    assert eve.get(f"/api/datasets/{dataset_id}/items").status_code == 404
+    response = start_upload(eve, dataset_id, {"filename": "a.png", "size": 5})
+    assert response.status_code == 404
+    assert "error" in response.get_json()
+    token = csrf_token(eve.get("/dashboard").get_data(as_text=True))
+    assert eve.post(f"/datasets/{dataset_id}/delete", data={"csrf_token": token}).status_code == 404
+    assert signed_in.get(f"/datasets/{dataset_id}").status_code == 200
+
+
+def test_pages_need_sign_in(client: FlaskClient) -> None:
+    for path in ("/dashboard", "/datasets", "/runs", "/runs/new", "/datasets/1"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert "/sign-in" in response.headers["Location"]
+    assert client.get("/api/datasets/1/items").status_code in (302, 401)
+
+
+def test_unknown_page_is_a_friendly_404(client: FlaskClient) -> None:
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "There is nothing here" in response.get_data(as_text=True)
