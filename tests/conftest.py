@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,24 +73,34 @@ def _overrides(request: pytest.FixtureRequest, database_url: str) -> dict[str, A
     }
 
 
-@pytest.fixture(params=DATABASES)
-def app(request: pytest.FixtureRequest, database_urls: dict[str, str]) -> Iterator[Flask]:
-    """The app on a freshly emptied database: once on SQLite, once on PostgreSQL."""
+@contextmanager
+def running_app(
+    request: pytest.FixtureRequest, kind: str, extra: dict[str, Any] | None = None
+) -> Iterator[Flask]:
+    """An app on the migrated `kind` database, emptied again when the block ends."""
     from app import create_app
     from app.extensions import db
 
-    url = _migrated_url(request, request.param, database_urls)
-    overrides = _overrides(request, url)
-    overrides.update(getattr(request.node, "app_overrides", {}))
+    url = _migrated_url(request, kind, request.getfixturevalue("database_urls"))
+    overrides = {**_overrides(request, url), **(extra or {})}
     application = create_app(overrides)
     Redis.from_url(overrides["redis_url"]).flushdb()
-    yield application
-    with application.app_context():
-        db.session.remove()
-        with db.engine.begin() as connection:
-            for table in reversed(db.metadata.sorted_tables):
-                connection.execute(table.delete())
-        db.engine.dispose()
+    try:
+        yield application
+    finally:
+        with application.app_context():
+            db.session.remove()
+            with db.engine.begin() as connection:
+                for table in reversed(db.metadata.sorted_tables):
+                    connection.execute(table.delete())
+            db.engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app on a freshly emptied database: once on SQLite, once on PostgreSQL."""
+    with running_app(request, request.param) as application:
+        yield application
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from app.extensions import get_settings
+from tests.conftest import DATABASES, running_app
 from tests.support.processes import free_port
 
 
@@ -47,12 +48,15 @@ def worker_environment(app: Flask) -> dict[str, str]:
     }
 
 
-@pytest.fixture
+@pytest.fixture(params=DATABASES)
 def live_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveService]:
     """Serve a fresh app on a free port and start `python -m jobs.worker` against it."""
     port = free_port()
-    request.node.app_overrides = {"base_url": f"http://127.0.0.1:{port}"}
-    application: Flask = request.getfixturevalue("app")
+    with running_app(request, request.param, {"base_url": f"http://127.0.0.1:{port}"}) as app:
+        yield from _serve_with_worker(app, port, tmp_path)
+
+
+def _serve_with_worker(application: Flask, port: int, tmp_path: Path) -> Iterator[LiveService]:
     server = make_server("127.0.0.1", port, application, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
