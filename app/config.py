@@ -74,6 +74,12 @@ class Settings:
     download_url_expiry_s: int = 300
     training_job_timeout_s: int = 6 * 3600
     trust_proxy_hops: int = 0
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    mail_from: str = "Attune <no-reply@attune.localhost>"
 
     @property
     def is_production(self) -> bool:

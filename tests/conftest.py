@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from tests.support.processes import PostgresServer, RedisServer
+from tests.support.smtp import SmtpServer
 
 DATABASES = ("sqlite", "postgres")
 
@@ -32,6 +33,21 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server for the whole run; see `mailbox` for a per-test view."""
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> SmtpServer:
+    """The SMTP server, emptied for this test."""
+    smtp_server.clear()
+    return smtp_server
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +86,9 @@ def _overrides(request: pytest.FixtureRequest, database_url: str) -> dict[str, A
         "database_url": database_url,
         "redis_url": request.getfixturevalue("redis_server").url,
         "base_url": "http://localhost",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": request.getfixturevalue("smtp_server").port,
+        "smtp_starttls": False,
     }
 
 

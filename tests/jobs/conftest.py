@@ -44,6 +44,9 @@ def worker_environment(app: Flask) -> dict[str, str]:
         "ATTUNE_BASE_URL": settings.base_url,
         "ATTUNE_STORAGE_ROOT": str(settings.storage_root),
         "ATTUNE_MODELS_DIR": str(settings.models_dir),
+        "ATTUNE_SMTP_HOST": settings.smtp_host,
+        "ATTUNE_SMTP_PORT": str(settings.smtp_port),
+        "ATTUNE_SMTP_STARTTLS": str(settings.smtp_starttls),
         "PYTHONUNBUFFERED": "1",
     }
 

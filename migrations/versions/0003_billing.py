@@ -1,0 +1,21 @@
+"""Billing: plans, Stripe customers, webhook events (issue 6)
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-23
+
+"""
+
+# revision identifiers, used by Alembic.
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

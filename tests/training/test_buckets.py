@@ -1,0 +1,119 @@
+"""plan_buckets: no upscaling, least crop, too-small and unreadable files dropped with reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.training.conftest import write_image
+from training import plan_buckets
+from training.data.buckets import BucketPlanItem, best_bucket, crop_box
+
+
+def _plan(path: Path, family: str = "sd15", resolution: int = 512) -> BucketPlanItem:
+    return plan_buckets([path], family, resolution)[0]
+
+
+def test_exact_aspect_ratio_is_not_cropped(tmp_path: Path) -> None:
+    item = _plan(write_image(tmp_path / "wide.png", 1536, 1024))
+    assert (item.bucket_width, item.bucket_height) == (576, 384)  # 3:2, area <= 512**2
+    assert item.crop_box == (0, 0, 1536, 1024)
+    assert item.crop_fraction == 0.0 and not item.dropped
+
+
+def test_small_image_is_never_upscaled(tmp_path: Path) -> None:
+    item = _plan(write_image(tmp_path / "small.png", 300, 400))
+    assert not item.dropped
+    assert item.bucket_width <= 300 and item.bucket_height <= 400
+    assert item.bucket_width % 64 == 0 and item.bucket_height % 64 == 0
+    left, top, right, bottom = item.crop_box
+    assert right - left >= item.bucket_width and bottom - top >= item.bucket_height
+
+
+@pytest.mark.parametrize(("width", "height"), [(1000, 700), (701, 1303), (2000, 500), (512, 512)])
+def test_chosen_bucket_crops_least_among_full_size_buckets(width: int, height: int) -> None:
+    chosen = best_bucket(width, height, 64, 512)
+    assert chosen is not None
+
+    def crop(bucket: tuple[int, int]) -> float:
+        left, top, right, bottom = crop_box(width, height, *bucket)
+        return 1 - (right - left) * (bottom - top) / (width * height)
+
+    others = [
+        (w, min(512 * 512 // w // 64 * 64, height // 64 * 64))
+        for w in range(64, min(width, 2048) + 1, 64)
+    ]
+    others = [b for b in others if b[1] >= 64 and max(b[0] / b[1], b[1] / b[0]) <= 4]
+    assert crop(chosen) <= min(crop(b) for b in others) + 1e-9
+    assert chosen[0] * chosen[1] <= 512 * 512
+
+
+def test_crop_box_is_centred_and_keeps_aspect() -> None:
+    box = crop_box(1000, 500, 256, 256)
+    assert box == (250, 0, 750, 500)
+
+
+def test_too_small_image_is_dropped_with_a_reason(tmp_path: Path) -> None:
+    item = _plan(write_image(tmp_path / "tiny.png", 120, 90))
+    assert item.dropped
+    assert "too small" in item.reason and "120x90" in item.reason
+
+
+def test_exif_rotation_swaps_width_and_height(tmp_path: Path) -> None:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    item = _plan(write_image(tmp_path / "rotated.jpg", 768, 512, exif=exif.tobytes()))
+    assert (item.source_width, item.source_height) == (512, 768)
+    assert item.bucket_height > item.bucket_width
+
+
+def test_unreadable_and_unsupported_files_are_dropped(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    notes = tmp_path / "notes.pdf"
+    notes.write_bytes(b"%PDF")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    items = {Path(i.file).name: i for i in plan_buckets([broken, notes, clip], "sd15", 512)}
+    assert items["broken.png"].dropped and "unreadable" in items["broken.png"].reason
+    assert items["notes.pdf"].dropped and "unsupported" in items["notes.pdf"].reason
+    assert items["clip.mp4"].dropped and "video" in items["clip.mp4"].reason
+
+
+def test_plan_items_are_json_safe(tmp_path: Path) -> None:
+    import json
+
+    item = _plan(write_image(tmp_path / "a.png", 640, 640))
+    assert json.loads(json.dumps(item.to_dict()))["crop_box"] == [0, 0, 640, 640]
+
+
+def test_video_plan_keeps_the_longest_allowed_frame_count(tmp_path: Path) -> None:
+    from training import video
+    from training.data.buckets import _plan_one
+    from training.models.base import FamilySpec
+
+    spec = FamilySpec(
+        name="toy-video",
+        media="video",
+        default_base_model="",
+        pipeline_class="",
+        default_resolution=64,
+        min_resolution=32,
+        max_resolution=512,
+        size_multiple=16,
+        prediction="flow_matching",
+        fps=8,
+        frame_counts=(1, 5, 9, 13),
+    )
+    from PIL import Image
+
+    frames = [Image.new("RGB", (96, 64), (i * 20, 0, 0)) for i in range(12)]  # 1 s at 12 fps
+    path = video.write_mp4(frames, tmp_path / "clip.mp4", 12)
+    item = _plan_one(path, spec, 64)
+    assert not item.dropped, item.reason
+    assert item.frames == 9  # 1 s at 8 fps holds 8 or 9 frames; 9 is allowed
+    assert (item.source_width, item.source_height) == (96, 64)
+    assert item.bucket_width <= 96 and item.bucket_height <= 64
