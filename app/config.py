@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.billing.plans import parse_plans
+
 PREFIX = "ATTUNE_"
 ENVIRONMENTS = ("development", "testing", "production")
 EMBEDDED_REDIS_URL = "redis://127.0.0.1:6389/0"
@@ -80,6 +82,8 @@ class Settings:
     smtp_password: str = ""
     smtp_starttls: bool = True
     mail_from: str = "Attune <no-reply@attune.localhost>"
+    plans_json: str = ""
+    past_due_grace_days: int = 7
 
     @property
     def is_production(self) -> bool:
@@ -162,6 +166,10 @@ def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
         raise ConfigurationError("ATTUNE_STORAGE_BACKEND must be 'local' or 's3'")
     if settings.storage_backend == "s3" and not settings.s3_bucket:
         raise ConfigurationError("ATTUNE_S3_BUCKET is required with the s3 storage backend")
+    try:
+        parse_plans(settings.plans_json)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
     unknown = set(settings.enabled_families) - set(settings.family_queues)
     if unknown:
         raise ConfigurationError(

@@ -1,0 +1,72 @@
+"""Plans: defaults from PRODUCT.md, overridable by operators through ATTUNE_PLANS_JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+GB = 1024**3
+IMAGE_FAMILIES = ("tiny-sd", "sd15", "sdxl", "flux-dev")
+VIDEO_FAMILIES = ("wan21-t2v-1.3b",)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a subscription buys. Prices live in Stripe; price ids connect the two."""
+
+    name: str
+    label: str
+    gpu_hours: float
+    storage_bytes: int
+    concurrent_runs: int
+    families: tuple[str, ...]
+    overage: bool
+    priority: bool = False
+    stripe_price_id: str = ""
+    overage_price_id: str = ""
+
+    @property
+    def gpu_seconds(self) -> int:
+        """The period's GPU allowance in seconds."""
+        return int(self.gpu_hours * 3600)
+
+
+DEFAULT_PLANS: tuple[Plan, ...] = (
+    Plan("hobby", "Hobby", 5, 20 * GB, 1, IMAGE_FAMILIES, overage=False),
+    Plan("pro", "Pro", 20, 100 * GB, 2, IMAGE_FAMILIES + VIDEO_FAMILIES, overage=True),
+    Plan(
+        "studio", "Studio", 75, 500 * GB, 4, IMAGE_FAMILIES + VIDEO_FAMILIES,
+        overage=True, priority=True,
+    ),
+)  # fmt: skip
+
+
+def parse_plans(raw: str) -> tuple[Plan, ...]:
+    """Plans from the ATTUNE_PLANS_JSON list; each entry overrides a default by name or adds one."""
+    if not raw:
+        return DEFAULT_PLANS
+    try:
+        entries = json.loads(raw)
+        if not isinstance(entries, list):
+            raise ValueError("expected a JSON list")
+        defaults = {plan.name: plan for plan in DEFAULT_PLANS}
+        return tuple(_plan(entry, defaults) for entry in entries)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"ATTUNE_PLANS_JSON is not a valid plan list: {exc}") from exc
+
+
+def _plan(entry: dict[str, Any], defaults: dict[str, Plan]) -> Plan:
+    known = {f.name for f in fields(Plan)}
+    unknown = set(entry) - known - {"storage_gb"}
+    if unknown:
+        raise ValueError(f"unknown plan fields {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    base = defaults.get(entry["name"])
+    if base is not None:
+        values = {f.name: getattr(base, f.name) for f in fields(Plan)}
+    values.update({k: v for k, v in entry.items() if k != "storage_gb"})
+    if "storage_gb" in entry:
+        values["storage_bytes"] = int(float(entry["storage_gb"]) * GB)
+    values["families"] = tuple(values["families"])
+    return Plan(**values)
