@@ -73,8 +73,14 @@ class Settings:
     ratelimit_storage_url: str = ""
     login_attempts_per_minute: int = 10
     upload_url_expiry_s: int = 3600
+    free_storage_mb: int = 1024
+    caption_model: str = ""
+    caption_queue: str = "gpu-24gb"
     download_url_expiry_s: int = 300
     training_job_timeout_s: int = 6 * 3600
+    run_heartbeat_interval_s: int = 10
+    run_heartbeat_timeout_s: int = 120
+    run_max_attempts: int = 3
     trust_proxy_hops: int = 0
     smtp_host: str = ""
     smtp_port: int = 587
@@ -84,6 +90,14 @@ class Settings:
     mail_from: str = "Attune <no-reply@attune.localhost>"
     plans_json: str = ""
     past_due_grace_days: int = 7
+    billing_mode: str = ""  # "stripe" or "dev"; load_settings picks "stripe" when a key is set
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""  # empty: Stripe itself; tests point it at a local server
+    stripe_webhook_tolerance_s: int = 300
+    stripe_timeout_s: int = 20
+    stripe_max_network_retries: int = 2
+    stripe_meter_event_name: str = "attune_gpu_seconds"
 
     @property
     def is_production(self) -> bool:
@@ -146,6 +160,7 @@ def load_settings(
     values.setdefault("database_url", f"sqlite:///{instance / 'attune.db'}")
     if values.get("env") == "production":
         values.setdefault("session_cookie_secure", True)
+    values.setdefault("billing_mode", "stripe" if values.get("stripe_secret_key") else "dev")
     if not values.get("secret_key"):
         values["secret_key"] = _embedded_secret_key(instance)
         values["secret_key_is_embedded"] = True
@@ -170,6 +185,7 @@ def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
         parse_plans(settings.plans_json)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
+    _check_billing(settings)
     unknown = set(settings.enabled_families) - set(settings.family_queues)
     if unknown:
         raise ConfigurationError(
@@ -188,8 +204,26 @@ def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
         problems.append("set ATTUNE_STORAGE_BACKEND=s3; local storage is for the embedded mode")
     if not settings.base_url.startswith("https://"):
         problems.append("set ATTUNE_BASE_URL to the public https:// address")
+    if settings.billing_mode != "stripe":
+        problems.append(
+            "set ATTUNE_BILLING_MODE=stripe with ATTUNE_STRIPE_SECRET_KEY and "
+            "ATTUNE_STRIPE_WEBHOOK_SECRET; development billing gives plans away"
+        )
     if problems:
         raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
+
+
+def _check_billing(settings: Settings) -> None:
+    """Stripe mode needs its keys; dev mode is only for laptops and tests."""
+    if settings.billing_mode not in ("stripe", "dev"):
+        raise ConfigurationError("ATTUNE_BILLING_MODE must be 'stripe' or 'dev'")
+    if settings.billing_mode == "stripe" and not (
+        settings.stripe_secret_key and settings.stripe_webhook_secret
+    ):
+        raise ConfigurationError(
+            "ATTUNE_BILLING_MODE=stripe needs ATTUNE_STRIPE_SECRET_KEY and "
+            "ATTUNE_STRIPE_WEBHOOK_SECRET"
+        )
 
 
 def _parse(name: str, raw: str) -> Any:

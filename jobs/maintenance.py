@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from app.datasets.models import DatasetItem
 from app.db_types import utcnow
-from app.extensions import db, get_storage
+from app.extensions import db, get_redis, get_settings, get_storage
 from jobs.context import app_context, job_logger
 
 STALE_UPLOAD_AGE = timedelta(hours=24)
@@ -40,3 +40,52 @@ def abort_stale_uploads() -> int:
                 storage.abort_multipart(upload.key, upload.upload_id)
         log.info("removed %d stale uploads", removed)
         return removed
+
+
+def requeue_stale_runs(now: datetime | None = None) -> dict[str, int]:
+    """Find runs whose worker died or whose job Redis lost, and resume or fail them.
+
+    A running run whose heartbeat is older than the timeout lost its worker: its segment is
+    recorded uncharged (the platform's fault), then it is queued again to resume from its
+    last checkpoint, up to the attempt limit. A queued run whose job is gone from Redis is
+    queued again. Safe to run twice and concurrently with workers.
+    """
+    from app.trainings.models import TrainingRun
+    from app.trainings.services import requeue_run
+    from jobs.training import Outcome, finish, meter_segment
+
+    with app_context():
+        settings, now = get_settings(), now or utcnow()
+        cutoff = now - timedelta(seconds=settings.run_heartbeat_timeout_s)
+        counts = {"resumed": 0, "failed": 0, "requeued": 0}
+        stale = db.session.scalars(
+            select(TrainingRun).where(
+                TrainingRun.status == "running", TrainingRun.heartbeat_at < cutoff
+            )
+        ).all()
+        for run in stale:
+            lost = (run.heartbeat_at - run.started_at).total_seconds() if run.started_at else 0.0
+            meter_segment(run, run.started_at or now, max(lost, 0.0), charged=False)
+            if run.attempts >= settings.run_max_attempts:
+                message = (
+                    f"The run's worker was lost {run.attempts} times, so we stopped retrying. "
+                    "You are not charged for the lost time."
+                )
+                finish(run, Outcome("failed", message, platform_fault=True))
+                counts["failed"] += 1
+            else:
+                requeue_run(run)
+                counts["resumed"] += 1
+        for run in db.session.scalars(select(TrainingRun).where(TrainingRun.status == "queued")):
+            if run.job_id and not job_exists(run.job_id):
+                requeue_run(run)
+                counts["requeued"] += 1
+        job_logger(__name__, "requeue_stale_runs").info("%s", counts)
+        return counts
+
+
+def job_exists(job_id: str) -> bool:
+    """True while Redis still knows the RQ job."""
+    from rq.job import Job
+
+    return bool(Job.exists(job_id, connection=get_redis()))

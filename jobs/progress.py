@@ -1,20 +1,33 @@
-"""Publishes a run's progress: every event to Redis for the live page, the DB throttled."""
+"""Publishes a run's progress: every step to Redis for the live page, the DB throttled.
+
+Samples and checkpoints are uploaded as they appear, so a run that dies keeps them.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
 
+from app.db_types import utcnow
 from app.extensions import db
 from app.trainings.models import TrainingRun
-from app.trainings.services import PROGRESS_KEY
+from app.trainings.services import LOG_KEY, LOSS_KEY, PROGRESS_KEY
+from jobs import run_files
 
-PROGRESS_TTL_S = 24 * 3600
+log = logging.getLogger(__name__)
+KEY_TTL_S = 7 * 24 * 3600
 DB_WRITE_INTERVAL_S = 2.0
 CANCEL_CHECK_INTERVAL_S = 1.0
+MAX_LOSS_POINTS = 5000
+MAX_LOG_LINES = 200
 
 
 class RunReporter:
@@ -23,27 +36,66 @@ class RunReporter:
     def __init__(self, run: TrainingRun, redis: Redis) -> None:
         self.run = run
         self.redis = redis
-        self.key = PROGRESS_KEY.format(run_id=run.id)
+        self.keys = {k: t.format(run_id=run.id) for k, t in (
+            ("progress", PROGRESS_KEY), ("loss", LOSS_KEY), ("log", LOG_KEY))}  # fmt: skip
         self._last_db_write = 0.0
         self._last_cancel_check = 0.0
         self._cancelled = False
-        self.samples: list[str] = []
+
+    def log(self, message: str) -> None:
+        """Append a line to the run's log tail."""
+        stamp = time.strftime("%H:%M:%S")
+        pipe = self.redis.pipeline()
+        pipe.rpush(self.keys["log"], f"{stamp} {message}")
+        pipe.ltrim(self.keys["log"], -MAX_LOG_LINES, -1)
+        pipe.expire(self.keys["log"], KEY_TTL_S)
+        pipe.execute()
 
     def on_progress(self, event: Any) -> None:
         """Handle one training.ProgressEvent."""
         data = event.to_dict()
-        if data.get("kind") == "sample" and data.get("path"):
-            self.samples.append(str(data["path"]))
-        if data.get("kind") != "step":
-            return
+        kind, path = data["kind"], data.get("path")
+        if kind == "step":
+            self._step(data)
+        elif kind == "sample" and path:
+            self._record_sample(Path(path))
+        elif kind == "checkpoint" and path:
+            self._record_checkpoint(Path(path), int(data["step"]))
+        elif kind == "log" and data.get("message"):
+            self.log(str(data["message"]))
+
+    def _step(self, data: dict[str, Any]) -> None:
         live = {k: data.get(k) for k in ("step", "total_steps", "loss", "eta_seconds")}
-        self.redis.set(self.key, json.dumps(live), ex=PROGRESS_TTL_S)
+        pipe = self.redis.pipeline()
+        pipe.set(self.keys["progress"], json.dumps(live), ex=KEY_TTL_S)
+        if data.get("loss") is not None:
+            pipe.rpush(self.keys["loss"], f"{data['step']}:{data['loss']:.6g}")
+            pipe.ltrim(self.keys["loss"], -MAX_LOSS_POINTS, -1)
+            pipe.expire(self.keys["loss"], KEY_TTL_S)
+        pipe.execute()
         now = time.monotonic()
         if now - self._last_db_write >= DB_WRITE_INTERVAL_S:
             self._last_db_write = now
-            self.run.step = int(data.get("step") or 0)
-            self.run.loss = data.get("loss")
+            self.run.step, self.run.loss = int(data["step"]), data.get("loss")
+            self.run.heartbeat_at = utcnow()
             db.session.commit()
+
+    def _record_sample(self, path: Path) -> None:
+        key = run_files.upload_sample(self.run, path)
+        artifacts = dict(self.run.artifacts or {})
+        artifacts["samples"] = [*artifacts.get("samples", []), key]
+        self.run.artifacts = artifacts
+        db.session.commit()
+
+    def _record_checkpoint(self, folder: Path, step: int) -> None:
+        key = run_files.upload_checkpoint(self.run, folder, step)
+        artifacts = dict(self.run.artifacts or {})
+        artifacts["checkpoints"] = {**artifacts.get("checkpoints", {}), str(step): key}
+        self.run.artifacts = artifacts
+        kept = {int(p.name.removeprefix("step-")) for p in folder.parent.glob("step-*")}
+        run_files.forget_rotated_checkpoints(self.run, kept)
+        db.session.commit()
+        self.log(f"checkpoint saved at step {step}")
 
     def should_stop(self) -> bool:
         """True once the person asked to cancel (checked against the DB about once a second)."""
@@ -53,3 +105,39 @@ class RunReporter:
             db.session.refresh(self.run, ["cancel_requested"])
             self._cancelled = self.run.cancel_requested
         return self._cancelled
+
+    def loss_curve(self, max_points: int = 500) -> list[list[float]]:
+        """The loss history, thinned to at most `max_points`, to keep on the run row."""
+        raw = self.redis.lrange(self.keys["loss"], 0, -1)
+        points = [[int(s), float(v)] for s, v in (p.decode().split(":", 1) for p in raw)]
+        stride = max(1, len(points) // max_points)
+        return points[::stride]
+
+
+class Heartbeat:
+    """Marks the run alive every few seconds from a thread, whatever phase training is in."""
+
+    def __init__(self, engine: Engine, run_id: int, interval_s: float) -> None:
+        self._engine, self._run_id, self._interval = engine, run_id, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with self._engine.begin() as connection:
+                    connection.execute(
+                        update(TrainingRun)
+                        .where(TrainingRun.id == self._run_id)
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # a missed beat is retried; the sweeper tolerates several
+                log.warning("run %s: heartbeat write failed", self._run_id, exc_info=True)

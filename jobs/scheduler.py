@@ -19,6 +19,9 @@ def build_scheduler(connection: object) -> CronScheduler:
     scheduler.register(
         maintenance.abort_stale_uploads, "cpu", interval=HOUR, job_timeout=900, result_ttl=HOUR
     )
+    scheduler.register(
+        maintenance.requeue_stale_runs, "cpu", interval=60, job_timeout=300, result_ttl=HOUR
+    )
     return scheduler
 
 

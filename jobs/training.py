@@ -1,118 +1,129 @@
-"""The training task: scratch copy, train, upload, meter, settle. Safe to run twice."""
+"""The training task: scratch copy, train, upload, meter, settle, notify. Safe to run twice.
+
+Each attempt is one metered segment with the key run:<id>:attempt:<n>; a retried write of the
+same segment is ignored, and a segment lost with its worker is recorded uncharged by the
+sweeper (jobs.maintenance.requeue_stale_runs), which also queues the next attempt.
+"""
 
 from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts.models import User
 from app.billing.models import GpuUsage
-from app.datasets.models import DatasetItem
 from app.db_types import utcnow
-from app.extensions import db, get_redis, get_settings, get_storage
+from app.extensions import db, get_redis, get_settings
+from app.mail import send_email
 from app.trainings.models import TrainingRun
+from app.trainings.quota import release_reservation
+from jobs import run_files
 from jobs.context import app_context, job_logger
 from jobs.models import resolve_base_model
-from jobs.progress import RunReporter
+from jobs.progress import Heartbeat, RunReporter
+
+# Engine errors caused by the person's data or settings; anything else is the platform's fault.
+USER_FAULTS = ("ConfigError", "DatasetError")
+PLATFORM_MESSAGE = "The run failed because of a problem on our side. You are not charged for it."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended."""
+
+    status: str
+    error: str | None = None
+    platform_fault: bool = False
 
 
 def run(run_id: int) -> str:
-    """Train run `run_id` on this worker; returns the run's final status."""
+    """Train run `run_id` on this worker; returns the run's status afterwards."""
     with app_context():
         training_run = db.session.get(TrainingRun, run_id)
-        if training_run is None or training_run.is_finished:
-            return "skipped"
+        if training_run is None or training_run.is_finished or training_run.status == "running":
+            return "skipped"  # a duplicate delivery, or another worker holds it
+        if training_run.cancel_requested:
+            finish(training_run, Outcome("cancelled"))
+            return "cancelled"
         training_run.attempts += 1
         training_run.status, training_run.started_at = "running", utcnow()
+        training_run.heartbeat_at = training_run.started_at
         db.session.commit()
         log = job_logger(__name__, f"run {run_id} attempt {training_run.attempts}")
-        scratch = get_settings().scratch_dir / f"run-{run_id}"
-        started, wall_start = utcnow(), time.monotonic()
-        try:
-            status = _train_and_upload(training_run, scratch, log)
-        except Exception as exc:
-            db.session.rollback()
-            log.exception("failed")
-            _finish(training_run, "failed", error=_explain(exc))
-            status = "failed"
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        _meter(training_run, started, time.monotonic() - wall_start)
-        return status
+        reporter = RunReporter(training_run, get_redis())
+        reporter.log(f"attempt {training_run.attempts} started")
+        settings = get_settings()
+        scratch = settings.scratch_dir / f"run-{run_id}"
+        started, clock = training_run.started_at, time.monotonic()
+        with Heartbeat(db.engine, run_id, settings.run_heartbeat_interval_s):
+            try:
+                outcome = _attempt(training_run, reporter, scratch)
+            except Exception as exc:
+                db.session.rollback()
+                log.exception("failed")
+                outcome = _failure(exc)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        meter_segment(training_run, started, time.monotonic() - clock, not outcome.platform_fault)
+        if outcome.error:
+            reporter.log(f"failed: {outcome.error}")
+        training_run.artifacts = {
+            **(training_run.artifacts or {}),
+            "loss_curve": reporter.loss_curve(),
+        }
+        finish(training_run, outcome)
+        log.info("finished: %s", outcome.status)
+        return outcome.status
 
 
-def _train_and_upload(training_run: TrainingRun, scratch: Path, log: object) -> str:
+def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) -> Outcome:
     from training import TrainingConfig, train
 
-    settings = get_settings()
     data_dir, out_dir = scratch / "data", scratch / "out"
-    _copy_dataset(training_run, data_dir)
+    count = run_files.copy_dataset(training_run, data_dir)
+    reporter.log(f"copied {count} dataset files to the worker")
+    resumed = run_files.restore_latest_checkpoint(training_run, out_dir)
+    if resumed is not None:
+        reporter.log(f"resuming from the checkpoint at step {resumed}")
     config = TrainingConfig.from_dict(
         {
             **training_run.config,
-            "base_model": resolve_base_model(settings, training_run.family),
+            "base_model": resolve_base_model(get_settings(), training_run.family),
             "output_name": f"attune-run-{training_run.id}",
         }
     )
-    reporter = RunReporter(training_run, get_redis())
     result = train(config, data_dir, out_dir, reporter.on_progress, reporter.should_stop)
-    training_run.artifacts = _upload_outputs(training_run, result)
+    training_run.artifacts = run_files.upload_outputs(training_run, result)
     training_run.step, training_run.loss = result.steps_done, result.final_loss
-    status = "cancelled" if result.stopped else "succeeded"
-    _finish(training_run, status)
-    return status
+    for skipped in result.skipped:
+        reporter.log(f"skipped {skipped.file}: {skipped.reason}")
+    return Outcome("cancelled" if result.stopped else "succeeded")
 
 
-def _copy_dataset(training_run: TrainingRun, data_dir: Path) -> None:
-    """Download the ready items, each as <id><ext> with its caption beside it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    storage = get_storage()
-    items = db.session.query(DatasetItem).filter_by(
-        dataset_id=training_run.dataset_id, status="ready"
-    )
-    for item in items:
-        stem = data_dir / f"item-{item.id}"
-        suffix = Path(item.storage_key).suffix
-        storage.download_file(item.storage_key, stem.with_suffix(suffix))
-        if item.caption:
-            stem.with_suffix(".txt").write_text(item.caption, encoding="utf-8")
+def _failure(exc: Exception) -> Outcome:
+    """A person-readable outcome for an exception: the engine's words, or a generic apology."""
+    name = type(exc).__name__
+    if not type(exc).__module__.startswith("training"):
+        return Outcome("failed", PLATFORM_MESSAGE, platform_fault=True)
+    if name == "TrainingOutOfMemory":
+        return Outcome("failed", f"{exc} You are not charged for this run.", platform_fault=True)
+    return Outcome("failed", str(exc), platform_fault=name not in USER_FAULTS)
 
 
-def _upload_outputs(training_run: TrainingRun, result: object) -> dict[str, object]:
-    """Put the LoRA files and samples under the run's prefix and return their keys."""
-    storage, prefix = get_storage(), training_run.storage_prefix()
-    artifacts: dict[str, object] = {}
-    for kind, path in (("lora", result.lora_path), ("comfyui", result.comfyui_path)):  # type: ignore[attr-defined]
-        if path:
-            key = f"{prefix}lora/{Path(path).name}"
-            storage.upload_file(key, Path(path), "application/octet-stream")
-            artifacts[kind] = key
-    samples = []
-    for path in result.samples:  # type: ignore[attr-defined]
-        key = f"{prefix}samples/{Path(path).name}"
-        storage.upload_file(key, Path(path), "image/png")
-        samples.append(key)
-    artifacts["samples"] = samples
-    return artifacts
-
-
-def _finish(training_run: TrainingRun, status: str, error: str | None = None) -> None:
-    training_run.status, training_run.error = status, error
-    training_run.finished_at = utcnow()
-    db.session.commit()
-
-
-def _meter(training_run: TrainingRun, started: datetime, seconds: float) -> None:
-    """Write this attempt's GPU time once; a retried write with the same key is ignored."""
+def meter_segment(run: TrainingRun, started: datetime, seconds: float, charged: bool) -> bool:
+    """Record one attempt's GPU time once; returns False when it was already recorded."""
     usage = GpuUsage(
-        user_id=training_run.user_id,
-        run_id=training_run.id,
-        segment_key=f"run:{training_run.id}:attempt:{training_run.attempts}",
+        user_id=run.user_id,
+        run_id=run.id,
+        segment_key=f"run:{run.id}:attempt:{run.attempts}",
+        kind="training",
         gpu_seconds=round(seconds, 3),
-        charged=not training_run.platform_fault,
+        charged=charged,
         started_at=started,
         ended_at=utcnow(),
     )
@@ -121,13 +132,39 @@ def _meter(training_run: TrainingRun, started: datetime, seconds: float) -> None
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return
-    training_run.used_gpu_seconds = seconds
+        return False
+    if charged:
+        run.used_gpu_seconds = (run.used_gpu_seconds or 0.0) + seconds
+        db.session.commit()
+    return True
+
+
+def finish(run: TrainingRun, outcome: Outcome) -> None:
+    """Record the end state, give the reservation back and tell the owner."""
+    run.status, run.error, run.platform_fault = (
+        outcome.status,
+        outcome.error,
+        outcome.platform_fault,
+    )
+    run.finished_at = utcnow()
     db.session.commit()
+    release_reservation(run)
+    notify_owner(run)
 
 
-def _explain(exc: Exception) -> str:
-    """A message for the person: the engine's own words for its errors, a generic one else."""
-    if type(exc).__module__.startswith("training"):
-        return str(exc)
-    return "The run failed because of an internal error. You are not charged for it."
+def notify_owner(run: TrainingRun) -> None:
+    """E-mail the owner that the run ended; a mail failure never fails the run."""
+    user = db.session.get(User, run.user_id)
+    if user is None or run.status == "cancelled":
+        return
+    link = f"{get_settings().base_url}/runs/{run.id}"
+    if run.status == "succeeded":
+        subject = f"Your LoRA “{run.name}” is ready"
+        body = f"Training finished after {run.step} steps. Download it here:\n{link}\n"
+    else:
+        subject = f"Your training run “{run.name}” failed"
+        body = f"{run.error}\n\nDetails: {link}\n"
+    try:
+        send_email(user.email, subject, body)
+    except Exception:
+        job_logger(__name__, f"run {run.id}").warning("could not send the e-mail", exc_info=True)

@@ -135,3 +135,30 @@ def csrf_token(html: str) -> str:
     )
     assert match, "page has no CSRF token"
     return match.group(1)
+
+
+def activate_plan(app: Flask, email: str, plan: str = "pro", days_left: int = 29) -> None:
+    """Give the account an active subscription, as a completed checkout would."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.accounts.models import User
+    from app.billing.models import Subscription
+    from app.db_types import utcnow
+    from app.extensions import db
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        assert user is not None, email
+        now = utcnow()
+        db.session.add(
+            Subscription(
+                user_id=user.id,
+                plan=plan,
+                status="active",
+                current_period_start=now - timedelta(days=30 - days_left),
+                current_period_end=now + timedelta(days=days_left),
+            )
+        )
+        db.session.commit()

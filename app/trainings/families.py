@@ -24,16 +24,15 @@ class FamilyInfo:
     startup_seconds: int
 
 
+# label, media, default/min/max resolution, multiple, s/step on its GPU class, start-up s
 FAMILIES: dict[str, FamilyInfo] = {
     info.name: info
     for info in (
-        FamilyInfo("tiny-sd", "Tiny SD (CPU demo)", "image", 64, 32, 256, 8, 0.5, 20),
+        FamilyInfo("tiny-sd", "Tiny SD (CPU demo)", "image", 64, 32, 512, 16, 0.5, 20),
         FamilyInfo("sd15", "Stable Diffusion 1.5", "image", 512, 256, 1024, 64, 0.25, 90),
-        FamilyInfo("sdxl", "Stable Diffusion XL", "image", 1024, 512, 1536, 64, 0.55, 150),
-        FamilyInfo("flux-dev", "FLUX.1 [dev]", "image", 1024, 512, 1536, 64, 0.45, 240),
-        FamilyInfo(
-            "wan21-t2v-1.3b", "Wan 2.1 T2V 1.3B (video)", "video", 480, 256, 832, 32, 1.4, 240
-        ),
+        FamilyInfo("sdxl", "Stable Diffusion XL", "image", 1024, 256, 2048, 64, 0.55, 150),
+        FamilyInfo("flux-dev", "FLUX.1 [dev]", "image", 1024, 256, 1536, 16, 0.45, 240),
+        FamilyInfo("wan21-t2v-1.3b", "Wan 2.1 T2V 1.3B", "video", 480, 256, 720, 16, 1.4, 240),
     )
 }
 

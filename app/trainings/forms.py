@@ -1,21 +1,38 @@
-"""The new-run form."""
+"""The new-run form. Numbers arrive as text and are checked by app.trainings.params."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from app.trainings.params import FIELDS
 
 
 class NewRunForm(FlaskForm):
-    """Dataset, base model and the main training parameters, each within its range."""
+    """Dataset, base model, preset and the advanced parameters (empty = the preset's value)."""
 
     name = StringField("Run name", validators=[Optional(), Length(max=120)])
     dataset_id = SelectField("Dataset", coerce=int, validators=[DataRequired()])
     family = SelectField("Base model", validators=[DataRequired()])
-    steps = IntegerField("Steps", default=50, validators=[NumberRange(1, 20000)])
-    rank = IntegerField("LoRA rank", default=8, validators=[NumberRange(1, 256)])
-    learning_rate = DecimalField(
-        "Learning rate", default=1e-4, places=None, validators=[NumberRange(1e-7, 1e-2)]
-    )
-    resolution = IntegerField("Resolution", validators=[Optional(), NumberRange(32, 2048)])
+    preset = SelectField("Preset", validators=[DataRequired()])
+    steps = StringField(FIELDS["steps"].label)
+    rank = StringField(FIELDS["rank"].label)
+    alpha = StringField(FIELDS["alpha"].label)
+    learning_rate = StringField(FIELDS["learning_rate"].label)
+    resolution = StringField("Resolution")
+    batch_size = StringField(FIELDS["batch_size"].label)
+    seed = StringField(FIELDS["seed"].label)
+    caption_dropout = StringField(FIELDS["caption_dropout"].label)
+    checkpoint_every = StringField(FIELDS["checkpoint_every"].label)
+    sample_every = StringField(FIELDS["sample_every"].label)
+    sample_prompts = TextAreaField("Sample prompts (one per line)")
+
+    ADVANCED = (
+        "steps", "rank", "alpha", "learning_rate", "resolution", "batch_size", "seed",
+        "caption_dropout", "checkpoint_every", "sample_every", "sample_prompts",
+    )  # fmt: skip
+
+    def params(self) -> dict[str, object]:
+        """The advanced fields as sent."""
+        return {name: getattr(self, name).data for name in self.ADVANCED}

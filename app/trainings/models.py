@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, func
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db_types import UTCDateTime, utcnow
@@ -43,6 +43,14 @@ class TrainingRun(db.Model):
     reserved_gpu_seconds: Mapped[int] = mapped_column(default=0)
     used_gpu_seconds: Mapped[float] = mapped_column(default=0.0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # The run this one continues from (its last checkpoint), or was duplicated from.
+    parent_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="SET NULL")
+    )
+    # Quota period the reservation was taken from; the reservation is released exactly once.
+    period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reservation_open: Mapped[bool] = mapped_column(default=False)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     artifacts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now()
@@ -58,3 +66,47 @@ class TrainingRun(db.Model):
     def storage_prefix(self) -> str:
         """Where this run's objects live; built on the server only."""
         return f"users/{self.user_id}/runs/{self.id}/"
+
+
+class QuotaPeriod(db.Model):
+    """Per person and billing period: GPU seconds reserved by unfinished runs, and their count.
+
+    Starting a run is one conditional UPDATE of this row, so starts racing for the last
+    minutes or the last concurrent slot serialise on it and cannot both win.
+    """
+
+    __tablename__ = "quota_periods"
+    __table_args__ = (UniqueConstraint("user_id", "period_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    reserved_seconds: Mapped[int] = mapped_column(default=0)
+    active_runs: Mapped[int] = mapped_column(default=0)
+
+
+class Generation(db.Model):
+    """A "try it" request: prompts rendered with a run's LoRA, stored as generated media."""
+
+    __tablename__ = "generations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="SET NULL"), index=True
+    )
+    prompt: Mapped[str] = mapped_column(Text)
+    strength: Mapped[float]
+    seed: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    media_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    gpu_seconds: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def storage_prefix(self) -> str:
+        """Generated media live under the person's media prefix."""
+        return f"users/{self.user_id}/media/generations/{self.id}/"

@@ -1,8 +1,10 @@
-"""Run pages: start, watch, cancel, download."""
+"""Run pages and JSON: start, estimate, watch, cancel, continue, download."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -10,6 +12,7 @@ from app.datasets.services import get_dataset, list_datasets
 from app.trainings import services
 from app.trainings.families import FAMILIES
 from app.trainings.forms import NewRunForm
+from app.trainings.presets import PRESETS, preset_defaults
 
 bp = Blueprint("trainings", __name__)
 
@@ -21,30 +24,105 @@ def index() -> str:
     return render_template("trainings/index.html", runs=services.list_runs(current_user))
 
 
+def _new_form() -> NewRunForm:
+    form = NewRunForm()
+    form.dataset_id.choices = [(d.id, d.name) for d in list_datasets(current_user)]
+    form.family.choices = [(n, FAMILIES[n].label) for n in services.allowed_families(current_user)]
+    form.preset.choices = list(PRESETS.items())
+    return form
+
+
 @bp.route("/runs/new", methods=["GET", "POST"])
 @login_required
 def new() -> Response | tuple[str, int]:
-    """The new-run form; on success the run is queued and the run page opens."""
-    form = NewRunForm()
-    form.dataset_id.choices = [(d.id, d.name) for d in list_datasets(current_user)]
-    form.family.choices = [(n, FAMILIES[n].label) for n in services.allowed_families()]
-    if form.validate_on_submit():
+    """The new-run form; on success the run is queued and its page opens."""
+    form = _new_form()
+    if request.method == "GET":
+        _prefill(form)
+    elif form.validate_on_submit():
         try:
             dataset = get_dataset(current_user, form.dataset_id.data)
-            run = services.start_run(current_user, dataset, form.family.data or "", form.data)
+            run = services.start_run(
+                current_user, dataset, form.family.data or "", form.preset.data or "",
+                form.params(), form.name.data or "",
+            )  # fmt: skip
+        except services.ParamsError as exc:
+            for field, message in exc.errors.items():
+                getattr(form, field).errors = [*getattr(form, field).errors, message]
         except services.RunError as exc:
             form.form_errors.append(str(exc))
         else:
             flash("Your run is queued.", "success")
             return redirect(url_for("trainings.show", run_id=run.id))
-    status = 422 if form.errors or form.form_errors else 200
-    return render_template("trainings/new.html", form=form), status
+    status = 400 if form.errors or form.form_errors else 200
+    return render_template("trainings/new.html", form=form, presets=_preset_table()), status
+
+
+def _prefill(form: NewRunForm) -> None:
+    """Duplicate-with-edits: ?from=<run id> copies that run's choices into the form."""
+    source = request.args.get("from", type=int)
+    if source is None:
+        form.dataset_id.data = request.args.get("dataset", type=int)
+        return
+    run = services.get_run(current_user, source)
+    form.dataset_id.data, form.family.data, form.preset.data = (
+        run.dataset_id,
+        run.family,
+        run.preset,
+    )
+    form.name.data = f"{run.name} (copy)"
+    for name in NewRunForm.ADVANCED:
+        value = run.config.get(name)
+        if value is not None:
+            getattr(form, name).data = "\n".join(value) if isinstance(value, list) else str(value)
+
+
+def _preset_table() -> dict[str, dict[str, dict[str, Any]]]:
+    """Each family's preset defaults, for the form's script to fill in."""
+    from app.trainings.presets import presets_for
+
+    return {
+        family: {preset: preset_defaults(preset, family) for preset in presets_for(family)}
+        for family in services.allowed_families(current_user)
+    }
+
+
+@bp.route("/api/runs", methods=["POST"])
+@login_required
+def api_start() -> tuple[Response, int]:
+    """Start a run from JSON: {dataset_id, family, preset, name?, params: {...}}."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error="Send a JSON object."), 400
+    dataset_id, params = body.get("dataset_id"), body.get("params", {})
+    if not isinstance(dataset_id, int) or not isinstance(params, dict):
+        return jsonify(error="dataset_id (number) and params (object) are required."), 400
+    try:
+        run = services.start_run(
+            current_user, get_dataset(current_user, dataset_id), str(body.get("family", "")),
+            str(body.get("preset", "character")), params, str(body.get("name", "")),
+        )  # fmt: skip
+    except services.ParamsError as exc:
+        return jsonify(error=str(exc), errors=exc.errors), 400
+    except services.RunError as exc:
+        return jsonify(error=str(exc)), 409
+    return jsonify(services.live_progress(run)), 201
+
+
+@bp.route("/api/runs/estimate")
+@login_required
+def api_estimate() -> tuple[Response, int]:
+    """Estimated GPU seconds for a family and step count, and what they leave of the quota."""
+    family, steps = request.args.get("family", ""), request.args.get("steps", type=int)
+    if family not in FAMILIES or steps is None or not 1 <= steps <= 20_000:
+        return jsonify(error="Give a known family and steps between 1 and 20000."), 400
+    return jsonify(services.estimate(current_user, family, steps)), 200
 
 
 @bp.route("/runs/<int:run_id>")
 @login_required
 def show(run_id: int) -> str:
-    """A run's status, progress and downloads."""
+    """A run's status, progress, samples, log and downloads."""
     run = services.get_run(current_user, run_id)
     return render_template("trainings/show.html", run=run, progress=services.live_progress(run))
 
@@ -66,13 +144,35 @@ def cancel(run_id: int) -> Response:
     except services.RunError as exc:
         flash(str(exc), "error")
     else:
-        flash("Cancelling: the run stops at its next step.", "info")
+        flash("Cancelling: the run stops within seconds and keeps its last checkpoint.", "info")
+    return redirect(url_for("trainings.show", run_id=run.id))
+
+
+@bp.route("/runs/<int:run_id>/continue", methods=["POST"])
+@login_required
+def continue_(run_id: int) -> Response:
+    """Train a finished run for more steps, from its last checkpoint."""
+    run = services.get_run(current_user, run_id)
+    try:
+        extra = int(request.form.get("extra_steps", ""))
+        new_run = services.continue_run(current_user, run, extra)
+    except ValueError:
+        flash("Give the number of extra steps as a whole number.", "error")
+    except services.ParamsError as exc:
+        flash(" ".join(exc.errors.values()), "error")
+    except services.RunError as exc:
+        flash(str(exc), "error")
+    else:
+        return redirect(url_for("trainings.show", run_id=new_run.id))
     return redirect(url_for("trainings.show", run_id=run.id))
 
 
 @bp.route("/runs/<int:run_id>/download/<kind>")
+@bp.route("/runs/<int:run_id>/download/<kind>/<name>")
 @login_required
-def download(run_id: int, kind: str) -> Response:
+def download(run_id: int, kind: str, name: str | None = None) -> Response:
     """Redirect to a short-lived attachment URL, after the ownership check."""
     run = services.get_run(current_user, run_id)
-    return redirect(services.download_url(run, kind))
+    if kind not in ("lora", "comfyui", "checkpoint", "sample"):
+        abort(404)
+    return redirect(services.download_url(run, kind, name))

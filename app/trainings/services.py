@@ -1,13 +1,15 @@
-"""Run rules: validate, start, cancel, report progress, hand out downloads."""
+"""Run rules: validate, reserve quota and start, cancel, continue, report, hand out files."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.accounts.models import User
+from app.billing.plans import Plan
+from app.billing.services import active_plan
 from app.datasets.models import Dataset
 from app.datasets.services import item_counts
 from app.db_types import utcnow
@@ -15,14 +17,33 @@ from app.errors import NotFound
 from app.extensions import db, get_redis, get_settings, get_storage
 from app.queues import enqueue_task, get_queue, queue_for_family
 from app.trainings.families import FAMILIES, estimate_gpu_seconds
-from app.trainings.models import TrainingRun
+from app.trainings.models import FINISHED_STATUSES, TrainingRun
+from app.trainings.params import validate_params
+from app.trainings.presets import preset_defaults, presets_for
+from app.trainings.quota import (
+    QuotaError,
+    current_period,
+    release_reservation,
+    reserve_gpu_quota,
+    reserved_gpu_seconds,
+    used_gpu_seconds,
+)
 
 PROGRESS_KEY = "attune:run:{run_id}:progress"
-DOWNLOADABLE = ("lora", "comfyui")
+LOSS_KEY = "attune:run:{run_id}:loss"
+LOG_KEY = "attune:run:{run_id}:log"
 
 
 class RunError(Exception):
     """A run rule was broken; the message is for the person."""
+
+
+class ParamsError(RunError):
+    """Some parameters are out of range; `errors` maps each field to its message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("Some settings need another look.")
+        self.errors = errors
 
 
 def list_runs(user: User) -> list[TrainingRun]:
@@ -41,90 +62,217 @@ def get_run(user: User, run_id: int) -> TrainingRun:
     return run
 
 
-def allowed_families() -> list[str]:
-    """Families this deployment offers."""
-    return [name for name in get_settings().enabled_families if name in FAMILIES]
+def allowed_families(user: User) -> list[str]:
+    """Families this deployment offers that the person's plan includes (all, without a plan)."""
+    plan = active_plan(user)
+    enabled = [name for name in get_settings().enabled_families if name in FAMILIES]
+    return [name for name in enabled if plan is None or name in plan.families]
 
 
-def start_run(user: User, dataset: Dataset, family: str, params: dict[str, Any]) -> TrainingRun:
-    """Validate, record the run as queued and enqueue it on its family's GPU queue."""
-    if family not in allowed_families():
-        raise RunError("That base model is not available.")
+def estimate(user: User, family: str, steps: int) -> dict[str, Any]:
+    """GPU time the run should take and what it leaves of this period's quota."""
+    plan = active_plan(user)
+    seconds = estimate_gpu_seconds(family, steps)
+    if plan is None:
+        return {"gpu_seconds": seconds, "left_seconds": None, "allowance_seconds": None}
+    start, end = current_period(user)
+    left = plan.gpu_seconds - used_gpu_seconds(user.id, start, end)
+    left -= reserved_gpu_seconds(user.id, start)
+    return {
+        "gpu_seconds": seconds,
+        "left_seconds": int(left),
+        "left_after_seconds": int(left - seconds),
+        "allowance_seconds": plan.gpu_seconds,
+        "overage": plan.overage,
+    }
+
+
+def build_config(
+    dataset: Dataset, family: str, preset: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The engine configuration: preset defaults, then the person's edits, then the dataset's."""
+    if preset not in presets_for(family):
+        raise ParamsError({"preset": f"Choose one of: {', '.join(presets_for(family))}."})
+    values, errors = validate_params(family, params)
+    if errors:
+        raise ParamsError(errors)
+    config = {"family": family, **preset_defaults(preset, family), **values}
+    config["trigger_word"] = dataset.trigger_word or ""
+    if dataset.caption_template:
+        config["caption_template"] = dataset.caption_template
+    if not config.get("sample_prompts"):
+        subject = dataset.trigger_word or "the subject"
+        config["sample_prompts"] = [f"a photo of {subject}"]
+    return config
+
+
+def start_run(
+    user: User,
+    dataset: Dataset,
+    family: str,
+    preset: str,
+    params: dict[str, Any],
+    name: str = "",
+    parent: TrainingRun | None = None,
+) -> TrainingRun:
+    """Check the plan, reserve the estimate, record the run and queue it on its GPU class."""
+    plan = _plan_for_start(user, family)
     if item_counts(dataset).get("ready", 0) == 0:
         raise RunError("The dataset has no ready images yet. Upload some and wait for them.")
-    info = FAMILIES[family]
-    resolution = params.get("resolution") or info.default_resolution
-    if not info.min_resolution <= resolution <= info.max_resolution:
-        raise RunError(
-            f"Resolution must be between {info.min_resolution} and {info.max_resolution} "
-            f"for {info.label}."
-        )
-    steps = int(params["steps"])
-    config = {
-        "family": family,
-        "steps": steps,
-        "rank": int(params["rank"]),
-        "learning_rate": float(params["learning_rate"]),
-        "resolution": resolution,
-        "trigger_word": dataset.trigger_word or "",
-    }
+    config = build_config(dataset, family, preset, params)
     run = TrainingRun(
         user_id=user.id,
         dataset_id=dataset.id,
-        name=(params.get("name") or f"{dataset.name} · {info.label}")[:120],
+        name=(name.strip() or f"{dataset.name} · {FAMILIES[family].label}")[:120],
         family=family,
+        preset=preset,
         config=config,
-        total_steps=steps,
+        total_steps=config["steps"],
         queue=queue_for_family(family),
-        reserved_gpu_seconds=estimate_gpu_seconds(family, steps),
+        parent_run_id=parent.id if parent else None,
     )
     db.session.add(run)
+    db.session.flush()
+    try:
+        reserve_gpu_quota(run, user, plan, estimate_gpu_seconds(family, config["steps"]))
+    except QuotaError as exc:
+        raise RunError(str(exc)) from exc
     db.session.commit()
+    try:
+        _enqueue(run)
+    except Exception as exc:
+        release_reservation(run)
+        db.session.delete(run)
+        db.session.commit()
+        raise RunError("The training queue is unavailable. Please try again in a minute.") from exc
+    return run
+
+
+def _plan_for_start(user: User, family: str) -> Plan:
+    plan = active_plan(user)
+    if plan is None:
+        raise RunError("Starting a run needs an active plan. Choose one on the billing page.")
+    if family not in allowed_families(user):
+        raise ParamsError({"family": "That base model is not part of your plan."})
+    return plan
+
+
+def _enqueue(run: TrainingRun) -> None:
+    """Queue the run's next attempt on its GPU class's queue."""
     job = enqueue_task(
         "jobs.training.run",
         run.id,
         queue=run.queue,
         timeout_s=get_settings().training_job_timeout_s,
-        job_id=f"run-{run.id}-1",
+        job_id=f"run-{run.id}-{run.attempts + 1}",
+        description=f"training run {run.id}",
     )
     run.job_id = job.id
     db.session.commit()
-    return run
+
+
+def requeue_run(run: TrainingRun) -> None:
+    """Queue the run's next attempt after its worker or its job was lost."""
+    run.status = "queued"
+    db.session.commit()
+    _enqueue(run)
 
 
 def cancel_run(run: TrainingRun) -> None:
-    """Stop a run: a queued one at once, a running one at its next step."""
+    """Stop a run: a queued one at once, a running one at its next step (within seconds)."""
     if run.is_finished:
         raise RunError("This run has already finished.")
     run.cancel_requested = True
     if run.status == "queued":
         if run.job_id:
             get_queue(run.queue).remove(run.job_id)
-        run.status = "cancelled"
-        run.finished_at = utcnow()
+        run.status, run.finished_at = "cancelled", utcnow()
+        db.session.commit()
+        release_reservation(run)
+        return
     db.session.commit()
 
 
+def continue_run(user: User, run: TrainingRun, extra_steps: int) -> TrainingRun:
+    """A new run that resumes from this one's last checkpoint and trains `extra_steps` more."""
+    if run.status != "succeeded":
+        raise RunError("Only a finished run can be continued.")
+    if not 1 <= extra_steps <= 20_000:
+        raise ParamsError({"extra_steps": "Add between 1 and 20000 steps."})
+    dataset = db.session.get(Dataset, run.dataset_id) if run.dataset_id else None
+    if dataset is None:
+        raise RunError("The dataset of this run was deleted, so it cannot be continued.")
+    params = {**run.config, "steps": run.config["steps"] + extra_steps}
+    name = f"{run.name} (+{extra_steps} steps)"
+    return start_run(user, dataset, run.family, run.preset or "character", params, name, run)
+
+
+def queue_position(run: TrainingRun) -> int | None:
+    """1 for the next job to start on its queue; None once it left the queue."""
+    if run.status != "queued" or not run.job_id:
+        return None
+    position = get_queue(run.queue).get_job_position(run.job_id)
+    return None if position is None else position + 1
+
+
 def live_progress(run: TrainingRun) -> dict[str, Any]:
-    """The latest progress the worker published, falling back to the database row."""
-    raw = get_redis().get(PROGRESS_KEY.format(run_id=run.id))
+    """Status, step, loss curve, ETA, log tail, samples and downloads for the run page."""
+    redis = get_redis()
+    raw = redis.get(PROGRESS_KEY.format(run_id=run.id))
     live = json.loads(raw) if raw else {}
+    curve = [_point(p) for p in redis.lrange(LOSS_KEY.format(run_id=run.id), 0, -1)]
+    artifacts = run.artifacts or {}
     return {
         "id": run.id,
         "status": run.status,
         "step": max(run.step, live.get("step", 0)),
         "total_steps": run.total_steps,
         "loss": live.get("loss", run.loss),
-        "eta_seconds": live.get("eta_seconds"),
+        "eta_seconds": None if run.is_finished else live.get("eta_seconds"),
+        "queue_position": queue_position(run),
+        "loss_curve": curve or artifacts.get("loss_curve", []),
+        "log": [line.decode() for line in redis.lrange(LOG_KEY.format(run_id=run.id), -50, -1)],
         "error": run.error,
-        "downloads": [kind for kind in DOWNLOADABLE if kind in (run.artifacts or {})],
+        "platform_fault": run.platform_fault,
+        "used_gpu_seconds": round(run.used_gpu_seconds, 1),
+        "samples": [key.rsplit("/", 1)[-1] for key in artifacts.get("samples", [])],
+        "checkpoints": [int(step) for step in artifacts.get("checkpoints", {})],
+        "downloads": [kind for kind in ("lora", "comfyui") if kind in artifacts],
     }
 
 
-def download_url(run: TrainingRun, kind: str) -> str:
-    """A short-lived attachment URL for one of the run's files."""
-    key = (run.artifacts or {}).get(kind)
-    if kind not in DOWNLOADABLE or not key:
+def _point(raw: bytes) -> list[float]:
+    step, loss = raw.decode().split(":", 1)
+    return [int(step), float(loss)]
+
+
+def download_url(run: TrainingRun, kind: str, name: str | None = None) -> str:
+    """A short-lived attachment URL for one of the run's files, after the ownership check."""
+    key = _artifact_key(run, kind, name)
+    if not key:
         raise NotFound(f"{kind} of run {run.id}")
-    filename = key.rsplit("/", 1)[-1]
+    filename = f"run-{run.id}-" + key.rsplit("/", 1)[-1]
+    if kind in ("lora", "comfyui"):
+        filename = key.rsplit("/", 1)[-1]
     return get_storage().presign_download(key, get_settings().download_url_expiry_s, filename)
+
+
+def _artifact_key(run: TrainingRun, kind: str, name: str | None) -> str | None:
+    artifacts = run.artifacts or {}
+    if kind in ("lora", "comfyui"):
+        return artifacts.get(kind)
+    if kind == "checkpoint" and name:
+        return (artifacts.get("checkpoints") or {}).get(
+            name.removeprefix("step-").lstrip("0") or "0"
+        )
+    if kind == "sample" and name:
+        return next((k for k in artifacts.get("samples", []) if k.endswith("/" + name)), None)
+    return None
+
+
+def active_run_count(user: User) -> int:
+    """Runs of the person that are queued or running."""
+    query = select(func.count()).where(
+        TrainingRun.user_id == user.id, TrainingRun.status.not_in(FINISHED_STATUSES)
+    )
+    return int(db.session.scalar(query) or 0)

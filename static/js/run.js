@@ -1,26 +1,67 @@
-// Polls the run's status and updates the page until the run finishes.
+// Polls the run's status and updates progress, loss chart, log and samples until it ends.
 (function () {
   "use strict";
   const root = document.getElementById("run");
   if (!root) return;
-  const field = (name) => root.querySelector('[data-field="' + name + '"]');
+  const field = (name) => document.querySelector('[data-field="' + name + '"]');
   const finished = ["succeeded", "failed", "cancelled"];
+  const svgNS = "http://www.w3.org/2000/svg";
+  let shownSamples = null;
+
+  function drawChart(points) {
+    const svg = field("chart");
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    if (points.length < 2) return;
+    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+    const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const sx = (x) => 10 + ((x - x0) / Math.max(x1 - x0, 1)) * 580;
+    const sy = (y) => 150 - ((y - y0) / Math.max(y1 - y0, 1e-9)) * 140;
+    const line = document.createElementNS(svgNS, "polyline");
+    line.setAttribute("points", points.map((p) => sx(p[0]) + "," + sy(p[1])).join(" "));
+    line.setAttribute("class", "loss-line");
+    svg.appendChild(line);
+  }
+
+  function showSamples(names) {
+    if (shownSamples === names.length) return;
+    shownSamples = names.length;
+    const box = field("samples");
+    box.replaceChildren(...names.slice(-8).map((name) => {
+      const img = document.createElement("img");
+      img.src = root.dataset.sampleUrl.replace("NAME", encodeURIComponent(name));
+      img.alt = "Sample " + name;
+      img.width = 192; img.height = 192;
+      return img;
+    }));
+  }
 
   async function poll() {
-    const response = await fetch(root.dataset.statusUrl, { credentials: "same-origin" });
-    if (!response.ok) return setTimeout(poll, 5000);
-    const run = await response.json();
+    let run;
+    try {
+      const response = await fetch(root.dataset.statusUrl, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(String(response.status));
+      run = await response.json();
+    } catch (err) { return setTimeout(poll, 5000); }
     field("status").textContent = run.status;
     field("status").className = "badge badge-" + run.status;
+    field("queue").textContent = run.queue_position ? "· position " + run.queue_position + " in the queue" : "";
     field("step").textContent = run.step;
     field("loss").textContent = run.loss == null ? "—" : run.loss.toFixed(4);
     field("eta").textContent = run.eta_seconds == null ? "—" : Math.round(run.eta_seconds) + " s";
+    field("gpu").textContent = run.used_gpu_seconds;
+    field("log").textContent = run.log.join("\n");
     root.querySelector("progress").value = run.step;
+    drawChart(run.loss_curve);
+    if (run.samples.length) showSamples(run.samples);
     if (finished.includes(run.status)) {
-      if (run.downloads.length && !field("downloads").children.length) window.location.reload();
+      if (!document.body.dataset.reloaded && (run.downloads.length || run.error)) {
+        document.body.dataset.reloaded = "1";
+        window.location.reload();
+      }
       return;
     }
-    setTimeout(poll, 2000);
+    setTimeout(poll, 1500);
   }
   poll();
 })();

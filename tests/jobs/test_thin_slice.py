@@ -11,6 +11,7 @@ import requests
 from PIL import Image
 from safetensors import safe_open
 
+from tests.conftest import activate_plan
 from tests.jobs.conftest import LiveService
 
 PASSWORD = "correct horse battery staple"
@@ -68,6 +69,7 @@ def test_upload_train_download_over_http(live_service: LiveService, tmp_path: Pa
               "password": PASSWORD, "adult": "y"},
     )  # fmt: skip
     assert signed_up.url.endswith("/dashboard")
+    activate_plan(live_service.app, "ada@example.com")
 
     page = session.get(f"{base}/datasets").text
     created = session.post(
@@ -94,7 +96,8 @@ def test_upload_train_download_over_http(live_service: LiveService, tmp_path: Pa
     started = session.post(
         f"{base}/runs/new",
         data={"csrf_token": _token(page), "dataset_id": dataset_id, "family": "tiny-sd",
-              "steps": 4, "rank": 4, "learning_rate": "0.0005", "resolution": 64},
+              "preset": "character", "steps": 4, "rank": 4, "learning_rate": "0.0005",
+              "resolution": 64, "checkpoint_every": 2, "sample_every": 2},
     )  # fmt: skip
     assert "/runs/" in started.url, started.text[-2000:]
     run_id = int(started.url.rsplit("/", 1)[-1])

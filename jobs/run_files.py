@@ -1,0 +1,93 @@
+"""A run's files between scratch and storage: dataset in, checkpoints both ways, outputs out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.datasets.models import DatasetItem
+from app.extensions import db, get_storage
+from app.trainings.models import TrainingRun
+
+CHECKPOINTS = "checkpoints"
+
+
+def copy_dataset(run: TrainingRun, data_dir: Path) -> int:
+    """Download the ready items as item-<id><ext>, each caption beside it; returns the count."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    storage, count = get_storage(), 0
+    items = db.session.query(DatasetItem).filter_by(dataset_id=run.dataset_id, status="ready")
+    for item in items:
+        stem = data_dir / f"item-{item.id}"
+        storage.download_file(item.storage_key, stem.with_suffix(Path(item.storage_key).suffix))
+        if item.caption:
+            stem.with_suffix(".txt").write_text(item.caption, encoding="utf-8")
+        count += 1
+    return count
+
+
+def checkpoint_prefix(run: TrainingRun, step: int) -> str:
+    """Storage prefix of one checkpoint folder of the run."""
+    return f"{run.storage_prefix()}{CHECKPOINTS}/step-{step:06d}/"
+
+
+def upload_checkpoint(run: TrainingRun, folder: Path, step: int) -> str:
+    """Upload a checkpoint folder; returns the key of its LoRA weights file."""
+    storage, prefix = get_storage(), checkpoint_prefix(run, step)
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            storage.upload_file(prefix + path.name, path, "application/octet-stream")
+    return prefix + "lora.safetensors"
+
+
+def restore_latest_checkpoint(run: TrainingRun, out_dir: Path) -> int | None:
+    """Download the newest stored checkpoint of this run (else of its parent) into out_dir."""
+    source = run
+    checkpoints = _checkpoint_steps(run)
+    if not checkpoints and run.parent_run_id:
+        parent = db.session.get(TrainingRun, run.parent_run_id)
+        if parent is not None:
+            source, checkpoints = parent, _checkpoint_steps(parent)
+    if not checkpoints:
+        return None
+    step = max(checkpoints)
+    storage, prefix = get_storage(), checkpoint_prefix(source, step)
+    target = out_dir / CHECKPOINTS / f"step-{step:06d}"
+    target.mkdir(parents=True, exist_ok=True)
+    for info in storage.list(prefix):
+        storage.download_file(info.key, target / info.key.rsplit("/", 1)[-1])
+    return step
+
+
+def forget_rotated_checkpoints(run: TrainingRun, kept_steps: set[int]) -> None:
+    """Delete stored checkpoints the trainer rotated away locally."""
+    artifacts = dict(run.artifacts or {})
+    stored = dict(artifacts.get("checkpoints", {}))
+    for step in [int(s) for s in stored if int(s) not in kept_steps]:
+        get_storage().delete_prefix(checkpoint_prefix(run, step))
+        stored.pop(str(step))
+    artifacts["checkpoints"] = stored
+    run.artifacts = artifacts
+
+
+def upload_sample(run: TrainingRun, path: Path) -> str:
+    """Upload one sample image or clip and return its key."""
+    key = f"{run.storage_prefix()}samples/{path.name}"
+    content_type = {".png": "image/png", ".webp": "image/webp", ".mp4": "video/mp4"}
+    get_storage().upload_file(key, path, content_type.get(path.suffix, "application/octet-stream"))
+    return key
+
+
+def upload_outputs(run: TrainingRun, result: Any) -> dict[str, Any]:
+    """Upload the final LoRA files; returns the run's artifacts with their keys added."""
+    artifacts = dict(run.artifacts or {})
+    for kind, path in (("lora", result.lora_path), ("comfyui", result.comfyui_path)):
+        if path:
+            key = f"{run.storage_prefix()}lora/{Path(path).name}"
+            get_storage().upload_file(key, Path(path), "application/octet-stream")
+            artifacts[kind] = key
+    return artifacts
+
+
+def _checkpoint_steps(run: TrainingRun) -> list[int]:
+    return [int(step) for step in (run.artifacts or {}).get("checkpoints", {})]

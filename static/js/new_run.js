@@ -1,0 +1,42 @@
+// Fills the advanced fields' placeholders from the chosen preset and shows the GPU estimate.
+(function () {
+  "use strict";
+  const form = document.getElementById("new-run");
+  if (!form) return;
+  const presets = JSON.parse(form.dataset.presets);
+  const family = form.querySelector("#family"), preset = form.querySelector("#preset");
+  const out = document.getElementById("estimate");
+
+  function chosen() { return (presets[family.value] || {})[preset.value] || {}; }
+
+  function fillPlaceholders() {
+    const defaults = chosen();
+    for (const [name, value] of Object.entries(defaults)) {
+      const input = form.querySelector("#" + name);
+      if (input) input.placeholder = String(value);
+    }
+    for (const option of preset.options) option.disabled = !(option.value in (presets[family.value] || {}));
+    estimate();
+  }
+
+  async function estimate() {
+    const steps = parseInt(form.querySelector("#steps").value || chosen().steps, 10);
+    if (!steps) return;
+    const url = form.dataset.estimateUrl + "?family=" + encodeURIComponent(family.value) + "&steps=" + steps;
+    const response = await fetch(url, { credentials: "same-origin" });
+    const data = await response.json();
+    if (!response.ok) { out.textContent = data.error; return; }
+    let text = "Estimated GPU time: about " + Math.ceil(data.gpu_seconds / 60) + " min.";
+    if (data.left_seconds != null) {
+      text += " You have " + Math.floor(data.left_seconds / 60) + " min left this period";
+      text += data.left_after_seconds >= 0 ? "; this run leaves " + Math.floor(data.left_after_seconds / 60) + " min."
+                                           : (data.overage ? "; the rest is billed as overage." : "; this run does not fit.");
+    }
+    out.textContent = text;
+  }
+
+  family.addEventListener("change", fillPlaceholders);
+  preset.addEventListener("change", fillPlaceholders);
+  form.querySelector("#steps").addEventListener("change", estimate);
+  fillPlaceholders();
+})();

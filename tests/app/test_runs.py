@@ -1,0 +1,202 @@
+"""Starting runs: plan gating, per-field validation, quota reservation races, isolation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.extensions import db
+from tests.app.conftest import api_headers, sign_up
+from tests.conftest import DATABASES, activate_plan, csrf_token, running_app
+
+
+def ready_dataset(app: Flask, email: str = "ada@example.com", trigger: str = "sks") -> int:
+    """A dataset with one ready image, as ingest would leave it."""
+    from app.accounts.models import User
+    from app.datasets.models import Dataset, DatasetItem
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        dataset = Dataset(user_id=user.id, name="Cats", trigger_word=trigger)
+        db.session.add(dataset)
+        db.session.flush()
+        db.session.add(
+            DatasetItem(dataset_id=dataset.id, filename="a.png", content_type="image/png",
+                        storage_key=f"{dataset.storage_prefix()}items/1/original.png",
+                        status="ready", size_bytes=10, width=64, height=64)
+        )  # fmt: skip
+        db.session.commit()
+        return dataset.id
+
+
+def start(client: FlaskClient, dataset_id: int, **params: object):  # type: ignore[no-untyped-def]
+    body = {"dataset_id": dataset_id, "family": "tiny-sd", "preset": "character", "params": params}
+    return client.post("/api/runs", json=body, headers=api_headers(client))
+
+
+@pytest.fixture
+def planned(app: Flask, signed_in: FlaskClient) -> tuple[FlaskClient, int]:
+    """A signed-in person on the Pro plan with a ready dataset."""
+    activate_plan(app, "ada@example.com", "pro")
+    return signed_in, ready_dataset(app)
+
+
+def test_starting_a_run_queues_it_with_its_reservation(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    client, dataset_id = planned
+    response = start(client, dataset_id, steps=10, rank=4)
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "queued" and body["total_steps"] == 10
+    assert body["queue_position"] == 1
+    from app.trainings.models import QuotaPeriod, TrainingRun
+
+    with app.app_context():
+        run = db.session.get(TrainingRun, body["id"])
+        assert run.reservation_open and run.reserved_gpu_seconds == 20 + 5
+        assert run.config["trigger_word"] == "sks" and run.config["rank"] == 4
+        assert run.config["sample_prompts"] == ["a photo of sks"]
+        period = db.session.scalar(select(QuotaPeriod))
+        assert (period.reserved_seconds, period.active_runs) == (25, 1)
+
+
+def test_without_a_plan_runs_cannot_start(app: Flask, signed_in: FlaskClient) -> None:
+    dataset_id = ready_dataset(app)
+    response = start(signed_in, dataset_id, steps=10)
+    assert response.status_code == 409
+    assert "active plan" in response.get_json()["error"]
+
+
+def test_bad_parameters_get_400_with_per_field_errors(planned: tuple[FlaskClient, int]) -> None:
+    client, dataset_id = planned
+    response = start(
+        client, dataset_id, steps=0, rank="many", learning_rate=1, resolution=70,
+        sample_prompts=["x" * 301], seed=1.5,
+    )  # fmt: skip
+    assert response.status_code == 400
+    errors = response.get_json()["errors"]
+    assert set(errors) == {"steps", "rank", "learning_rate", "resolution", "sample_prompts", "seed"}
+    assert "between 1 and 20000" in errors["steps"]
+    assert "multiple of 16" in errors["resolution"]
+
+
+def test_the_form_shows_errors_next_to_fields(planned: tuple[FlaskClient, int]) -> None:
+    client, dataset_id = planned
+    token = csrf_token(client.get("/runs/new").get_data(as_text=True))
+    response = client.post(
+        "/runs/new",
+        data={"csrf_token": token, "dataset_id": dataset_id, "family": "tiny-sd",
+              "preset": "character", "steps": "-3", "rank": "8"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "Steps must be between 1 and 20000." in response.get_data(as_text=True)
+
+
+def test_unknown_family_and_preset_are_refused(planned: tuple[FlaskClient, int]) -> None:
+    client, dataset_id = planned
+    body = {"dataset_id": dataset_id, "family": "sd99", "preset": "character", "params": {}}
+    response = client.post("/api/runs", json=body, headers=api_headers(client))
+    assert response.status_code == 400 and "family" in response.get_json()["errors"]
+    body = {"dataset_id": dataset_id, "family": "tiny-sd", "preset": "motion", "params": {}}
+    response = client.post("/api/runs", json=body, headers=api_headers(client))
+    assert response.status_code == 400 and "preset" in response.get_json()["errors"]
+
+
+def test_cancelling_a_queued_run_releases_its_reservation(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    client, dataset_id = planned
+    run_id = start(client, dataset_id, steps=10).get_json()["id"]
+    token = csrf_token(client.get(f"/runs/{run_id}").get_data(as_text=True))
+    assert client.post(f"/runs/{run_id}/cancel", data={"csrf_token": token}).status_code == 302
+    assert client.get(f"/api/runs/{run_id}").get_json()["status"] == "cancelled"
+    from app.trainings.models import QuotaPeriod
+
+    with app.app_context():
+        period = db.session.scalar(select(QuotaPeriod))
+        assert (period.reserved_seconds, period.active_runs) == (0, 0)
+
+
+def test_estimate_shows_what_the_run_leaves(planned: tuple[FlaskClient, int]) -> None:
+    client, _ = planned
+    body = client.get("/api/runs/estimate?family=tiny-sd&steps=100").get_json()
+    assert body["gpu_seconds"] == 70
+    assert body["allowance_seconds"] == 20 * 3600
+    assert body["left_after_seconds"] == 20 * 3600 - 70
+    assert client.get("/api/runs/estimate?family=nope&steps=1").status_code == 400
+
+
+def test_another_persons_run_is_404_everywhere(
+    planned: tuple[FlaskClient, int], other_client: Callable[[str], FlaskClient]
+) -> None:
+    client, dataset_id = planned
+    run_id = start(client, dataset_id, steps=10).get_json()["id"]
+    eve = other_client("eve@example.com")
+    token = csrf_token(eve.get("/dashboard").get_data(as_text=True))
+    for path in (f"/runs/{run_id}", f"/api/runs/{run_id}", f"/runs/{run_id}/download/lora",
+                 f"/runs/{run_id}/download/comfyui", f"/runs/{run_id}/download/checkpoint/1",
+                 f"/runs/{run_id}/download/sample/x.png", f"/runs/new?from={run_id}"):  # fmt: skip
+        assert eve.get(path).status_code == 404, path
+    for path in (f"/runs/{run_id}/cancel", f"/runs/{run_id}/continue"):
+        assert eve.post(path, data={"csrf_token": token, "extra_steps": 5}).status_code == 404
+    response = eve.post(
+        "/api/runs",
+        json={"dataset_id": dataset_id, "family": "tiny-sd", "preset": "character", "params": {}},
+        headers=api_headers(eve),
+    )
+    assert response.status_code == 404
+
+
+@pytest.fixture(params=DATABASES)
+def small_quota_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """Hobby with 1 GPU-hour and 10 concurrent runs; Pro with 2 concurrent runs."""
+    plans = (
+        '[{"name": "hobby", "gpu_hours": 1, "concurrent_runs": 10},'
+        ' {"name": "pro", "concurrent_runs": 2}]'
+    )
+    with running_app(request, request.param, {"plans_json": plans}) as app:
+        yield app
+
+
+def _race(app: Flask, plan: str, steps: int, starters: int) -> list[int]:
+    sign_up(app.test_client())
+    activate_plan(app, "ada@example.com", plan)
+    dataset_id = ready_dataset(app)
+    clients = []
+    for _ in range(starters):
+        client = app.test_client()
+        from tests.app.conftest import sign_in
+
+        sign_in(client, "ada@example.com")
+        clients.append((client, api_headers(client)))
+    barrier, codes = threading.Barrier(starters), []
+
+    def go(client: FlaskClient, headers: dict[str, str]) -> None:
+        barrier.wait()
+        body = {"dataset_id": dataset_id, "family": "tiny-sd", "preset": "character",
+                "params": {"steps": steps}}  # fmt: skip
+        codes.append(client.post("/api/runs", json=body, headers=headers).status_code)
+
+    threads = [threading.Thread(target=go, args=pair) for pair in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(codes)
+
+
+def test_racing_starts_cannot_overspend_the_quota(small_quota_app: Flask) -> None:
+    # 1 GPU-hour = 3600 s; each run reserves 20 + 2000 * 0.5 = 1020 s, so three fit.
+    codes = _race(small_quota_app, "hobby", 2000, 6)
+    assert codes == [201, 201, 201, 409, 409, 409]
+
+
+def test_racing_starts_respect_the_concurrent_run_limit(small_quota_app: Flask) -> None:
+    codes = _race(small_quota_app, "pro", 10, 5)
+    assert codes == [201, 201, 409, 409, 409]
