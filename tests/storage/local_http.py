@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import BinaryIO
 
 from storage import (
     InvalidToken,
     LocalStorage,
     ObjectNotFound,
     PayloadTooLarge,
+    Readable,
     StorageError,
     attachment_disposition,
 )
@@ -42,7 +42,7 @@ class LocalRoutesServer:
 
 class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
-        pass  # keep pytest output clean
+        """Stay quiet: pytest output should show test failures, not access logs."""
 
     @property
     def _storage(self) -> LocalStorage:
@@ -51,6 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
         return storage
 
     def do_PUT(self) -> None:
+        """Take one object or part, as the app's upload route does."""
         token = self.path.removeprefix("/upload/")
         body = _LimitedReader(self.rfile, int(self.headers.get("Content-Length", "0")))
         try:
@@ -65,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"ETag": f'"{etag}"'})
 
     def do_GET(self) -> None:
+        """Stream one object as an attachment, as the app's download route does."""
         token = self.path.removeprefix("/download/")
         try:
             claims = self._storage.verify_token(token, "download")
@@ -105,11 +107,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _LimitedReader:
     """Reads at most Content-Length bytes, as werkzeug's request.stream does."""
 
-    def __init__(self, raw: BinaryIO, length: int) -> None:
+    def __init__(self, raw: Readable, length: int) -> None:
         self._raw = raw
         self._left = length
 
     def read(self, size: int = -1) -> bytes:
+        """Return up to size bytes, never past the request body."""
         if self._left <= 0:
             return b""
         size = self._left if size < 0 else min(size, self._left)

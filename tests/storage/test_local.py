@@ -79,7 +79,7 @@ def test_tampered_or_foreign_tokens_are_rejected(local: LocalStorage, tmp_path: 
 
     for bad in [
         f"{forged_payload}.{signature}",
-        f"{payload}.{token_of(other).split('.')[1]}",
+        f"{payload}.{other.split('.')[1]}",
         f"{payload}.{flipped_last}",
         f"{payload}x.{signature}",
         f"{payload}.{signature}=",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +23,8 @@ from tests.support.processes import VENV_BIN, free_port, port_open, wait_until
 
 # weed's filer waits 15 s for gRPC streams to drain on SIGTERM; the data is thrown away, so a
 # short grace then SIGKILL keeps the test run fast without leaving anything behind.
-STOP_GRACE_S = 3.0
+STOP_GRACE_S = 1.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PORT_NAMES = (
     "master.port",
     "master.port.grpc",
@@ -56,6 +60,7 @@ class SeaweedServer:
         self.binary = found
         self.dir = Path(tempfile.mkdtemp(prefix="attune-weed-"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.ports: dict[str, int] = {}
         atexit.register(self.stop)  # even if the test session dies before teardown
         try:
             self._start_with_retries(startup_timeout)
@@ -68,15 +73,15 @@ class SeaweedServer:
         """The S3 endpoint, e.g. http://127.0.0.1:40123."""
         return f"http://127.0.0.1:{self.ports['s3.port']}"
 
-    def client(self) -> Any:
-        """A boto3 S3 client with the test credentials (path-style, SigV4)."""
+    def client(self, **config: Any) -> Any:
+        """A boto3 S3 client with the test credentials (path-style, SigV4); config adds options."""
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, **config),
         )
 
     def _start_with_retries(self, timeout: float) -> None:
@@ -88,6 +93,7 @@ class SeaweedServer:
                 wait_until(self._ready, timeout, "SeaweedFS S3 gateway")
                 return
             except _ExitedEarly:
+                self._remove_sockets()
                 if attempt == 2:
                     raise RuntimeError(f"weed exited during start-up:\n{self.log_tail()}") from None
             except RuntimeError as exc:
@@ -109,13 +115,18 @@ class SeaweedServer:
             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
             *args,
         ]  # fmt: skip
-        # weed puts its gRPC unix sockets in $TMPDIR and reads config from $HOME and the
-        # working directory: keep all three inside the throw-away folder.
+        # weed writes its glog files to $TMPDIR and reads security.toml and friends from
+        # $HOME/.seaweedfs and the working directory: point all three at the throw-away folder.
         env = {**os.environ, "TMPDIR": str(self.dir), "HOME": str(self.dir)}
         log = (self.dir / "weed.log").open("ab")
         try:
             return subprocess.Popen(
-                command, cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         finally:
             log.close()
@@ -139,7 +150,8 @@ class SeaweedServer:
             return False
         # The gateway answers before the volume server has registered; only a real write proves
         # the whole chain (gateway, filer, master, volume) is up.
-        client = self.client()
+        # No retries: botocore's back-off would sleep seconds on a server still starting.
+        client = self.client(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5)
         try:
             client.create_bucket(Bucket="attune-ready-probe")
             client.put_object(Bucket="attune-ready-probe", Key="probe", Body=b"ok")
@@ -167,12 +179,22 @@ class SeaweedServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        # `weed server` always puts its gRPC unix sockets in /tmp (not $TMPDIR) and a killed
+        self._remove_sockets()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _remove_sockets(self) -> None:
+        # `weed server` always puts its gRPC unix sockets in /tmp (not $TMPDIR), and a killed
         # weed leaves them there.
         for service in ("master", "volume", "filer", "s3"):
-            port = getattr(self, "ports", {}).get(f"{service}.port.grpc")
-            Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock").unlink(missing_ok=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
+            port = self.ports.get(f"{service}.port.grpc")
+            if port is not None:
+                Path(f"/tmp/seaweedfs-{service}-grpc-{port}.sock").unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    # If pytest itself is killed (no teardown, no atexit), the kernel kills weed too.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class _ExitedEarly(Exception):
