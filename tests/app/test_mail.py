@@ -17,7 +17,7 @@ def test_email_is_delivered_over_smtp(app: Flask, mailbox: SmtpServer) -> None:
     message = mailbox.wait_for(1)[0]
     assert message["To"] == "ada@example.com"
     assert message["Subject"] == "Your run finished"
-    assert "Download it" in message.get_payload()
+    assert "Download it" in message.get_content()
 
 
 def test_without_smtp_mail_lands_in_the_outbox(app: Flask) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from app.extensions import get_settings
 from tests.conftest import DATABASES, running_app
 from tests.support.processes import free_port
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @dataclass
 class LiveService:
@@ -28,6 +31,61 @@ class LiveService:
     app: Flask
     worker: subprocess.Popen[bytes]
     worker_log: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        """Start `python -m jobs.worker cpu gpu-cpu` in its own process group."""
+        with open(self.worker_log, "ab") as log:
+            self.worker = subprocess.Popen(
+                [sys.executable, "-m", "jobs.worker", "cpu", "gpu-cpu"],
+                env={**worker_environment(self.app), **self.extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                start_new_session=True,
+            )
+        return self.worker
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker and its work-horse (RQ gives it its own session), as a lost
+        machine would."""
+        for pid in [*descendants(self.worker.pid), self.worker.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.worker.wait()
+
+    def stop_worker(self) -> None:
+        """Stop the worker politely, or kill it if it lingers."""
+        if self.worker.poll() is not None:
+            return
+        os.killpg(self.worker.pid, signal.SIGTERM)
+        try:
+            self.worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill_worker()
+
+    def run_job(self, code: str, **env: str) -> str:
+        """Run Python `code` in a process configured like the worker (e.g. a sweeper)."""
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**worker_environment(self.app), **self.extra_env, **env},
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *descendants(int(child))]
+    return found
 
 
 def worker_environment(app: Flask) -> dict[str, str]:
@@ -63,21 +121,11 @@ def _serve_with_worker(application: Flask, port: int, tmp_path: Path) -> Iterato
     server = make_server("127.0.0.1", port, application, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "jobs.worker", "cpu", "gpu-cpu"],
-            env=worker_environment(application),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parents[2],
-        )
+    service = LiveService(f"http://127.0.0.1:{port}", application, None, tmp_path / "worker.log")  # type: ignore[arg-type]
+    service.extra_env = {"ATTUNE_RUN_HEARTBEAT_INTERVAL_S": "1"}
+    service.start_worker()
     try:
-        yield LiveService(f"http://127.0.0.1:{port}", application, worker, log_path)
+        yield service
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        service.stop_worker()
         server.shutdown()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import time
-from email.message import Message
+from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
@@ -13,10 +14,11 @@ from tests.support.processes import free_port
 
 class _Collector:
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[EmailMessage] = []
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))  # type: ignore[attr-defined]
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[attr-defined]
+        self.messages.append(message)  # type: ignore[arg-type]
         return "250 OK"
 
 
@@ -30,11 +32,11 @@ class SmtpServer:
         self._controller.start()
 
     @property
-    def messages(self) -> list[Message]:
+    def messages(self) -> list[EmailMessage]:
         """Every message received so far, oldest first."""
         return self._collector.messages
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Message]:
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
         """Wait until at least `count` messages arrived and return them."""
         deadline = time.monotonic() + timeout
         while len(self.messages) < count and time.monotonic() < deadline:

@@ -1,0 +1,160 @@
+"""Runs on a real worker: live progress, cancel, SIGKILL and resume, honest metering."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from tests.conftest import activate_plan
+from tests.jobs.conftest import LiveService
+from tests.jobs.http_session import Person, wait_for
+from tests.support.smtp import SmtpServer
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def ledger(service: LiveService, run_id: int) -> list[tuple[str, float, bool]]:
+    """The run's metered segments: (key, seconds, charged)."""
+    from app.billing.models import GpuUsage
+
+    with service.app.app_context():
+        rows = db.session.scalars(
+            select(GpuUsage).where(GpuUsage.run_id == run_id).order_by(GpuUsage.id)
+        ).all()
+        return [(row.segment_key, row.gpu_seconds, row.charged) for row in rows]
+
+
+def reservation(service: LiveService) -> tuple[int, int]:
+    """(reserved seconds, active runs) of the only quota period."""
+    from app.trainings.models import QuotaPeriod
+
+    with service.app.app_context():
+        period = db.session.scalar(select(QuotaPeriod))
+        return period.reserved_seconds, period.active_runs
+
+
+@pytest.fixture
+def ada(live_service: LiveService) -> Person:
+    """Ada on the Pro plan."""
+    person = Person(live_service, "ada@example.com")
+    activate_plan(live_service.app, "ada@example.com", "pro")
+    return person
+
+
+def test_live_progress_samples_and_files_that_load_in_diffusers(
+    live_service: LiveService, ada: Person, mailbox: SmtpServer, tmp_path: Path
+) -> None:
+    dataset_id = ada.ready_dataset(live_service)
+    run_id = ada.start_run(dataset_id, steps=6, rank=4, sample_every=3, checkpoint_every=3)
+    seen_steps: set[int] = set()
+
+    def finished() -> dict[str, object] | None:
+        status = ada.run_status(run_id)
+        seen_steps.add(int(status["step"]))
+        return status if status["status"] in FINISHED else None
+
+    status = wait_for(live_service, finished, 240, "training")
+    assert status["status"] == "succeeded", status
+    assert len(seen_steps) >= 2  # progress was observed moving, not only the end
+    assert [point[0] for point in status["loss_curve"]] == [1, 2, 3, 4, 5, 6]
+    assert len(status["samples"]) == 2 and status["checkpoints"] == [3, 6]
+    assert any("checkpoint saved at step 3" in line for line in status["log"])
+    sample = ada.get(f"/runs/{run_id}/download/sample/{status['samples'][0]}")
+    assert sample.status_code == 200 and sample.content.startswith(b"\x89PNG")
+
+    lora = tmp_path / "lora.safetensors"
+    lora.write_bytes(ada.get(f"/runs/{run_id}/download/lora").content)
+    comfy = tmp_path / "comfy.safetensors"
+    comfy.write_bytes(ada.get(f"/runs/{run_id}/download/comfyui").content)
+    _assert_loads_and_changes_output(live_service, [lora, comfy])
+
+    segments = ledger(live_service, run_id)
+    assert [(key, charged) for key, _, charged in segments] == [(f"run:{run_id}:attempt:1", True)]
+    assert segments[0][1] > 0
+    assert reservation(live_service) == (0, 0)
+    message = mailbox.wait_for(1)[0]
+    assert message["To"] == "ada@example.com" and "is ready" in message["Subject"]
+
+
+def _assert_loads_and_changes_output(service: LiveService, files: list[Path]) -> None:
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from app.extensions import get_settings
+
+    with service.app.app_context():
+        model_dir = get_settings().models_dir / "tiny-sd"
+    pipe = StableDiffusionPipeline.from_pretrained(str(model_dir), safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+
+    def render() -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        out = pipe("sks_noise", num_inference_steps=2, height=64, width=64,
+                   generator=generator, output_type="pt")  # fmt: skip
+        return out.images
+
+    base = render()
+    for index, path in enumerate(files):
+        pipe.load_lora_weights(str(path), adapter_name=f"file{index}")
+        pipe.set_adapters([f"file{index}"], [1.0])
+        assert not torch.allclose(render(), base), f"{path.name} did not change the output"
+        pipe.delete_adapters(f"file{index}")
+
+
+def test_cancel_stops_within_seconds_and_charges_the_time_used(
+    live_service: LiveService, ada: Person
+) -> None:
+    dataset_id = ada.ready_dataset(live_service, images=2)
+    run_id = ada.start_run(dataset_id, steps=5000, rank=4, checkpoint_every=5000)
+    wait_for(live_service, lambda: ada.run_status(run_id)["step"] >= 2, 120, "first steps")
+    requested = time.monotonic()
+    ada.post_form(f"/runs/{run_id}/cancel", {}, page=f"/runs/{run_id}")
+    status = wait_for(
+        live_service,
+        lambda: (s := ada.run_status(run_id))["status"] in FINISHED and s,
+        30,
+        "cancel",
+    )
+    stopped_after = time.monotonic() - requested
+    assert status["status"] == "cancelled"
+    assert stopped_after < 10, f"took {stopped_after:.1f} s to stop"
+    assert 2 <= status["step"] < 5000 and status["checkpoints"] == [status["step"]]
+    ((key, seconds, charged),) = ledger(live_service, run_id)
+    assert charged and seconds > 0 and key == f"run:{run_id}:attempt:1"
+    assert reservation(live_service) == (0, 0)
+
+
+def test_a_killed_worker_resumes_from_its_checkpoint_without_double_metering(
+    live_service: LiveService, ada: Person
+) -> None:
+    dataset_id = ada.ready_dataset(live_service, images=2)
+    run_id = ada.start_run(dataset_id, steps=24, rank=4, checkpoint_every=4)
+    wait_for(live_service, lambda: ada.run_status(run_id)["checkpoints"], 120, "a checkpoint")
+    live_service.kill_worker()
+    killed_at = ada.run_status(run_id)
+    assert killed_at["status"] == "running"
+    time.sleep(3)
+    sweep = "from jobs.maintenance import requeue_stale_runs; print(requeue_stale_runs())"
+    out = live_service.run_job(sweep, ATTUNE_RUN_HEARTBEAT_TIMEOUT_S="2")
+    assert "'resumed': 1" in out
+    live_service.start_worker()
+    status = wait_for(
+        live_service,
+        lambda: (s := ada.run_status(run_id))["status"] in FINISHED and s,
+        240,
+        "resumed run",
+    )
+    assert status["status"] == "succeeded", status
+    resumed = [line for line in status["log"] if "resuming from the checkpoint at step" in line]
+    assert resumed and int(resumed[0].rsplit(" ", 1)[-1]) >= 4
+    assert live_service.run_job(sweep, ATTUNE_RUN_HEARTBEAT_TIMEOUT_S="2").count("': 0") == 3
+    segments = ledger(live_service, run_id)
+    assert [(key, charged) for key, _, charged in segments] == [
+        (f"run:{run_id}:attempt:1", False),
+        (f"run:{run_id}:attempt:2", True),
+    ]
+    assert reservation(live_service) == (0, 0)
