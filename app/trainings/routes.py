@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.datasets.services import get_dataset, list_datasets
-from app.trainings import services
+from app.trainings import generations, services
 from app.trainings.families import FAMILIES
 from app.trainings.forms import NewRunForm
 from app.trainings.presets import PRESETS, preset_defaults
@@ -124,7 +124,12 @@ def api_estimate() -> tuple[Response, int]:
 def show(run_id: int) -> str:
     """A run's status, progress, samples, log and downloads."""
     run = services.get_run(current_user, run_id)
-    return render_template("trainings/show.html", run=run, progress=services.live_progress(run))
+    return render_template(
+        "trainings/show.html",
+        run=run,
+        progress=services.live_progress(run),
+        generations=[generations.generation_json(g) for g in generations.list_generations(run)],
+    )
 
 
 @bp.route("/api/runs/<int:run_id>")
@@ -165,6 +170,42 @@ def continue_(run_id: int) -> Response:
     else:
         return redirect(url_for("trainings.show", run_id=new_run.id))
     return redirect(url_for("trainings.show", run_id=run.id))
+
+
+@bp.route("/runs/<int:run_id>/generate", methods=["POST"])
+@login_required
+def generate(run_id: int) -> Response:
+    """Try the LoRA: queue a render of a prompt at a strength."""
+    run = services.get_run(current_user, run_id)
+    try:
+        strength = float(request.form.get("strength", "1.0"))
+        seed = int(request.form.get("seed") or 0)
+        generations.start_generation(
+            current_user, run, request.form.get("prompt", ""), strength, seed
+        )
+    except ValueError:
+        flash("Strength and seed must be numbers.", "error")
+    except services.RunError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Rendering: the images appear below in a moment.", "info")
+    return redirect(url_for("trainings.show", run_id=run.id) + "#try-it")
+
+
+@bp.route("/api/generations/<int:generation_id>")
+@login_required
+def generation_status(generation_id: int) -> Response:
+    """A generation's status and files, polled by the run page."""
+    generation = generations.get_generation(current_user, generation_id)
+    return jsonify(generations.generation_json(generation))
+
+
+@bp.route("/generations/<int:generation_id>/media/<name>")
+@login_required
+def generation_media(generation_id: int, name: str) -> Response:
+    """Redirect to one generated file, after the ownership check."""
+    generation = generations.get_generation(current_user, generation_id)
+    return redirect(generations.media_url(generation, name))
 
 
 @bp.route("/runs/<int:run_id>/download/<kind>")

@@ -65,3 +65,22 @@
   }
   poll();
 })();
+
+// Generations still rendering: poll each one and reload once it is done.
+(function () {
+  "use strict";
+  const pending = Array.from(document.querySelectorAll("[data-generation-url]"))
+    .filter((li) => /queued|running/.test(li.querySelector(".badge").textContent));
+  if (!pending.length) return;
+  async function poll() {
+    for (const li of pending) {
+      const response = await fetch(li.dataset.generationUrl, { credentials: "same-origin" });
+      if (response.ok && !/queued|running/.test((await response.json()).status)) {
+        window.location.reload();
+        return;
+      }
+    }
+    setTimeout(poll, 2000);
+  }
+  setTimeout(poll, 2000);
+})();

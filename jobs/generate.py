@@ -1,0 +1,116 @@
+"""Try it: render a prompt with a run's LoRA and store the result as generated media."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from app.billing.models import GpuUsage
+from app.db_types import utcnow
+from app.extensions import db, get_settings, get_storage
+from app.trainings.models import Generation, TrainingRun
+from jobs.context import app_context, job_logger
+from jobs.models import resolve_base_model
+
+SAMPLE_STEPS = 20
+
+
+def run(generation_id: int) -> str:
+    """Render one generation; safe to run twice (a finished one is left alone)."""
+    with app_context():
+        generation = db.session.get(Generation, generation_id)
+        if generation is None or generation.status not in ("queued", "running"):
+            return "skipped"
+        log = job_logger(__name__, f"generation {generation_id}")
+        training_run = db.session.get(TrainingRun, generation.run_id)
+        generation.status = "running"
+        db.session.commit()
+        started, clock = utcnow(), time.monotonic()
+        scratch = Path(tempfile.mkdtemp(prefix="attune-generate-", dir=_scratch_root()))
+        try:
+            generation.media_keys = _render(generation, training_run, scratch)
+            generation.status = "succeeded"
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("failed")
+            generation.status = "failed"
+            generation.error = (
+                str(exc)
+                if type(exc).__module__.startswith("training")
+                else ("Rendering failed on our side; you are not charged for it.")
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        seconds = time.monotonic() - clock
+        generation.gpu_seconds, generation.finished_at = seconds, utcnow()
+        db.session.commit()
+        _meter(generation, started, seconds, charged=generation.status == "succeeded")
+        return generation.status
+
+
+def _scratch_root() -> Path:
+    root = get_settings().scratch_dir
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _render(generation: Generation, training_run: TrainingRun, scratch: Path) -> list[str]:
+    """Download the LoRA, render, write png (or mp4 + webp for clips) and upload them."""
+    from training import generate, get_family
+    from training.video import write_mp4, write_webp
+
+    storage = get_storage()
+    lora = scratch / "lora.safetensors"
+    storage.download_file(training_run.artifacts["lora"], lora)
+    config = training_run.config
+    outputs = generate(
+        training_run.family,
+        resolve_base_model(get_settings(), training_run.family),
+        lora,
+        [generation.prompt],
+        strength=generation.strength,
+        seed=generation.seed,
+        steps=SAMPLE_STEPS,
+        resolution=config.get("resolution"),
+    )
+    fps = get_family(training_run.family).spec.fps or 16
+    keys = []
+    for index, frames in enumerate(outputs):
+        if len(frames) == 1:
+            path = scratch / f"image-{index}.png"
+            frames[0].save(path)
+            files = [(path, "image/png")]
+        else:
+            mp4, webp = scratch / f"clip-{index}.mp4", scratch / f"clip-{index}.webp"
+            write_mp4(frames, mp4, fps)
+            write_webp(frames, webp, fps)
+            files = [(webp, "image/webp"), (mp4, "video/mp4")]
+        for path, content_type in files:
+            key = generation.storage_prefix() + path.name
+            storage.upload_file(key, path, content_type)
+            keys.append(key)
+    return keys
+
+
+def _meter(generation: Generation, started: object, seconds: float, charged: bool) -> None:
+    """One ledger segment per generation; a retried write is ignored."""
+    db.session.add(
+        GpuUsage(
+            user_id=generation.user_id,
+            run_id=generation.run_id,
+            segment_key=f"generation:{generation.id}",
+            kind="generation",
+            gpu_seconds=round(seconds, 3),
+            charged=charged,
+            started_at=started,
+            ended_at=utcnow(),
+        )
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
