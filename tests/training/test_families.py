@@ -112,9 +112,7 @@ def test_both_files_load_fully_and_change_the_output(trained: TrainedRun) -> Non
     import torch
 
     family = get_family(trained.family)
-    model = family.load(
-        trained.config.base_model, dtype=torch.float32, device=torch.device("cpu")
-    )
+    model = family.load(trained.config.base_model, dtype=torch.float32, device=torch.device("cpu"))
     pipe = model.pipeline
     side = trained.config.resolution
 
@@ -144,7 +142,8 @@ def _module_names(path: Path) -> set[str]:
 
     suffix = ".lora.down.weight"
     with safe_open(str(path), framework="pt") as handle:
-        return {k[len("unet.") : -len(suffix)] for k in handle.keys() if k.endswith(suffix)}
+        keys = list(handle.keys())
+    return {k[len("unet.") : -len(suffix)] for k in keys if k.endswith(suffix)}
 
 
 def _json(text: str) -> dict[str, object]:

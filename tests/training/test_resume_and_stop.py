@@ -1,0 +1,110 @@
+"""A killed run resumes from its last checkpoint; a stop request ends the run within a step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from training import ProgressEvent, TrainingConfig, train
+from training.checkpoints import list_checkpoints
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _lora_tensors(path: str | None) -> dict[str, object]:
+    from safetensors.torch import load_file
+
+    assert path is not None
+    return load_file(path)
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_matches_an_unbroken_run(
+    tmp_path: Path,
+    image_dataset: Callable[..., Path],
+    tiny_config: Callable[..., TrainingConfig],
+) -> None:
+    import torch
+
+    data = image_dataset([(64, 64), (80, 64), (64, 96)])
+    config = tiny_config(steps=80, checkpoint_every=5, keep_checkpoints=2, caption_dropout=0.3)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config.to_dict()), encoding="utf-8")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "training", "train", "--config", str(config_file)]
+    command += ["--data", str(data), "--out", str(out)]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list_checkpoints(out) and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    saved = list_checkpoints(out)
+    assert saved and process.returncode == -signal.SIGKILL
+    last = int(saved[-1].name.removeprefix("step-"))
+    assert 0 < last < config.steps
+
+    events: list[ProgressEvent] = []
+    resumed = train(config, data, out, on_progress=events.append)
+    assert resumed.resumed_from == last
+    assert next(e.step for e in events if e.kind == "step") == last + 1
+    assert resumed.steps_done == config.steps and not resumed.stopped
+    assert len(resumed.checkpoints) == 2  # rotated to keep_checkpoints
+
+    unbroken = train(config, data, tmp_path / "unbroken")
+    expected = _lora_tensors(unbroken.lora_path)
+    for key, tensor in _lora_tensors(resumed.lora_path).items():
+        torch.testing.assert_close(tensor, expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_stop_request_ends_within_one_step_and_saves_a_checkpoint(
+    tmp_path: Path,
+    image_dataset: Callable[..., Path],
+    tiny_config: Callable[..., TrainingConfig],
+) -> None:
+    data = image_dataset([(64, 64), (64, 64)])
+    config = tiny_config(steps=50)
+    polls: list[int] = []
+
+    def stop_on_third_poll() -> bool:
+        polls.append(1)
+        return len(polls) >= 3
+
+    events: list[ProgressEvent] = []
+    result = train(config, data, tmp_path / "out", events.append, stop_on_third_poll)
+    assert result.stopped and result.steps_done == 2
+    assert [e.step for e in events if e.kind == "step"] == [1, 2]
+    assert Path(result.checkpoints[-1]).name == "step-000002"
+    assert result.lora_path is None
+    assert any(e.kind == "log" and "stopped" in (e.message or "") for e in events)
+
+    finished = train(config.replace(steps=4), data, tmp_path / "out")
+    assert finished.resumed_from == 2 and finished.steps_done == 4
+    assert finished.lora_path is not None and Path(finished.lora_path).is_file()
+
+
+@pytest.mark.parametrize("keep", [1, 3])
+def test_checkpoints_are_zero_padded_and_rotated(
+    tmp_path: Path,
+    image_dataset: Callable[..., Path],
+    tiny_config: Callable[..., TrainingConfig],
+    keep: int,
+) -> None:
+    data = image_dataset([(64, 64)])
+    result = train(tiny_config(steps=6, checkpoint_every=2, keep_checkpoints=keep), data, tmp_path)
+    names = [Path(p).name for p in result.checkpoints]
+    assert names == ["step-000002", "step-000004", "step-000006"][-keep:]
+    contents = {p.name for p in Path(result.checkpoints[-1]).iterdir()}
+    assert contents == {"lora.safetensors", "optimizer.pt", "rng.pt", "state.json"}

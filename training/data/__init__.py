@@ -1,0 +1,1 @@
+"""Dataset preparation: bucket planning, captions, decoding media into training pixels."""

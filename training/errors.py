@@ -1,0 +1,46 @@
+"""Typed errors raised by the training engine; callers map them to user-facing messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TrainingError(Exception):
+    """Base class of every error the training engine raises on purpose."""
+
+
+class ConfigError(TrainingError):
+    """A configuration value is missing, malformed or out of range."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class DatasetError(TrainingError):
+    """The dataset cannot be used (empty, nothing decodable, unreadable folder)."""
+
+    def __init__(self, message: str, path: Path | str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.message = message
+        self.path = str(path) if path is not None else None
+
+
+class ModelLoadError(TrainingError):
+    """The base model could not be loaded from the given folder or hub id."""
+
+
+class TrainingOutOfMemory(TrainingError):
+    """The accelerator ran out of memory; the message says what to lower."""
+
+
+class ExportError(TrainingError):
+    """A LoRA file could not be written or did not load back completely."""
+
+    def __init__(self, message: str, unloaded_keys: list[str] | None = None) -> None:
+        keys = unloaded_keys or []
+        shown = ", ".join(keys[:10]) + (f" (+{len(keys) - 10} more)" if len(keys) > 10 else "")
+        super().__init__(f"{message}: {shown}" if keys else message)
+        self.message = message
+        self.unloaded_keys = keys

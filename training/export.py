@@ -1,0 +1,138 @@
+"""Export the trained LoRA in two layouts and prove both load back completely.
+
+Saving follows diffusers ``examples/dreambooth/train_dreambooth_lora_sdxl.py`` (diffusers 0.42):
+unwrap, cast to fp32, ``get_peft_model_state_dict``, ``convert_state_dict_to_diffusers``, the
+pipeline class's ``save_lora_weights``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from training.config import TrainingConfig
+from training.errors import ExportError
+from training.lora_files import save_with_metadata
+from training.models.base import Family, LoadedModel
+
+if TYPE_CHECKING:
+    import torch
+
+LORA_DIR = "lora"
+_SUFFIXES = (".lora.down.weight", ".lora.up.weight")
+
+
+@dataclass(frozen=True)
+class ExportedFiles:
+    """Paths of the two LoRA files."""
+
+    diffusers: Path
+    comfyui: Path
+
+
+def lora_state_dict(family: Family, model: LoadedModel) -> dict[str, torch.Tensor]:
+    """The denoiser's LoRA weights with diffusers key names, fp32, on the CPU."""
+    import torch
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    denoiser = family.denoiser(model)
+    denoiser = getattr(denoiser, "_orig_mod", denoiser)  # whole-model torch.compile wrapper
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(denoiser))
+    return {k: v.detach().to("cpu", dtype=torch.float32).contiguous() for k, v in state.items()}
+
+
+def lora_metadata(config: TrainingConfig, steps_done: int, fingerprint: str) -> dict[str, str]:
+    """Header metadata written into both files (strings only, as safetensors requires)."""
+    return {
+        "attune.family": config.family,
+        "attune.base_model": config.base_model,
+        "attune.trigger_word": config.trigger_word,
+        "attune.rank": str(config.rank),
+        "attune.alpha": f"{config.alpha:g}",
+        "attune.steps": str(steps_done),
+        "attune.resolution": str(config.resolution),
+        "attune.dataset_fingerprint": fingerprint,
+        "attune.config": config.to_json(),
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(config.rank),
+        "ss_network_alpha": f"{config.alpha:g}",
+        "ss_output_name": config.output_name,
+    }
+
+
+def write_lora_files(
+    family: Family,
+    model: LoadedModel,
+    state: dict[str, torch.Tensor],
+    out_dir: Path,
+    config: TrainingConfig,
+    metadata: dict[str, str],
+) -> ExportedFiles:
+    """out_dir/lora/<name>.safetensors (diffusers) and <name>_comfyui.safetensors (kohya)."""
+    folder = out_dir / LORA_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    files = ExportedFiles(
+        diffusers=folder / f"{config.output_name}.safetensors",
+        comfyui=folder / f"{config.output_name}_comfyui.safetensors",
+    )
+    try:
+        family.save_lora(model, state, files.diffusers, metadata)
+        kohya = family.to_kohya(state, float(config.alpha))
+        save_with_metadata(kohya, files.comfyui, {"format": "pt", **metadata})
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"could not write LoRA files to {folder}: {exc}") from exc
+    return files
+
+
+def expected_deltas(
+    state: dict[str, torch.Tensor], alpha: float, rank: int
+) -> dict[str, torch.Tensor]:
+    """Module name -> the weight change it should get: up @ down * alpha / rank."""
+    deltas = {}
+    for key, down in state.items():
+        if not key.endswith(_SUFFIXES[0]):
+            continue
+        module = key[: -len(_SUFFIXES[0])]
+        up = state[module + _SUFFIXES[1]]
+        deltas[module] = (up.flatten(1) @ down.flatten(1)) * (alpha / rank)
+    return deltas
+
+
+def verify_lora_files(
+    family: Family,
+    fresh: LoadedModel,
+    files: ExportedFiles,
+    expected: dict[str, torch.Tensor],
+) -> None:
+    """Load each file into a fresh pipeline; ExportError names modules missed or mismatched."""
+    for index, path in enumerate((files.diffusers, files.comfyui)):
+        adapter = f"verify_{index}"
+        try:
+            missed = family.load_lora_check(fresh, path, adapter, set(expected))
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise ExportError(f"{path.name} does not load with diffusers: {exc}") from exc
+        if missed:
+            raise ExportError(f"{path.name} left LoRA weights unloaded", missed)
+        wrong = _mismatched(family, fresh, adapter, expected)
+        if wrong:
+            raise ExportError(f"{path.name} loaded different weights for", wrong)
+        fresh.pipeline.delete_adapters(adapter)
+
+
+def _mismatched(
+    family: Family, model: LoadedModel, adapter: str, expected: dict[str, torch.Tensor]
+) -> list[str]:
+    import torch
+
+    denoiser = family.denoiser(model)
+    wrong = []
+    for name, delta in expected.items():
+        module = denoiser.get_submodule(name)
+        down = module.lora_A[adapter].weight.float().flatten(1).cpu()
+        up = module.lora_B[adapter].weight.float().flatten(1).cpu()
+        loaded = up @ down * module.scaling[adapter]
+        if torch.linalg.norm(loaded - delta) > 2e-2 * torch.linalg.norm(delta) + 1e-6:
+            wrong.append(name)
+    return wrong

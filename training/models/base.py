@@ -1,0 +1,268 @@
+"""The one interface every model family implements (SD 1.5, SDXL, FLUX, Wan, ...).
+
+A family module (``training/models/<family>.py``) defines a ``FamilySpec`` and a ``Family``
+subclass, and exposes an instance as the module attribute ``FAMILY``. The registry in
+``training/models/__init__.py`` imports the module lazily by name.
+
+Rules for family modules:
+
+* Importable without torch/diffusers/transformers: ``TrainingConfig`` validation and
+  ``plan_buckets`` read ``FAMILY.spec`` in light processes. Import heavy libraries inside
+  methods (``if TYPE_CHECKING:`` imports are fine for annotations).
+* Stateless: everything loaded lives in the ``LoadedModel`` that ``load`` returns.
+* The trainer never branches on the family name; anything model-specific belongs here.
+
+Tensor conventions (B = batch, C = latent channels, F = latent frames, H/W = latent size):
+
+* pixels: float in [-1, 1]; images (B, 3, H*s, W*s); video (B, 3, frames, H*s, W*s) where s is
+  the VAE's spatial factor and ``frames`` one of ``spec.frame_counts``.
+* latents: images (B, C, H, W); video (B, C, F, H, W); already normalised into the space the
+  denoiser trains in (scaling/shift factors applied), so ``training_loss`` uses them as given.
+* ``PromptEmbeds``: dict name -> tensor with the batch first, e.g. SD 1.5
+  ``{"prompt_embeds": (B, 77, 768)}``, SDXL ``{"prompt_embeds": (B, 77, 2048),
+  "pooled_prompt_embeds": (B, 1280)}``. Every tensor must have the same shape for every prompt
+  beyond dim 0 (pad to a fixed length) so the trainer can cache per item and ``torch.cat``.
+
+Video I/O contract (``training/video.py``, written alongside the Wan family); the data code
+imports it lazily and calls exactly these:
+
+* ``probe_clip(path) -> ClipProbe`` with ``width``, ``height`` (int, display orientation),
+  ``fps`` (float) and ``frame_count`` (int); reads headers only; raises on an unreadable file.
+* ``read_clip(path, fps, frame_counts, max_side) -> ClipInfo`` with ``frames``
+  (list of RGB ``PIL.Image``), resampled to ``fps``, the longest length in ``frame_counts``
+  that the clip holds, the longer side scaled down to at most ``max_side`` (never up).
+* ``write_mp4(frames, path, fps)`` and ``write_webp(frames, path, fps)`` write PIL frames.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from training.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+PromptEmbeds = dict[str, "torch.Tensor"]
+"""Cached text conditioning for a batch of prompts; see the module docstring for shapes."""
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Static facts about a family, readable without importing torch."""
+
+    name: str
+    media: Literal["image", "video"]
+    default_base_model: str  # hub id used when TrainingConfig.base_model is empty
+    pipeline_class: str  # diffusers pipeline class name, e.g. "StableDiffusionPipeline"
+    default_resolution: int  # bucket area target is resolution**2 pixels
+    min_resolution: int
+    max_resolution: int
+    size_multiple: int  # bucket width/height are multiples of this (VAE factor x patch size)
+    prediction: Literal["epsilon", "v_prediction", "scheduler", "flow_matching"]
+    flow_shift: float | None = None  # flow-matching timestep shift; None for DDPM families
+    fps: int | None = None  # video: frames per second the model was trained at
+    frame_counts: tuple[int, ...] = ()  # video: allowed clip lengths in frames, e.g. (17, 33, 81)
+    default_guidance_scale: float = 7.5
+    notes: str = ""
+
+    @property
+    def is_video(self) -> bool:
+        """True for families that train on clips rather than still images."""
+        return self.media == "video"
+
+
+@dataclass
+class LoadedModel:
+    """A loaded pipeline plus what the trainer needs to know about it."""
+
+    pipeline: Any  # a diffusers DiffusionPipeline
+    dtype: torch.dtype  # dtype of the frozen weights
+    device: torch.device
+    source: str  # the local folder or hub id it came from
+    extras: dict[str, Any] = field(default_factory=dict)  # family-private state
+
+
+@dataclass(frozen=True)
+class LatentBatch:
+    """One training batch built from cached latents and cached prompt embeddings."""
+
+    latents: torch.Tensor  # (B, C, H, W) or (B, C, F, H, W), on the model's device
+    embeds: PromptEmbeds  # every tensor (B, ...) on the model's device
+    original_sizes: tuple[tuple[int, int], ...]  # per item (height, width) of the source media
+    crop_top_lefts: tuple[tuple[int, int], ...]  # per item (top, left) of the crop, in pixels
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One sample to render: cached embeddings for a single prompt and fixed settings."""
+
+    embeds: PromptEmbeds  # batch of 1
+    negative_embeds: PromptEmbeds | None  # batch of 1; embeddings of "" for CFG families
+    seed: int
+    steps: int
+    width: int
+    height: int
+    num_frames: int = 1  # video only: one of spec.frame_counts
+    guidance_scale: float | None = None  # None = spec.default_guidance_scale
+
+
+class Family(ABC):
+    """A model family: load, encode, loss, LoRA targets, sample, save, make a tiny model."""
+
+    spec: FamilySpec
+
+    @abstractmethod
+    def load(
+        self,
+        source: str,
+        *,
+        dtype: torch.dtype,
+        device: torch.device,
+        text_encoders: bool = True,
+    ) -> LoadedModel:
+        """Load the pipeline from a local hub-layout folder or hub id (``from_pretrained``).
+
+        Frozen weights (``requires_grad_(False)``) in ``dtype`` on ``device``, eval mode.
+        ``text_encoders=False`` skips text encoders and tokenizers (used to check LoRA files).
+        Raise ``ModelLoadError`` when the source is missing or not this family's layout.
+        """
+
+    @abstractmethod
+    def encode_prompts(self, model: LoadedModel, prompts: list[str]) -> PromptEmbeds:
+        """Encode prompts under no_grad; tensors (len(prompts), ...) on the model's device."""
+
+    @abstractmethod
+    def encode_media(self, model: LoadedModel, pixels: torch.Tensor) -> torch.Tensor:
+        """VAE-encode pixels (see module docstring) to normalised latents, deterministic (mode)."""
+
+    @abstractmethod
+    def denoiser(self, model: LoadedModel) -> torch.nn.Module:
+        """The module LoRA is added to and trained: ``pipeline.unet`` or ``.transformer``."""
+
+    @abstractmethod
+    def lora_target_modules(self) -> list[str]:
+        """Module-name suffixes in the denoiser to wrap with LoRA (PEFT ``target_modules``)."""
+
+    @abstractmethod
+    def training_loss(
+        self, model: LoadedModel, batch: LatentBatch, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Scalar fp32 loss for one batch: sample noise and timesteps, noise, predict, MSE.
+
+        SD families: uniform DDPM timesteps, epsilon or v-prediction target per the scheduler
+        config. Flow families: sigmas shifted by ``spec.flow_shift``, target ``noise - latents``.
+        ``generator`` lives on the model's device and makes noise/timesteps reproducible.
+        """
+
+    @abstractmethod
+    def sample(self, model: LoadedModel, request: SampleRequest) -> list[Image.Image]:
+        """Render one sample from cached embeddings: [image] for images, frames for video.
+
+        Must work after ``free_encoders`` (text encoders and VAE encoder gone); uses the
+        denoiser as it is now, LoRA included. Restores the denoiser's train/eval mode.
+        """
+
+    @abstractmethod
+    def save_lora(
+        self,
+        model: LoadedModel,
+        lora_state_dict: dict[str, torch.Tensor],
+        path: Path,
+        metadata: dict[str, str],
+    ) -> None:
+        """Write the diffusers/PEFT LoRA file with the pipeline class's ``save_lora_weights``.
+
+        ``lora_state_dict`` is the denoiser's fp32 state dict after
+        ``convert_state_dict_to_diffusers(get_peft_model_state_dict(denoiser))``, without the
+        ``unet.``/``transformer.`` prefix. ``metadata`` (str -> str) goes into the safetensors
+        header next to diffusers' own keys.
+        """
+
+    @abstractmethod
+    def to_kohya(
+        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
+    ) -> dict[str, torch.Tensor]:
+        """Convert the same state dict to ComfyUI/A1111 keys.
+
+        Keys ``lora_unet_<module_path_with_underscores>.lora_down.weight`` / ``.lora_up.weight``
+        / ``.alpha`` (or the family's established community layout), loadable by diffusers'
+        ``load_lora_weights``.
+        """
+
+    @abstractmethod
+    def load_lora(self, model: LoadedModel, path: Path, adapter_name: str) -> None:
+        """Load a LoRA file (either layout) into the pipeline with ``load_lora_weights``."""
+
+    @abstractmethod
+    def make_tiny(self, out_dir: Path) -> Path:
+        """Write a tiny random pipeline in hub layout (model_index.json + subfolders) to out_dir.
+
+        Offline: tokenizers are built from small vocab files written here. Deterministic
+        (fixed seed). Loadable by ``load(str(out_dir), ...)``. Returns out_dir.
+        """
+
+    # Concrete helpers shared by all families; override only with a reason.
+
+    def free_encoders(self, model: LoadedModel) -> None:
+        """Drop text encoders, tokenizers and the VAE encoder once embeddings are cached."""
+        pipe = model.pipeline
+        for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
+            if getattr(pipe, name, None) is not None:
+                setattr(pipe, name, None)
+        vae = getattr(pipe, "vae", None)
+        if vae is not None and getattr(vae, "encoder", None) is not None:
+            vae.encoder = None
+
+    def lora_modules(self, model: LoadedModel, adapter_name: str) -> set[str]:
+        """Names of denoiser modules that carry LoRA weights for ``adapter_name``."""
+        found = set()
+        for name, module in self.denoiser(model).named_modules():
+            lora_a = getattr(module, "lora_A", None)
+            if lora_a is not None and adapter_name in lora_a:
+                found.add(name)
+        return found
+
+    def load_lora_check(
+        self, model: LoadedModel, path: Path, adapter_name: str, expected: set[str]
+    ) -> list[str]:
+        """Load ``path`` as ``adapter_name`` and return the expected module names it missed."""
+        self.load_lora(model, path, adapter_name)
+        missed = sorted(expected - self.lora_modules(model, adapter_name))
+        return missed
+
+    def compile_denoiser(self, model: LoadedModel) -> None:
+        """Regionally torch.compile the denoiser's repeated blocks (faster than whole-model)."""
+        self.denoiser(model).compile_repeated_blocks(fullgraph=False, dynamic=False)
+
+
+def load_frozen_pipeline(
+    pipeline_class: Any,
+    location: str,
+    *,
+    source: str,
+    family: str,
+    dtype: torch.dtype,
+    device: torch.device,
+    omit: Iterable[str] = (),
+) -> LoadedModel:
+    """``pipeline_class.from_pretrained`` without ``omit`` components; frozen, eval, on device.
+
+    Loading errors become ModelLoadError naming the family and the source.
+    """
+    try:
+        pipe = pipeline_class.from_pretrained(location, dtype=dtype, **dict.fromkeys(omit))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load {family} model from {source!r}: {exc}") from exc
+    pipe.to(device)
+    for name, module in pipe.components.items():
+        if hasattr(module, "requires_grad_") and name != "scheduler":
+            module.requires_grad_(False)
+            module.eval()
+    pipe.set_progress_bar_config(disable=True)
+    return LoadedModel(pipeline=pipe, dtype=dtype, device=device, source=source)

@@ -1,0 +1,123 @@
+"""Offline building blocks for tiny random pipelines: a toy CLIP tokenizer and small configs.
+
+Tiny pipelines are saved in hub layout and loaded with the same ``from_pretrained`` code as
+real checkpoints, so nothing here is used at training time.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+TOY_WORDS = (
+    *("photo", "of", "a", "the", "in", "an", "and", "with", "style", "portrait", "dog", "cat"),
+    *("person", "man", "woman", "sks", "ohwx", "painting", "drawing", "red", "blue", "green"),
+    *("on", "at", "by"),
+)
+TINY_SEED = 0
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte -> printable unicode table (the standard byte-level BPE alphabet)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(c) for c in codes), strict=True))
+
+
+def toy_clip_vocab(words: tuple[str, ...] = TOY_WORDS) -> tuple[dict[str, int], list[str]]:
+    """A small CLIP-style BPE vocab and merge list: all bytes plus whole-word merges for words."""
+    alphabet = list(_bytes_to_unicode().values())
+    tokens = alphabet + [ch + "</w>" for ch in alphabet]
+    merges: list[str] = []
+    for word in words:
+        pieces = [*word[:-1], word[-1] + "</w>"]
+        current = pieces[0]
+        for piece in pieces[1:]:
+            merge = f"{current} {piece}"
+            current = current + piece
+            if merge not in merges:
+                merges.append(merge)
+                tokens.append(current)
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
+    return vocab, merges
+
+
+def build_toy_clip_tokenizer(max_length: int = 77) -> CLIPTokenizer:
+    """A CLIPTokenizer loaded with from_pretrained from toy vocab.json/merges.txt files."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = toy_clip_vocab()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+        (folder / "merges.txt").write_text(
+            "#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8"
+        )
+        return CLIPTokenizer.from_pretrained(str(folder), model_max_length=max_length)
+
+
+def tiny_clip_text_kwargs(vocab_size: int, hidden_size: int = 32) -> dict[str, int | float]:
+    """CLIPTextConfig arguments: CLIP-L's 12 layers at toy width, matching the toy tokenizer."""
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 2,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 77,
+        "bos_token_id": vocab_size - 2,
+        "eos_token_id": vocab_size - 1,
+        "pad_token_id": vocab_size - 1,
+        "layer_norm_eps": 1e-5,
+    }
+
+
+def tiny_vae_kwargs() -> dict[str, object]:
+    """AutoencoderKL arguments: SD's layout (4 levels x 2 layers, 8x down, 4 channels), tiny."""
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ("DownEncoderBlock2D",) * 4,
+        "up_block_types": ("UpDecoderBlock2D",) * 4,
+        "block_out_channels": (8, 8, 16, 16),
+        "layers_per_block": 2,
+        "latent_channels": 4,
+        "norm_num_groups": 4,
+        "sample_size": 64,
+    }
+
+
+def tiny_clip(projection_dim: int | None = None) -> tuple[CLIPTokenizer, CLIPTextModel]:
+    """Toy tokenizer plus a random CLIP text encoder (with a projection head if asked)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = build_toy_clip_tokenizer()
+    kwargs = tiny_clip_text_kwargs(len(tokenizer))
+    if projection_dim is None:
+        return tokenizer, CLIPTextModel(CLIPTextConfig(**kwargs))
+    config = CLIPTextConfig(**kwargs, projection_dim=projection_dim)
+    return tokenizer, CLIPTextModelWithProjection(config)
+
+
+def tiny_vae() -> AutoencoderKL:
+    """A random AutoencoderKL with tiny_vae_kwargs()."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(**tiny_vae_kwargs())

@@ -1,0 +1,184 @@
+"""train(): the whole run as a table of contents.
+
+prepare_data -> load_family -> cache_latents -> start_session (LoRA, optimizer, resume)
+-> run_loop -> export. Each piece is importable on its own so a benchmark can time it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from training.cache import LatentCache, cache_latents, release_memory
+from training.checkpoints import list_checkpoints
+from training.config import TrainingConfig
+from training.data.captions import fill_trigger
+from training.data.dataset import dataset_fingerprint, prepare_data
+from training.errors import TrainingOutOfMemory
+from training.export import (
+    ExportedFiles,
+    expected_deltas,
+    lora_metadata,
+    lora_state_dict,
+    verify_lora_files,
+    write_lora_files,
+)
+from training.loop import TrainSession, add_lora, make_optimizer, resume_latest, run_loop
+from training.models import get_family
+from training.models.base import Family, LoadedModel
+from training.reporter import Reporter
+from training.results import ProgressEvent, TrainResult
+
+if TYPE_CHECKING:
+    import torch
+
+
+def train(
+    config: TrainingConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train a LoRA on data_dir into out_dir; resumes from out_dir's latest checkpoint."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reporter = Reporter(config.steps, on_progress)
+    data = prepare_data(config, Path(data_dir))
+    for skip in data.skipped:
+        reporter.skipped(skip)
+    with out_of_memory_as_error(config):
+        family, model = load_family(config)
+        prompts = [fill_trigger(p, config.trigger_word) for p in config.sample_prompts]
+        cache = cache_latents(family, model, data, prompts, reporter.skipped)
+        session = start_session(config, family, model, cache, out_dir, reporter)
+        outcome = run_loop(session, should_stop)
+        fingerprint = dataset_fingerprint(cache.used)
+        files = None if outcome.stopped else export(session, outcome.steps_done, fingerprint)
+    result = TrainResult(
+        steps_done=outcome.steps_done,
+        total_steps=config.steps,
+        final_loss=session.last_loss,
+        stopped=outcome.stopped,
+        seconds=round(reporter.elapsed(), 3),
+        lora_path=str(files.diffusers) if files else None,
+        comfyui_path=str(files.comfyui) if files else None,
+        samples=session.samples,
+        checkpoints=[str(p) for p in list_checkpoints(out_dir)],
+        skipped=data.skipped + cache.skipped,
+        resumed_from=session.resumed_from,
+        dataset_fingerprint=fingerprint,
+    )
+    reporter.emit("done", outcome.steps_done, loss=session.last_loss, path=result.lora_path)
+    return result
+
+
+def pick_device() -> torch.device:
+    """The first CUDA device when there is one, else the CPU."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def weight_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that support it ('auto'), fp32 on CPU; explicit settings win."""
+    import torch
+
+    if config.mixed_precision == "fp32":
+        return torch.float32
+    if config.mixed_precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_family(config: TrainingConfig) -> tuple[Family, LoadedModel]:
+    """Resolve the family and load its frozen pipeline on the fastest device.
+
+    Attention runs through PyTorch SDPA (diffusers' default processor); TF32 matmuls on CUDA.
+    """
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()  # per-component bars only clutter worker logs
+    transformers_logging.disable_progress_bar()
+    device = pick_device()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    family = get_family(config.family)
+    model = family.load(config.base_model, dtype=weight_dtype(config, device), device=device)
+    return family, model
+
+
+def start_session(
+    config: TrainingConfig,
+    family: Family,
+    model: LoadedModel,
+    cache: LatentCache,
+    out_dir: Path,
+    reporter: Reporter,
+) -> TrainSession:
+    """Add the LoRA, build the optimizer, apply speed settings and resume if possible."""
+    import torch
+
+    from training.batches import BucketBatches
+
+    params = add_lora(family, model, config)
+    optimizer, scheduler = make_optimizer(params, config, model.device)
+    buckets = [tuple(item.latents.shape) for item in cache.items]  # batch equal shapes only
+    session = TrainSession(
+        config=config,
+        family=family,
+        model=model,
+        cache=cache,
+        out_dir=out_dir,
+        reporter=reporter,
+        params=params,
+        optimizer=optimizer,
+        lr_scheduler=scheduler,
+        batches=BucketBatches(buckets, config.batch_size, config.seed),
+        generator=torch.Generator(model.device),
+    )
+    if config.gradient_checkpointing is True:
+        family.denoiser(model).enable_gradient_checkpointing()
+        session.checkpointing = True
+    if config.compile:
+        family.compile_denoiser(model)
+    resume_latest(session)
+    return session
+
+
+def export(session: TrainSession, steps_done: int, fingerprint: str) -> ExportedFiles:
+    """Write both LoRA files, free the training model, verify them in a fresh pipeline."""
+    config, family = session.config, session.family
+    state = lora_state_dict(family, session.model)
+    metadata = lora_metadata(config, steps_done, fingerprint)
+    files = write_lora_files(family, session.model, state, session.out_dir, config, metadata)
+    expected = expected_deltas(state, float(config.alpha), config.rank)
+    dtype, device = session.model.dtype, session.model.device
+    session.model.pipeline = None  # drop the trained weights before loading a second copy
+    release_memory(session.model)
+    fresh = family.load(config.base_model, dtype=dtype, device=device, text_encoders=False)
+    verify_lora_files(family, fresh, files, expected)
+    session.reporter.log(steps_done, f"exported {files.diffusers.name} and {files.comfyui.name}")
+    return files
+
+
+@contextmanager
+def out_of_memory_as_error(config: TrainingConfig) -> Iterator[None]:
+    """Turn the accelerator's OOM into TrainingOutOfMemory with advice."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError as exc:
+        raise TrainingOutOfMemory(
+            f"the GPU ran out of memory training {config.family} at resolution "
+            f"{config.resolution} with batch size {config.batch_size} and rank {config.rank}; "
+            "lower batch_size, resolution or rank, or set gradient_checkpointing to true"
+        ) from exc
