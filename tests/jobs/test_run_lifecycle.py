@@ -76,8 +76,26 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     assert [(key, charged) for key, _, charged in segments] == [(f"run:{run_id}:attempt:1", True)]
     assert segments[0][1] > 0
     assert reservation(live_service) == (0, 0)
-    message = mailbox.wait_for(1)[0]
-    assert message["To"] == "ada@example.com" and "is ready" in message["Subject"]
+    ready = wait_for(
+        live_service,
+        lambda: [m for m in mailbox.messages if "is ready" in m["Subject"]],
+        10,
+        "the run-finished e-mail",
+    )
+    assert ready[0]["To"] == "ada@example.com" and f"/runs/{run_id}" in ready[0].get_content()
+
+    # Continue the finished run for two more steps: it resumes from its final checkpoint.
+    more = ada.post_form(f"/runs/{run_id}/continue", {"extra_steps": 2}, page=f"/runs/{run_id}")
+    child_id = int(more.url.rsplit("/", 1)[-1])
+    assert child_id != run_id
+    child = wait_for(
+        live_service,
+        lambda: (s := ada.run_status(child_id))["status"] in FINISHED and s,
+        240,
+        "continued run",
+    )
+    assert child["status"] == "succeeded" and child["step"] == 8
+    assert any("resuming from the checkpoint at step 6" in line for line in child["log"])
 
 
 def _assert_loads_and_changes_output(service: LiveService, files: list[Path]) -> None:
