@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from app import security
 from app.config import Settings, load_settings
 from app.extensions import csrf, db, init_clients, limiter, login_manager, migrate
 
@@ -22,6 +23,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
+    security.register(app, settings)
     if settings.trust_proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
