@@ -1,72 +1,118 @@
-"""Ingest: check each uploaded file, make its thumbnail, and mark it ready or rejected."""
+"""Dataset jobs on the CPU queue: ingest one uploaded file (image, clip or zip) and plan the
+bucket preview. Each item ends ready or rejected with a reason; a rejected file's bytes go."""
 
 from __future__ import annotations
 
-import io
+import json
+import logging
 import tempfile
-import warnings
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import select
 
-from app.datasets.models import DatasetItem
-from app.extensions import db, get_storage
+from app.accounts.models import User
+from app.datasets.limits import extension_of
+from app.datasets.models import Dataset, DatasetItem
+from app.datasets.previews import PREVIEW_TTL_S, pending_key, preview_key
+from app.datasets.services import storage_allowance, storage_used
+from app.extensions import db, get_redis, get_settings, get_storage
 from jobs.context import app_context, job_logger
+from jobs.ingest_archive import unpack_archive
+from jobs.ingest_media import MediaFacts, Rejected, check_file
+from storage import ObjectNotFound
 
-MAX_PIXELS = 40_000_000
-THUMBNAIL_SIZE = (256, 256)
-IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-
-
-class Rejected(Exception):
-    """The file cannot be used; the message says why, for the person."""
+log = logging.getLogger(__name__)
 
 
 def ingest(item_id: int) -> str:
-    """Validate one uploaded item; safe to run twice (a finished item is left as it is)."""
+    """Validate one uploaded item; safe to run twice (a settled item is left as it is)."""
     with app_context():
         item = db.session.get(DatasetItem, item_id)
-        if item is None or item.status in ("ready", "rejected"):
+        if item is None or item.status != "uploaded":
             return "skipped"
-        log = job_logger(__name__, f"ingest item {item_id}")
-        storage = get_storage()
-        with tempfile.TemporaryDirectory(prefix="attune-ingest-") as tmp:
-            local = Path(tmp) / "original"
-            storage.download_file(item.storage_key, local)
-            try:
-                thumbnail, (width, height) = _check_image(local, item.content_type)
-            except Rejected as exc:
-                log.info("rejected: %s", exc)
-                storage.delete(item.storage_key)
-                item.status, item.reject_reason = "rejected", str(exc)
-                db.session.commit()
-                return "rejected"
-        item.thumbnail_key = item.storage_key.rsplit("/", 1)[0] + "/thumbnail.webp"
-        storage.put(item.thumbnail_key, thumbnail, "image/webp")
-        item.width, item.height, item.status = width, height, "ready"
-        db.session.commit()
-        log.info("ready: %dx%d", width, height)
-        return "ready"
+        return ingest_item(item)
 
 
-def _check_image(path: Path, declared_type: str) -> tuple[bytes, tuple[int, int]]:
-    """Fully decode the image within the pixel limit; return a WebP thumbnail and its size."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+def ingest_item(item: DatasetItem) -> str:
+    """Download the item's bytes, check them, and mark it ready or rejected (zips: unpack)."""
+    logger = job_logger(__name__, f"ingest item {item.id}")
+    scratch = get_settings().scratch_dir
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="attune-ingest-", dir=scratch) as tmp:
+        local = Path(tmp) / f"upload{extension_of(item.storage_key)}"
         try:
-            with Image.open(path, formats=list(IMAGE_FORMATS)) as image:
-                if IMAGE_FORMATS.get(image.format or "") != declared_type:
-                    raise Rejected("The file's contents do not match its extension.")
-                if image.width * image.height > MAX_PIXELS:
-                    raise Rejected("The image is larger than 40 megapixels.")
-                image.load()
-                upright = ImageOps.exif_transpose(image).convert("RGB")
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise Rejected("The image is larger than 40 megapixels.") from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise Rejected("The file is not a readable JPEG, PNG or WebP image.") from exc
-    size = upright.size
-    upright.thumbnail(THUMBNAIL_SIZE)
-    buffer = io.BytesIO()
-    upright.save(buffer, "WEBP", quality=80)
-    return buffer.getvalue(), size
+            get_storage().download_file(item.storage_key, local)
+        except ObjectNotFound:
+            # Other storage errors fail the job instead, leaving the item to be ingested again.
+            return reject_item(item, "The uploaded file is missing from storage; upload it again.")
+        try:
+            if item.media_kind == "archive":
+                owner = db.session.get(User, item.dataset.user_id)
+                assert owner is not None  # the dataset row cascades away with its owner
+                allowance = storage_allowance(owner) - (storage_used(owner) - item.size_bytes)
+                count = unpack_archive(item, local, Path(tmp), allowance, logger)
+                logger.info("unpacked %d entries", count)
+                return "unpacked"
+            facts = check_file(local, extension_of(item.storage_key))
+        except Rejected as exc:
+            logger.info("rejected: %s", exc)
+            return reject_item(item, str(exc))
+    accept_item(item, facts, f"{item.object_prefix()}thumbnail.webp")
+    logger.info("ready: %s %dx%d", facts.media_kind, facts.width, facts.height)
+    return "ready"
+
+
+def accept_item(item: DatasetItem, facts: MediaFacts, thumbnail_key: str) -> None:
+    """Store the thumbnail and record what ingest learnt; the item is ready."""
+    get_storage().put(thumbnail_key, facts.thumbnail, "image/webp")
+    item.thumbnail_key = thumbnail_key
+    item.media_kind, item.content_type = facts.media_kind, facts.content_type
+    item.width, item.height = facts.width, facts.height
+    item.duration_s, item.fps, item.frame_count = facts.duration_s, facts.fps, facts.frame_count
+    item.status, item.reject_reason = "ready", None
+    db.session.commit()
+
+
+def reject_item(item: DatasetItem, reason: str) -> str:
+    """Delete the item's bytes and mark it rejected with the reason."""
+    storage = get_storage()
+    storage.delete_prefix(item.object_prefix())
+    if item.storage_key:
+        storage.delete(item.storage_key)
+    item.thumbnail_key = None
+    item.status, item.reject_reason = "rejected", reason[:500]
+    db.session.commit()
+    return "rejected"
+
+
+def bucket_preview(dataset_id: int, family: str, resolution: int) -> str:
+    """Plan every ready item for family at resolution from the sizes ingest recorded; store the
+    result in Redis for the page to poll."""
+    with app_context():
+        try:
+            dataset = db.session.get(Dataset, dataset_id)
+            return "skipped" if dataset is None else store_preview(dataset, family, resolution)
+        finally:
+            get_redis().delete(pending_key(dataset_id, family, resolution))
+
+
+def store_preview(dataset: Dataset, family: str, resolution: int) -> str:
+    """Plan the dataset's ready items and store the preview (or why it failed) for a day."""
+    from jobs.ingest_buckets import plan_items
+
+    items = list(
+        db.session.scalars(
+            select(DatasetItem)
+            .where(DatasetItem.dataset_id == dataset.id, DatasetItem.status == "ready")
+            .order_by(DatasetItem.id)
+        )
+    )
+    try:
+        payload = plan_items(items, family, resolution)
+    except Exception as exc:
+        log.exception("[bucket preview %s] failed", dataset.id)
+        payload = {"error": f"The preview could not be planned: {exc}"}
+    payload["item_ids"] = [item.id for item in items]
+    key = preview_key(dataset.id, family, resolution)
+    get_redis().set(key, json.dumps(payload), ex=PREVIEW_TTL_S)
+    return "error" if "error" in payload else "ready"

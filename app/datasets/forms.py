@@ -3,20 +3,48 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from app.datasets.services import TRIGGER_PATTERN
 
-class DatasetForm(FlaskForm):
-    """Name and trigger word of a dataset."""
+TRIGGER_HELP = "A rare word that will call up your subject, e.g. sks_cat."
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    trigger_word = StringField(
+
+def _trigger_field() -> StringField:
+    return StringField(
         "Trigger word",
         validators=[
             Optional(),
             Length(max=64),
-            Regexp(r"^[\w-]+$", message="Use letters, digits, - and _ only."),
+            Regexp(TRIGGER_PATTERN, message="Use letters, digits, - and _ only."),
         ],
-        description="A rare word that will call up your subject, e.g. sks_cat.",
+        description=TRIGGER_HELP,
     )
+
+
+class DatasetForm(FlaskForm):
+    """Name and trigger word of a new dataset."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    trigger_word = _trigger_field()
+
+
+class DatasetSettingsForm(FlaskForm):
+    """Rename a dataset, set its trigger word and caption template."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    trigger_word = _trigger_field()
+    caption_template = TextAreaField(
+        "Caption template",
+        validators=[Optional(), Length(max=500)],
+        description="Used for items without a caption; {trigger} becomes the trigger word, "
+        "e.g. “a photo of {trigger}”.",
+    )
+
+
+class ReplaceForm(FlaskForm):
+    """Find and replace text in every caption of a dataset."""
+
+    find = StringField("Find", validators=[DataRequired(), Length(max=2000)])
+    replace = StringField("Replace with", validators=[Optional(), Length(max=2000)])

@@ -11,6 +11,7 @@ from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
 
 ITEM_STATUSES = ("uploading", "uploaded", "ready", "rejected")
+MEDIA_KINDS = ("image", "video", "archive")
 
 
 class Dataset(db.Model):
@@ -52,11 +53,24 @@ class DatasetItem(db.Model):
     upload_id: Mapped[str | None] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16), default="uploading")
     reject_reason: Mapped[str | None] = mapped_column(String(500))
-    width: Mapped[int | None]
+    width: Mapped[int | None]  # display orientation (after EXIF / rotation)
     height: Mapped[int | None]
     duration_s: Mapped[float | None]
+    fps: Mapped[float | None]
+    frame_count: Mapped[int | None]
+    # The zip an item was unpacked from (display only; keys never come from names).
+    archive_name: Mapped[str | None] = mapped_column(String(255))
     caption: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now()
     )
     dataset: Mapped[Dataset] = relationship(back_populates="items")
+
+    def object_prefix(self) -> str:
+        """Where this item's objects (original, thumbnail, unpacked entries) live."""
+        return f"{self.dataset.storage_prefix()}items/{self.id}/"
+
+    @property
+    def is_settled(self) -> bool:
+        """True once ingest has decided: ready or rejected."""
+        return self.status in ("ready", "rejected")

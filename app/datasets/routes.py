@@ -1,17 +1,19 @@
-"""Dataset pages and the JSON calls the uploader makes."""
+"""Dataset pages: list and create, view, settings, deletion, caption tools, thumbnails."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.datasets import services
-from app.datasets.forms import DatasetForm
-from app.datasets.models import DatasetItem
+from app.datasets import captions, services
+from app.datasets.forms import DatasetForm, DatasetSettingsForm, ReplaceForm
+from app.datasets.limits import ACCEPTED_FILES, SINGLE_PUT_LIMIT, megabytes
+from app.datasets.models import Dataset
 from app.extensions import get_settings, get_storage
+from app.trainings.families import FAMILIES
 
 bp = Blueprint("datasets", __name__)
 
@@ -19,25 +21,70 @@ bp = Blueprint("datasets", __name__)
 @bp.route("/datasets", methods=["GET", "POST"])
 @login_required
 def index() -> Response | str:
-    """List datasets and create a new one."""
+    """List datasets (items, size, status) and create a new one."""
     form = DatasetForm()
     if form.validate_on_submit():
         dataset = services.create_dataset(
             current_user, form.name.data or "", form.trigger_word.data
         )
         return redirect(url_for("datasets.show", dataset_id=dataset.id))
-    datasets = services.list_datasets(current_user)
-    return render_template("datasets/index.html", datasets=datasets, form=form)
+    return render_template(
+        "datasets/index.html",
+        summaries=services.summarize_datasets(current_user),
+        form=form,
+        used=services.storage_used(current_user),
+        allowance=services.storage_allowance(current_user),
+        megabytes=megabytes,
+    )
 
 
 @bp.route("/datasets/<int:dataset_id>")
 @login_required
 def show(dataset_id: int) -> str:
-    """One dataset: its items and the uploader."""
+    """One dataset: its items, the uploader, caption tools and the bucket preview."""
     dataset = services.get_dataset(current_user, dataset_id)
+    return _render_show(dataset, DatasetSettingsForm(obj=dataset), ReplaceForm())
+
+
+def _render_show(
+    dataset: Dataset, settings_form: DatasetSettingsForm, replace_form: ReplaceForm
+) -> str:
     return render_template(
-        "datasets/show.html", dataset=dataset, counts=services.item_counts(dataset)
+        "datasets/show.html",
+        dataset=dataset,
+        counts=services.item_counts(dataset),
+        settings_form=settings_form,
+        replace_form=replace_form,
+        families=FAMILIES.values(),
+        enabled_families=get_settings().enabled_families,
+        auto_caption=captions.auto_caption_available(),
+        accept=",".join(sorted(ACCEPTED_FILES)) + ",.txt",
+        single_put_limit=SINGLE_PUT_LIMIT,
+        megabytes=megabytes,
     )
+
+
+@bp.route("/datasets/<int:dataset_id>/items-grid")
+@login_required
+def items_grid(dataset_id: int) -> str:
+    """The item grid alone, for the page to refresh while ingest works."""
+    dataset = services.get_dataset(current_user, dataset_id)
+    return render_template("datasets/_items.html", dataset=dataset, megabytes=megabytes)
+
+
+@bp.route("/datasets/<int:dataset_id>/settings", methods=["POST"])
+@login_required
+def update(dataset_id: int) -> Response | tuple[str, int]:
+    """Rename the dataset, set its trigger word and caption template."""
+    dataset = services.get_dataset(current_user, dataset_id)
+    form = DatasetSettingsForm()
+    if not form.validate_on_submit():
+        return _render_show(dataset, form, ReplaceForm()), 422
+    services.update_dataset(
+        dataset, form.name.data or "", form.trigger_word.data, form.caption_template.data
+    )
+    flash("Saved the dataset's settings.", "success")
+    return redirect(url_for("datasets.show", dataset_id=dataset.id))
 
 
 @bp.route("/datasets/<int:dataset_id>/delete", methods=["POST"])
@@ -48,6 +95,17 @@ def delete(dataset_id: int) -> Response:
     services.delete_dataset(dataset)
     flash(f"Deleted “{dataset.name}” and its files.", "info")
     return redirect(url_for("datasets.index"))
+
+
+@bp.route("/datasets/<int:dataset_id>/items/<int:item_id>/delete", methods=["POST"])
+@login_required
+def delete_item(dataset_id: int, item_id: int) -> Response:
+    """Delete one item and its files."""
+    item = services.get_item(current_user, dataset_id, item_id)
+    name = item.filename
+    services.delete_item(item)
+    flash(f"Deleted “{name}”.", "info")
+    return redirect(url_for("datasets.show", dataset_id=dataset_id))
 
 
 @bp.route("/datasets/<int:dataset_id>/items/<int:item_id>/thumbnail")
@@ -61,66 +119,47 @@ def thumbnail(dataset_id: int, item_id: int) -> Response:
     return redirect(url)
 
 
-@bp.route("/api/datasets/<int:dataset_id>/uploads", methods=["POST"])
+@bp.route("/datasets/<int:dataset_id>/captions/prepend-trigger", methods=["POST"])
 @login_required
-def start_upload(dataset_id: int) -> tuple[Response, int]:
-    """Presign where the browser sends one file."""
+def prepend_trigger(dataset_id: int) -> Response:
+    """Put the trigger word in front of every caption."""
     dataset = services.get_dataset(current_user, dataset_id)
-    body = _json_body()
-    filename, size = body.get("filename"), body.get("size")
-    if not isinstance(filename, str) or not isinstance(size, int) or isinstance(size, bool):
-        return jsonify(error="Send the file's name (text) and size (bytes)."), 422
-    try:
-        target = services.start_upload(current_user, dataset, filename, size)
-    except services.DatasetError as exc:
-        return jsonify(error=str(exc)), 422
-    return jsonify(
-        item=_item_json(target.item),
-        method=target.method,
-        urls=target.urls,
-        part_size=target.part_size,
-        expires_in=get_settings().upload_url_expiry_s,
-    ), 201
+    return _caption_action(dataset, lambda: captions.prepend_trigger(dataset), "Added")
 
 
-@bp.route("/api/datasets/<int:dataset_id>/uploads/<int:item_id>/complete", methods=["POST"])
+@bp.route("/datasets/<int:dataset_id>/captions/replace", methods=["POST"])
 @login_required
-def complete_upload(dataset_id: int, item_id: int) -> tuple[Response, int]:
-    """The browser says the bytes are there: check and queue ingest."""
-    item = services.get_item(current_user, dataset_id, item_id)
-    etags = _json_body().get("etags", [])
-    if not isinstance(etags, list) or not all(isinstance(e, str) for e in etags):
-        return jsonify(error="etags must be a list of the parts' ETag headers."), 422
-    try:
-        services.complete_upload(item, etags)
-    except services.DatasetError as exc:
-        return jsonify(error=str(exc)), 422
-    return jsonify(item=_item_json(item)), 200
-
-
-@bp.route("/api/datasets/<int:dataset_id>/items")
-@login_required
-def items(dataset_id: int) -> Response:
-    """Every item with its status, for live updates of the dataset page."""
+def replace_captions(dataset_id: int) -> Response | tuple[str, int]:
+    """Find and replace text in every caption."""
     dataset = services.get_dataset(current_user, dataset_id)
-    return jsonify(items=[_item_json(item) for item in dataset.items])
+    form = ReplaceForm()
+    if not form.validate_on_submit():
+        return _render_show(dataset, DatasetSettingsForm(obj=dataset), form), 422
+    find, replace = form.find.data or "", form.replace.data or ""
+    return _caption_action(
+        dataset, lambda: captions.find_and_replace(dataset, find, replace), "Changed"
+    )
 
 
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, "Send a JSON object.")
-    return body
+def _caption_action(dataset: Dataset, action: Callable[[], int], verb: str) -> Response:
+    try:
+        changed = action()
+    except services.DatasetError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"{verb} {changed} caption{'s' if changed != 1 else ''}.", "success")
+    return redirect(url_for("datasets.show", dataset_id=dataset.id) + "#captions")
 
 
-def _item_json(item: DatasetItem) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "filename": item.filename,
-        "status": item.status,
-        "reject_reason": item.reject_reason,
-        "size": item.size_bytes,
-        "width": item.width,
-        "height": item.height,
-        "caption": item.caption,
-    }
+@bp.route("/datasets/<int:dataset_id>/captions/auto", methods=["POST"])
+@login_required
+def auto_caption(dataset_id: int) -> Response:
+    """Queue automatic captions, or explain plainly why there are none."""
+    dataset = services.get_dataset(current_user, dataset_id)
+    try:
+        captions.request_auto_captions(dataset)
+    except services.DatasetError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Captioning has started; captions appear here as they are written.", "success")
+    return redirect(url_for("datasets.show", dataset_id=dataset.id) + "#captions")

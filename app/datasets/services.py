@@ -1,30 +1,19 @@
-"""Dataset rules: ownership, upload targets, completion and the hand-off to ingest."""
+"""Dataset rules: ownership, settings, summaries, storage use and deletion."""
 
 from __future__ import annotations
 
-import math
-import posixpath
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from app.accounts.models import User
+from app.billing.services import active_plan
+from app.datasets.limits import MB, PART_SIZE  # noqa: F401  (app.local_storage imports it here)
 from app.datasets.models import Dataset, DatasetItem
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
-from app.queues import CPU_QUEUE, enqueue_task
-from storage import PartRef
 
-# What an upload may be, by extension: (media kind, content type, largest size in bytes).
-ACCEPTED_FILES = {
-    ".jpg": ("image", "image/jpeg", 50 * 1024**2),
-    ".jpeg": ("image", "image/jpeg", 50 * 1024**2),
-    ".png": ("image", "image/png", 50 * 1024**2),
-    ".webp": ("image", "image/webp", 50 * 1024**2),
-}
-PART_SIZE = 16 * 1024**2
-SINGLE_PUT_LIMIT = PART_SIZE
-INGEST_TIMEOUT_S = 600
+TRIGGER_PATTERN = r"^[\w-]+$"
 
 
 class DatasetError(Exception):
@@ -32,19 +21,64 @@ class DatasetError(Exception):
 
 
 @dataclass(frozen=True)
-class UploadTarget:
-    """Where the browser sends one file's bytes."""
+class DatasetSummary:
+    """One dataset as the list shows it."""
 
-    item: DatasetItem
-    method: str  # "single" or "multipart"
-    urls: list[str]
-    part_size: int
+    dataset: Dataset
+    items: int
+    ready: int
+    rejected: int
+    pending: int
+    size_bytes: int
+
+    @property
+    def status(self) -> str:
+        """'empty', 'processing', 'ready' or 'no usable items', for people."""
+        if self.items == 0:
+            return "empty"
+        if self.pending:
+            return "processing"
+        return "ready" if self.ready else "no usable items"
 
 
 def list_datasets(user: User) -> list[Dataset]:
     """The person's datasets, newest first."""
     query = select(Dataset).where(Dataset.user_id == user.id).order_by(Dataset.id.desc())
     return list(db.session.scalars(query))
+
+
+def summarize_datasets(user: User) -> list[DatasetSummary]:
+    """The person's datasets with item counts by status and stored size."""
+    rows = db.session.execute(
+        select(
+            DatasetItem.dataset_id,
+            DatasetItem.status,
+            func.count(),
+            func.coalesce(func.sum(DatasetItem.size_bytes), 0),
+        )
+        .join(Dataset)
+        .where(Dataset.user_id == user.id)
+        .group_by(DatasetItem.dataset_id, DatasetItem.status)
+    )
+    counts: dict[int, dict[str, tuple[int, int]]] = {}
+    for dataset_id, status, count, size in rows:
+        counts.setdefault(dataset_id, {})[status] = (int(count), int(size))
+    summaries = []
+    for dataset in list_datasets(user):
+        by_status = counts.get(dataset.id, {})
+        number = {status: value[0] for status, value in by_status.items()}
+        size = sum(value[1] for status, value in by_status.items() if status != "rejected")
+        summaries.append(
+            DatasetSummary(
+                dataset=dataset,
+                items=sum(number.values()),
+                ready=number.get("ready", 0),
+                rejected=number.get("rejected", 0),
+                pending=number.get("uploading", 0) + number.get("uploaded", 0),
+                size_bytes=size,
+            )
+        )
+    return summaries
 
 
 def get_dataset(user: User, dataset_id: int) -> Dataset:
@@ -79,6 +113,23 @@ def create_dataset(user: User, name: str, trigger_word: str | None = None) -> Da
     return dataset
 
 
+def update_dataset(
+    dataset: Dataset, name: str, trigger_word: str | None, caption_template: str | None
+) -> Dataset:
+    """Rename the dataset and set its trigger word and caption template."""
+    name = name.strip()
+    if not name:
+        raise DatasetError("Give the dataset a name.")
+    template = (caption_template or "").strip()
+    if len(template) > 500:
+        raise DatasetError("Keep the caption template under 500 characters.")
+    dataset.name = name[:120]
+    dataset.trigger_word = (trigger_word or "").strip() or None
+    dataset.caption_template = template or None
+    db.session.commit()
+    return dataset
+
+
 def item_counts(dataset: Dataset) -> dict[str, int]:
     """How many items the dataset has in each status."""
     rows = db.session.execute(
@@ -89,69 +140,43 @@ def item_counts(dataset: Dataset) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def start_upload(user: User, dataset: Dataset, filename: str, size: int) -> UploadTarget:
-    """Record a pending item and presign where its bytes go; refuses unsupported files."""
-    display_name = posixpath.basename(filename.replace("\\", "/")).strip()[:255]
-    extension = posixpath.splitext(display_name)[1].lower()
-    if extension not in ACCEPTED_FILES:
-        accepted = ", ".join(sorted(ACCEPTED_FILES))
-        raise DatasetError(f"“{display_name or filename}” is not a supported file ({accepted}).")
-    media_kind, content_type, max_size = ACCEPTED_FILES[extension]
-    if size <= 0:
-        raise DatasetError(f"“{display_name}” is empty.")
-    if size > max_size:
-        raise DatasetError(f"“{display_name}” is larger than {max_size // 1024**2} MB.")
-    item = DatasetItem(
-        dataset_id=dataset.id,
-        filename=display_name,
-        content_type=content_type,
-        media_kind=media_kind,
-        size_bytes=size,
-        storage_key="",
+def ready_item_ids(dataset: Dataset) -> list[int]:
+    """Ids of the items a training run (and the bucket preview) would use."""
+    query = select(DatasetItem.id).where(
+        DatasetItem.dataset_id == dataset.id, DatasetItem.status == "ready"
     )
-    db.session.add(item)
-    db.session.flush()
-    item.storage_key = f"{dataset.storage_prefix()}items/{item.id}/original{extension}"
-    target = _presign(item, size)
-    db.session.commit()
-    return target
+    return sorted(db.session.scalars(query))
 
 
-def _presign(item: DatasetItem, size: int) -> UploadTarget:
-    storage, expiry = get_storage(), get_settings().upload_url_expiry_s
-    if size <= SINGLE_PUT_LIMIT:
-        url = storage.presign_put(item.storage_key, item.content_type, expiry)
-        return UploadTarget(item, "single", [url], size)
-    item.upload_id = storage.create_multipart(item.storage_key, item.content_type)
-    parts = math.ceil(size / PART_SIZE)
-    urls = [
-        storage.presign_part(item.storage_key, item.upload_id, number, expiry)
-        for number in range(1, parts + 1)
-    ]
-    return UploadTarget(item, "multipart", urls, PART_SIZE)
+def storage_used(user: User) -> int:
+    """Bytes the person's items hold or have reserved (uploads in flight count)."""
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(DatasetItem.size_bytes), 0))
+        .join(Dataset)
+        .where(Dataset.user_id == user.id, DatasetItem.status != "rejected")
+    )
+    return int(total or 0)
 
 
-def complete_upload(item: DatasetItem, etags: list[str]) -> DatasetItem:
-    """Finish the item's upload, check what arrived and queue the ingest job."""
-    if item.status != "uploading":
-        raise DatasetError(f"“{item.filename}” was already uploaded.")
+def storage_allowance(user: User) -> int:
+    """Bytes the person may store: the plan's storage, or the free allowance without one."""
+    plan = active_plan(user)
+    if plan is not None:
+        return plan.storage_bytes
+    return get_settings().free_storage_mb * MB
+
+
+def delete_item(item: DatasetItem) -> None:
+    """Remove one item's row and every object it has (original, thumbnail, unfinished upload)."""
     storage = get_storage()
     if item.upload_id:
-        refs = [PartRef(number=n, etag=etag) for n, etag in enumerate(etags, start=1)]
-        storage.complete_multipart(item.storage_key, item.upload_id, refs)
-        item.upload_id = None
-    info = storage.stat(item.storage_key)
-    if info is None:
-        raise DatasetError(f"“{item.filename}” has not arrived yet; upload it again.")
-    if info.size != item.size_bytes:
-        storage.delete(item.storage_key)
-        db.session.delete(item)
-        db.session.commit()
-        raise DatasetError(f"“{item.filename}” arrived incomplete; upload it again.")
-    item.status = "uploaded"
+        storage.abort_multipart(item.storage_key, item.upload_id)
+    storage.delete_prefix(item.object_prefix())
+    for key in (item.storage_key, item.thumbnail_key):
+        if key and not key.startswith(item.object_prefix()):
+            storage.delete(key)  # unpacked zip entries live under their archive's prefix
+    db.session.delete(item)
     db.session.commit()
-    enqueue_task("jobs.datasets.ingest", item.id, queue=CPU_QUEUE, timeout_s=INGEST_TIMEOUT_S)
-    return item
 
 
 def delete_dataset(dataset: Dataset) -> None:

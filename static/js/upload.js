@@ -1,73 +1,229 @@
-// Sends each chosen file straight to storage through presigned URLs, with a progress bar.
+// The dataset page: Uppy's Dashboard sends files straight to storage through URLs the app
+// presigns (one PUT for small files, resumable multipart for large ones), same-name .txt files
+// become captions, the item grid refreshes while ingest works, captions save inline, and the
+// bucket preview is requested and polled.
 (function () {
   "use strict";
-  const root = document.getElementById("uploader");
-  if (!root) return;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const list = root.querySelector(".uploads");
 
-  async function api(url, body) {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: JSON.stringify(body),
-      credentials: "same-origin",
-    });
+  async function call(method, url, body, signal) {
+    const options = { method, credentials: "same-origin", signal, headers: { "X-CSRFToken": csrf } };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, options);
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || "The upload could not start.");
+    if (!response.ok) throw new Error(data.error || "The request failed (" + response.status + ").");
     return data;
   }
 
-  function put(url, blob, onProgress) {
-    return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
-      xhr.open("PUT", url);
-      xhr.upload.onprogress = (e) => onProgress(e.loaded);
-      xhr.onload = () => (xhr.status < 300 ? resolve(xhr.getResponseHeader("ETag") || "")
-                                            : reject(new Error("Storage refused the upload.")));
-      xhr.onerror = () => reject(new Error("The connection dropped."));
-      xhr.send(blob);
+  // Captions: "<folder>/<name>.txt" pairs with "<folder>/<name>.<any media extension>".
+  function pathOf(file) { return (file.meta && file.meta.relativePath) || file.name; }
+  function captionKey(path) { return path.replace(/\\/g, "/").replace(/^\/+/, "").replace(/\.[^./]*$/, "").toLowerCase(); }
+
+  const grid = {
+    section: document.getElementById("items"),
+    timer: null,
+    async refresh() {
+      const root = document.getElementById("uploader");
+      if (!root || !this.section) return;
+      if (this.section.contains(document.activeElement) && document.activeElement.tagName === "TEXTAREA") return;
+      const response = await fetch(root.dataset.gridUrl, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const html = await response.text();
+      const current = document.getElementById("items-grid");
+      if (current && current.outerHTML !== html.trim()) current.outerHTML = html;
+    },
+    pending() {
+      const current = document.getElementById("items-grid");
+      return current ? Number(current.dataset.pending || 0) : 0;
+    },
+    watch(busy) {
+      clearTimeout(this.timer);
+      const tick = async () => {
+        await this.refresh().catch(() => {});
+        if (busy() || this.pending() > 0) this.timer = setTimeout(tick, 1500);
+      };
+      this.timer = setTimeout(tick, 500);
+    },
+  };
+
+  function startUploader(root) {
+    if (!window.Uppy) return;
+    const base = root.dataset.uploadsUrl;
+    const singlePutLimit = Number(root.dataset.singlePutLimit);
+    const captions = new Map(); // captionKey -> {path, text: Promise<string>}
+    const note = root.querySelector(".caption-note");
+    let uploading = 0;
+
+    const uppy = new Uppy.Uppy({
+      autoProceed: true,
+      restrictions: { allowedFileTypes: root.dataset.accept.split(",") },
+      onBeforeFileAdded(file) {
+        if (!/\.txt$/i.test(file.name)) return true;
+        const path = pathOf(file);
+        const text = file.data.arrayBuffer().then((buffer) => new TextDecoder("utf-8", { fatal: true }).decode(buffer));
+        captions.set(captionKey(path), { path, text });
+        return false; // captions travel with their image, not as uploads
+      },
+    });
+    window.attuneUppy = uppy;
+    uppy.use(Uppy.Dashboard, {
+      inline: true,
+      target: "#uppy-dashboard",
+      height: 360,
+      width: "100%",
+      showProgressDetails: true,
+      proudlyDisplayPoweredByUppy: false,
+      fileManagerSelectionType: "both",
+      note: "Images, clips, folders or a zip; .txt files become captions.",
+    });
+
+    async function takeCaption(file) {
+      const entry = captions.get(captionKey(pathOf(file)));
+      if (!entry) return undefined;
+      captions.delete(captionKey(pathOf(file)));
+      try { return (await entry.text).trim(); } catch (err) { note.textContent = entry.path + " is not UTF-8 text; it was not used."; return undefined; }
+    }
+
+    async function create(file, signal) {
+      const body = { filename: file.name, size: file.size, relative_path: pathOf(file), caption: await takeCaption(file) };
+      const target = await call("POST", base, body, signal);
+      uppy.setFileMeta(file.id, { itemId: target.item.id, attuneMethod: target.method });
+      return target;
+    }
+    const itemUrl = (key) => base + "/" + encodeURIComponent(key);
+
+    uppy.use(Uppy.AwsS3, {
+      limit: 4,
+      retryDelays: [0, 1000, 3000, 5000],
+      allowedMetaFields: [],
+      shouldUseMultipart: (file) => file.size > singlePutLimit,
+      getChunkSize: () => singlePutLimit,
+      async getUploadParameters(file, options) {
+        const target = await create(file, options && options.signal);
+        return { method: "PUT", url: target.urls[0], headers: { "Content-Type": target.content_type } };
+      },
+      async createMultipartUpload(file) {
+        const target = await create(file);
+        return { uploadId: target.uploadId, key: target.key };
+      },
+      async signPart(file, { key, partNumber, signal }) {
+        const signed = await call("GET", itemUrl(key) + "/parts/" + partNumber, undefined, signal);
+        return { url: signed.url };
+      },
+      async listParts(file, { key, signal }) {
+        return (await call("GET", itemUrl(key) + "/parts", undefined, signal)).parts;
+      },
+      async completeMultipartUpload(file, { key, parts, signal }) {
+        await call("POST", itemUrl(key) + "/complete", { parts }, signal);
+        return {};
+      },
+      async abortMultipartUpload(file, { key }) {
+        await call("DELETE", itemUrl(key)).catch(() => {});
+      },
+    });
+
+    uppy.on("upload", () => { uploading += 1; grid.watch(() => uploading > 0); });
+    uppy.on("upload-success", async (file) => {
+      const meta = uppy.getFile(file.id).meta;
+      if (meta.attuneMethod !== "single") return;
+      try {
+        await call("POST", itemUrl(meta.itemId) + "/complete", { etags: [] });
+      } catch (err) {
+        uppy.info(file.name + ": " + err.message, "error", 8000);
+      }
+    });
+    uppy.on("file-removed", (file) => {
+      const meta = file.meta || {};
+      if (meta.attuneMethod === "single" && file.progress && !file.progress.uploadComplete) {
+        call("DELETE", itemUrl(meta.itemId)).catch(() => {});
+      }
+    });
+    uppy.on("complete", async () => {
+      uploading = Math.max(0, uploading - 1);
+      const left = {};
+      for (const entry of captions.values()) {
+        try { left[entry.path] = (await entry.text).trim(); } catch (err) { /* reported on use */ }
+      }
+      captions.clear();
+      if (Object.keys(left).length) {
+        try {
+          const result = await call("POST", root.dataset.captionsUrl, { captions: left });
+          note.textContent = result.paired + " caption file(s) matched existing items" +
+            (result.unmatched.length ? "; no item is named like " + result.unmatched.join(", ") : ".");
+        } catch (err) { note.textContent = err.message; }
+      }
+      grid.watch(() => uploading > 0);
     });
   }
 
-  async function putWithRetry(url, blob, onProgress, attempts = 3) {
-    for (let i = 1; ; i++) {
-      try { return await put(url, blob, onProgress); }
-      catch (err) { if (i >= attempts) throw err; await new Promise((r) => setTimeout(r, 1000 * i)); }
-    }
+  function startCaptionEditing() {
+    document.addEventListener("change", async (event) => {
+      const box = event.target;
+      if (!box.matches || !box.matches("textarea.caption")) return;
+      const state = box.parentElement.querySelector(".caption-state");
+      try {
+        await call("PATCH", box.dataset.url, { caption: box.value });
+        state.textContent = "saved";
+      } catch (err) { state.textContent = err.message; }
+    });
   }
 
-  async function upload(file) {
-    const row = document.createElement("li");
-    row.innerHTML = '<span class="name"></span> <progress max="100" value="0"></progress> <span class="state">waiting</span>';
-    row.querySelector(".name").textContent = file.name;
-    row.querySelector("progress").setAttribute("aria-label", "Upload of " + file.name);
-    list.appendChild(row);
-    const bar = row.querySelector("progress"), state = row.querySelector(".state");
-    try {
-      const target = await api(root.dataset.startUrl, { filename: file.name, size: file.size });
-      state.textContent = "uploading";
-      const etags = [];
-      let done = 0;
-      for (let i = 0; i < target.urls.length; i++) {
-        const chunk = file.slice(i * target.part_size, (i + 1) * target.part_size);
-        etags.push(await putWithRetry(target.urls[i], chunk, (loaded) => {
-          bar.value = Math.round(((done + loaded) / file.size) * 100);
-        }));
-        done += chunk.size;
+  function renderPreview(container, data) {
+    const rows = data.items.map((item) => {
+      const flag = item.dropped ? "dropped: " + item.reason : (item.flag || "");
+      const bucket = item.dropped ? "—" : item.bucket_width + "×" + item.bucket_height;
+      const crop = item.dropped ? "—" : item.crop_box.join(", ") + " (" + Math.round(item.crop_fraction * 100) + "% cut)";
+      const frames = item.frames == null ? "—" : String(item.frames);
+      const tr = document.createElement("tr");
+      if (item.dropped) tr.className = "dropped";
+      for (const text of [item.filename, item.source_width + "×" + item.source_height, bucket, crop, frames, flag]) {
+        const td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
       }
-      const completeUrl = root.dataset.startUrl + "/" + target.item.id + "/complete";
-      await api(completeUrl, { etags: target.method === "multipart" ? etags : [] });
-      bar.value = 100;
-      state.textContent = "uploaded, checking…";
-    } catch (err) {
-      row.classList.add("failed");
-      state.textContent = err.message;
-    }
+      if (flag) tr.lastChild.className = "flag";
+      return tr;
+    });
+    const table = document.createElement("table");
+    table.innerHTML = "<thead><tr><th>Item</th><th>Source</th><th>Bucket</th><th>Crop box (left, top, right, bottom)</th><th>Frames kept</th><th>Warning</th></tr></thead>";
+    const body = document.createElement("tbody");
+    rows.forEach((row) => body.appendChild(row));
+    table.appendChild(body);
+    container.replaceChildren(table);
   }
 
-  root.querySelector("input[type=file]").addEventListener("change", async (event) => {
-    for (const file of event.target.files) await upload(file);
-    setTimeout(() => window.location.reload(), 1500);
-  });
+  function startPreview(section) {
+    const form = section.querySelector("form");
+    const family = form.querySelector("select"), resolution = form.querySelector("input");
+    const state = section.querySelector(".preview-state"), result = section.querySelector(".preview-result");
+    const syncResolution = () => { resolution.value = family.selectedOptions[0].dataset.resolution; };
+    family.addEventListener("change", syncResolution);
+    syncResolution();
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      state.textContent = "Planning…";
+      try {
+        let data = await call("POST", section.dataset.url, { family: family.value, resolution: Number(resolution.value) });
+        while (data.status === "pending") {
+          await new Promise((r) => setTimeout(r, 1000));
+          data = await call("GET", data.poll);
+        }
+        if (data.status === "ready") {
+          const s = data.summary;
+          state.textContent = s.kept + " kept, " + s.dropped + " dropped, " + s.heavily_cropped + " heavily cropped at " + data.resolution + " px.";
+          renderPreview(result, data);
+        } else {
+          state.textContent = data.error || "The preview is out of date; press the button again.";
+        }
+      } catch (err) { state.textContent = err.message; }
+    });
+  }
+
+  const uploader = document.getElementById("uploader");
+  if (uploader) startUploader(uploader);
+  startCaptionEditing();
+  const preview = document.getElementById("bucket-preview");
+  if (preview) startPreview(preview);
+  if (grid.pending() > 0) grid.watch(() => false);
 })();

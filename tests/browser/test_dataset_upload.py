@@ -1,0 +1,111 @@
+"""A person drops a folder of images (with one .txt caption) into the dataset page: progress
+bars move, every image becomes ready with a thumbnail, and the caption is paired."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.jobs.conftest import LiveService
+from tests.jobs.test_ingest_media import jpeg_bytes, zip_bytes
+
+PASSWORD = "correct horse battery staple"
+IMAGES = 6
+MB = 1024 * 1024
+
+
+def _folder(root: Path) -> Path:
+    folder = root / "holiday"
+    folder.mkdir()
+    for index in range(IMAGES):
+        # Large enough (about 300 KB each) for the throttled upload to take a few seconds.
+        (folder / f"{index:02d}.jpg").write_bytes(jpeg_bytes((900, 700), quality=100))
+    (folder / "00.txt").write_text("un chat sur la plage", encoding="utf-8")
+    return folder
+
+
+def _sign_up_and_create(page: Page, base: str) -> None:
+    page.goto(f"{base}/sign-up")
+    page.locator("input[name=name]").fill("Ada Lovelace")
+    page.locator("input[name=email]").fill("ada@example.com")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("input[name=adult]").check()
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(f"{base}/dashboard")
+    page.goto(f"{base}/datasets")
+    page.locator("input[name=name]").fill("Holiday")
+    page.locator("input[name=trigger_word]").fill("sks_cat")
+    page.get_by_role("button", name="Create dataset").click()
+    expect(page.locator("h1")).to_have_text("Holiday")
+
+
+@pytest.mark.parametrize("live_service", ["sqlite"], indirect=True)
+def test_drop_a_folder_and_watch_it_become_ready(
+    live_service: LiveService, page: Page, tmp_path: Path
+) -> None:
+    _sign_up_and_create(page, live_service.url)
+    # Slow the upload down so that the progress bars have something to show.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 300_000},
+    )
+    folder_input = page.locator("#uppy-dashboard input[type=file][webkitdirectory]")
+    folder_input.set_input_files(_folder(tmp_path))
+
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        progress = page.evaluate("() => window.attuneUppy.getState().totalProgress")
+        if not seen or progress != seen[-1]:
+            seen.append(progress)
+        if progress == 100:
+            break
+        page.wait_for_timeout(100)
+    assert seen[-1] == 100, seen
+    assert len([p for p in seen if 0 < p < 100]) >= 3, f"progress did not move: {seen}"
+    assert seen == sorted(seen)
+    expect(page.locator(".uppy-StatusBar")).to_be_visible()
+    expect(page.locator(".uppy-Dashboard-Item")).to_have_count(IMAGES)  # the .txt is a caption
+
+    ready = page.locator("#items-grid li[data-status=ready]")
+    expect(ready).to_have_count(IMAGES, timeout=60_000)
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('#items-grid li[data-status=ready] img')]"
+        ".filter(img => img.complete && img.naturalWidth > 0).length === n",
+        arg=IMAGES,
+        timeout=20_000,
+    )
+    first = page.locator("#items-grid li", has_text="holiday/00.jpg")
+    expect(first.locator("textarea.caption")).to_have_value("un chat sur la plage")
+
+
+@pytest.mark.parametrize("live_service", ["sqlite"], indirect=True)
+def test_a_large_zip_goes_up_in_parts_and_is_unpacked(
+    live_service: LiveService, page: Page, tmp_path: Path
+) -> None:
+    _sign_up_and_create(page, live_service.url)
+    archive = tmp_path / "shoot.zip"
+    archive.write_bytes(
+        zip_bytes(
+            [("a.jpg", jpeg_bytes()), ("b.jpg", jpeg_bytes()), ("raw.bin", os.urandom(20 * MB))]
+        )
+    )
+    page.locator("#uppy-dashboard input[type=file]:not([webkitdirectory])").first.set_input_files(
+        archive
+    )
+    page.wait_for_function(
+        "() => window.attuneUppy.getState().totalProgress === 100", timeout=60_000
+    )
+    parts = page.evaluate("() => window.attuneUppy.getFiles()[0].meta.attuneMethod")
+    assert parts == "multipart"  # over 16 MB: resumable parts through the app's signed URLs
+    expect(page.locator("#items-grid li[data-status=ready]")).to_have_count(2, timeout=60_000)
+    rejected = page.locator("#items-grid li[data-status=rejected]")
+    expect(rejected).to_have_count(1)
+    expect(rejected).to_contain_text("Not a supported file type")
+    expect(page.locator("#items-grid li", has_text="a.jpg")).to_contain_text("from shoot.zip")
