@@ -52,17 +52,27 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount every feature's blueprint."""
+    from app.accounts.account_routes import bp as account_bp
     from app.accounts.routes import bp as accounts_bp
+    from app.api_docs import bp as api_docs_bp
+    from app.billing.routes import bp as billing_bp
+    from app.datasets.api import bp as datasets_api_bp
     from app.datasets.routes import bp as datasets_bp
     from app.local_storage.routes import bp as local_storage_bp
     from app.pages import bp as pages_bp
+    from app.privacy.routes import bp as privacy_bp
     from app.trainings.routes import bp as trainings_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(account_bp)
+    app.register_blueprint(privacy_bp)
     app.register_blueprint(datasets_bp)
+    app.register_blueprint(datasets_api_bp)
     app.register_blueprint(trainings_bp)
+    app.register_blueprint(billing_bp)
     app.register_blueprint(local_storage_bp)
+    app.register_blueprint(api_docs_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

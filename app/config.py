@@ -88,6 +88,10 @@ class Settings:
     smtp_password: str = ""
     smtp_starttls: bool = True
     mail_from: str = "Attune <no-reply@attune.localhost>"
+    # Google sign-in (OpenID Connect); the button appears once a client id is set.
+    google_client_id: str = ""
+    google_client_secret: str = ""
+    google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
     plans_json: str = ""
     past_due_grace_days: int = 7
     billing_mode: str = ""  # "stripe" or "dev"; load_settings picks "stripe" when a key is set
@@ -95,7 +99,7 @@ class Settings:
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""  # empty: Stripe itself; tests point it at a local server
     stripe_webhook_tolerance_s: int = 300
-    stripe_timeout_s: int = 20
+    stripe_timeout_s: int = 10
     stripe_max_network_retries: int = 2
     stripe_meter_event_name: str = "attune_gpu_seconds"
 

@@ -13,6 +13,7 @@ from app.billing.models import GpuUsage
 from app.db_types import utcnow
 from app.extensions import db, get_settings, get_storage
 from app.trainings.models import Generation, TrainingRun
+from jobs.billing import report_overage_later
 from jobs.context import app_context, job_logger
 from jobs.models import resolve_base_model
 
@@ -98,19 +99,21 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
 
 def _meter(generation: Generation, started: object, seconds: float, charged: bool) -> None:
     """One ledger segment per generation; a retried write is ignored."""
-    db.session.add(
-        GpuUsage(
-            user_id=generation.user_id,
-            run_id=generation.run_id,
-            segment_key=f"generation:{generation.id}",
-            kind="generation",
-            gpu_seconds=round(seconds, 3),
-            charged=charged,
-            started_at=started,
-            ended_at=utcnow(),
-        )
+    usage = GpuUsage(
+        user_id=generation.user_id,
+        run_id=generation.run_id,
+        segment_key=f"generation:{generation.id}",
+        kind="generation",
+        gpu_seconds=round(seconds, 3),
+        charged=charged,
+        started_at=started,
+        ended_at=utcnow(),
     )
+    db.session.add(usage)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
+        return
+    if charged:
+        report_overage_later(usage.id)

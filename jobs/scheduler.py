@@ -7,7 +7,7 @@ import logging
 from rq.cron import CronScheduler
 
 from app.config import load_settings
-from jobs import maintenance
+from jobs import billing, maintenance, retention
 from jobs.worker import wait_for_redis
 
 HOUR = 3600
@@ -21,6 +21,12 @@ def build_scheduler(connection: object) -> CronScheduler:
     )
     scheduler.register(
         maintenance.requeue_stale_runs, "cpu", interval=60, job_timeout=300, result_ttl=HOUR
+    )
+    scheduler.register(
+        billing.report_pending_overage, "cpu", interval=600, job_timeout=900, result_ttl=HOUR
+    )
+    scheduler.register(
+        retention.apply_retention, "cpu", interval=HOUR, job_timeout=3 * HOUR, result_ttl=HOUR
     )
     return scheduler
 

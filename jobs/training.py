@@ -23,6 +23,7 @@ from app.mail import send_email
 from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
 from jobs import run_files
+from jobs.billing import report_overage_later
 from jobs.context import app_context, job_logger
 from jobs.models import resolve_base_model
 from jobs.progress import Heartbeat, RunReporter
@@ -136,6 +137,7 @@ def meter_segment(run: TrainingRun, started: datetime, seconds: float, charged: 
     if charged:
         run.used_gpu_seconds = (run.used_gpu_seconds or 0.0) + seconds
         db.session.commit()
+        report_overage_later(usage.id)
     return True
 
 

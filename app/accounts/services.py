@@ -1,4 +1,4 @@
-"""Account rules: sign-up, authentication, session revocation."""
+"""Account rules: sign-up, authentication, profile, session revocation."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from app.accounts.models import User
 from app.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
 from app.db_types import utcnow
 from app.extensions import db
+from app.privacy.policy import POLICY_VERSION
 
 
 class AccountError(Exception):
@@ -43,6 +44,7 @@ def register_user(
         company=(company or "").strip() or None,
         password_hash=hash_password(password),
         adult_confirmed_at=utcnow(),
+        policy_version=POLICY_VERSION,
     )
     db.session.add(user)
     try:
@@ -58,6 +60,8 @@ def authenticate(email: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
     if not verify_password(user.password_hash if user else None, password):
         return None
+    if user is not None and user.deletion_requested_at is not None:
+        return None
     assert user is not None and user.password_hash is not None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -71,7 +75,7 @@ def load_session_user(session_id: str) -> User | None:
     if not user_id.isdigit() or not version.isdigit():
         return None
     user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version):
+    if user is None or user.session_version != int(version) or user.deletion_requested_at:
         return None
     return user
 
@@ -79,4 +83,28 @@ def load_session_user(session_id: str) -> User | None:
 def revoke_sessions(user: User) -> None:
     """Log the person out everywhere by bumping the session version."""
     user.session_version += 1
+    db.session.commit()
+
+
+def email_taken(email: str, except_user: User | None = None) -> bool:
+    """True when another account uses `email` (or is waiting to switch to it)."""
+    email = normalize_email(email)
+    query = select(User.id).where((User.email == email) | (User.pending_email == email))
+    if except_user is not None:
+        query = query.where(User.id != except_user.id)
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def update_profile(user: User, name: str, company: str | None) -> None:
+    """Correct the name and company."""
+    name = name.strip()
+    if not name:
+        raise AccountError("name", "Tell us your name.")
+    user.name, user.company = name[:120], (company or "").strip()[:120] or None
+    db.session.commit()
+
+
+def accept_policy(user: User) -> None:
+    """Record that the person has seen the current privacy policy."""
+    user.policy_version = POLICY_VERSION
     db.session.commit()

@@ -31,6 +31,17 @@ class Plan:
         """The period's GPU allowance in seconds."""
         return int(self.gpu_hours * 3600)
 
+    @property
+    def storage_gb(self) -> float:
+        """Storage allowance in GB, for display."""
+        return self.storage_bytes / GB
+
+    @property
+    def media_kinds(self) -> str:
+        """What the plan trains, in words: "images" or "images + video"."""
+        video = any(family in VIDEO_FAMILIES for family in self.families)
+        return "images + video" if video else "images"
+
 
 DEFAULT_PLANS: tuple[Plan, ...] = (
     Plan("hobby", "Hobby", 5, 20 * GB, 1, IMAGE_FAMILIES, overage=False),
@@ -70,3 +81,8 @@ def _plan(entry: dict[str, Any], defaults: dict[str, Plan]) -> Plan:
         values["storage_bytes"] = int(float(entry["storage_gb"]) * GB)
     values["families"] = tuple(values["families"])
     return Plan(**values)
+
+
+def plan_for_prices(plans: tuple[Plan, ...], price_ids: list[str]) -> Plan | None:
+    """The plan whose base price is among a subscription's prices."""
+    return next((p for p in plans if p.stripe_price_id and p.stripe_price_id in price_ids), None)

@@ -7,12 +7,11 @@ from typing import Any
 from sqlalchemy import select
 
 from app.accounts.models import User
-from app.billing.services import active_plan
+from app.billing.services import can_start_runs
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
 from app.queues import enqueue_task
 from app.trainings.models import Generation, TrainingRun
-from app.trainings.quota import current_period, reserved_gpu_seconds, used_gpu_seconds
 from app.trainings.services import RunError
 
 MAX_PROMPT_CHARS = 500
@@ -49,15 +48,10 @@ def start_generation(
 
 
 def _check_quota(user: User) -> None:
-    plan = active_plan(user)
-    if plan is None:
-        raise RunError("Generating needs an active plan. Choose one on the billing page.")
-    if plan.overage:
-        return
-    start, end = current_period(user)
-    left = plan.gpu_seconds - used_gpu_seconds(user.id, start, end)
-    if left - reserved_gpu_seconds(user.id, start) <= 0:
-        raise RunError("Your GPU time for this period is used up.")
+    """Generating follows the same rule as starting a run."""
+    allowed, reason = can_start_runs(user)
+    if not allowed:
+        raise RunError(reason)
 
 
 def list_generations(run: TrainingRun) -> list[Generation]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.accounts.models import User
-from app.billing.models import GpuUsage
 from app.billing.plans import Plan
-from app.billing.services import current_subscription
-from app.db_types import utcnow
+from app.billing.services import quota_status
+from app.billing.usage import QuotaStatus
 from app.extensions import db
 from app.trainings.models import QuotaPeriod, TrainingRun
 
@@ -21,26 +20,10 @@ class QuotaError(Exception):
     """The run does not fit the plan right now; the message says why."""
 
 
-def current_period(user: User, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The billing period GPU time counts against: the subscription's, else the month."""
-    subscription = current_subscription(user)
-    if subscription and subscription.current_period_start and subscription.current_period_end:
-        return subscription.current_period_start, subscription.current_period_end
-    now = now or utcnow()
-    start = datetime(now.year, now.month, 1, tzinfo=UTC)
-    end = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
-
-
-def used_gpu_seconds(user_id: int, start: datetime, end: datetime) -> float:
-    """Charged GPU seconds in the ledger for segments that started within [start, end)."""
-    query = select(func.coalesce(func.sum(GpuUsage.gpu_seconds), 0.0)).where(
-        GpuUsage.user_id == user_id,
-        GpuUsage.charged.is_(True),
-        GpuUsage.started_at >= start,
-        GpuUsage.started_at < end,
-    )
-    return float(db.session.scalar(query) or 0.0)
+def period_quota(user: User) -> QuotaStatus:
+    """This period's allowance, charged use and the seconds unfinished runs hold."""
+    status = quota_status(user)
+    return status.with_reserved(reserved_gpu_seconds(user.id, status.period_start))
 
 
 def reserved_gpu_seconds(user_id: int, period_start: datetime) -> int:
@@ -57,7 +40,8 @@ def reserve_gpu_quota(run: TrainingRun, user: User, plan: Plan, seconds: int) ->
     One conditional UPDATE decides, so concurrent starts cannot overshoot either limit.
     The caller commits (the run row and the reservation land in one transaction).
     """
-    start, end = current_period(user)
+    status = quota_status(user)
+    start = status.period_start
     _ensure_period_row(user.id, start)
     conditions = [
         QuotaPeriod.user_id == user.id,
@@ -65,7 +49,7 @@ def reserve_gpu_quota(run: TrainingRun, user: User, plan: Plan, seconds: int) ->
         QuotaPeriod.active_runs < plan.concurrent_runs,
     ]
     if not plan.overage:
-        room = plan.gpu_seconds - used_gpu_seconds(user.id, start, end) - seconds
+        room = plan.gpu_seconds - status.used_s - seconds
         conditions.append(QuotaPeriod.reserved_seconds <= room)
     result = db.session.execute(
         update(QuotaPeriod)
@@ -77,7 +61,7 @@ def reserve_gpu_quota(run: TrainingRun, user: User, plan: Plan, seconds: int) ->
     )
     if result.rowcount != 1:
         db.session.rollback()
-        raise QuotaError(_refusal(user, plan, start, end, seconds))
+        raise QuotaError(_refusal(user, plan, status, seconds))
     run.period_start, run.reservation_open, run.reserved_gpu_seconds = start, True, seconds
 
 
@@ -111,17 +95,18 @@ def _ensure_period_row(user_id: int, start: datetime) -> None:
     db.session.execute(statement.on_conflict_do_nothing(index_elements=["user_id", "period_start"]))
 
 
-def _refusal(user: User, plan: Plan, start: datetime, end: datetime, seconds: int) -> str:
+def _refusal(user: User, plan: Plan, status: QuotaStatus, seconds: int) -> str:
     current = db.session.scalar(
-        select(QuotaPeriod).where(QuotaPeriod.user_id == user.id, QuotaPeriod.period_start == start)
+        select(QuotaPeriod).where(
+            QuotaPeriod.user_id == user.id, QuotaPeriod.period_start == status.period_start
+        )
     )
     if current is not None and current.active_runs >= plan.concurrent_runs:
         return (
             f"Your {plan.label} plan runs {plan.concurrent_runs} training run(s) at a time. "
             "Wait for one to finish or cancel it."
         )
-    left = plan.gpu_seconds - used_gpu_seconds(user.id, start, end)
-    left -= current.reserved_seconds if current else 0
+    left = plan.gpu_seconds - status.used_s - (current.reserved_seconds if current else 0)
     return (
         f"This run needs about {seconds / 60:.0f} GPU minutes but only "
         f"{max(left, 0) / 60:.0f} are left this period. Lower the steps or upgrade your plan."

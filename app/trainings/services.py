@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.billing.plans import Plan
-from app.billing.services import active_plan
+from app.billing.services import active_plan, can_start_runs
 from app.datasets.models import Dataset
 from app.datasets.services import item_counts
 from app.db_types import utcnow
@@ -20,14 +20,7 @@ from app.trainings.families import FAMILIES, estimate_gpu_seconds
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.params import validate_params
 from app.trainings.presets import preset_defaults, presets_for
-from app.trainings.quota import (
-    QuotaError,
-    current_period,
-    release_reservation,
-    reserve_gpu_quota,
-    reserved_gpu_seconds,
-    used_gpu_seconds,
-)
+from app.trainings.quota import QuotaError, period_quota, release_reservation, reserve_gpu_quota
 
 PROGRESS_KEY = "attune:run:{run_id}:progress"
 LOSS_KEY = "attune:run:{run_id}:loss"
@@ -75,9 +68,7 @@ def estimate(user: User, family: str, steps: int) -> dict[str, Any]:
     seconds = estimate_gpu_seconds(family, steps)
     if plan is None:
         return {"gpu_seconds": seconds, "left_seconds": None, "allowance_seconds": None}
-    start, end = current_period(user)
-    left = plan.gpu_seconds - used_gpu_seconds(user.id, start, end)
-    left -= reserved_gpu_seconds(user.id, start)
+    left = period_quota(user).left_s
     return {
         "gpu_seconds": seconds,
         "left_seconds": int(left),
@@ -149,9 +140,10 @@ def start_run(
 
 
 def _plan_for_start(user: User, family: str) -> Plan:
+    allowed, reason = can_start_runs(user)
     plan = active_plan(user)
-    if plan is None:
-        raise RunError("Starting a run needs an active plan. Choose one on the billing page.")
+    if not allowed or plan is None:
+        raise RunError(reason or "Starting a run needs an active plan.")
     if family not in allowed_families(user):
         raise ParamsError({"family": "That base model is not part of your plan."})
     return plan

@@ -77,6 +77,8 @@ def test_production_starts_with_real_services(tmp_path: Path) -> None:
             "ATTUNE_STORAGE_BACKEND": "s3",
             "ATTUNE_S3_BUCKET": "attune",
             "ATTUNE_BASE_URL": "https://attune.example",
+            "ATTUNE_STRIPE_SECRET_KEY": "sk_live_x",
+            "ATTUNE_STRIPE_WEBHOOK_SECRET": "whsec_x",
         }
     )
     assert settings.session_cookie_secure is True

@@ -70,7 +70,7 @@ def test_without_a_plan_runs_cannot_start(app: Flask, signed_in: FlaskClient) ->
     dataset_id = ready_dataset(app)
     response = start(signed_in, dataset_id, steps=10)
     assert response.status_code == 409
-    assert "active plan" in response.get_json()["error"]
+    assert "Subscribe to a plan" in response.get_json()["error"]
 
 
 def test_bad_parameters_get_400_with_per_field_errors(planned: tuple[FlaskClient, int]) -> None:

@@ -1,0 +1,150 @@
+"""GPU time against the plan: the quota of a period, and the ledger by day and by run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, func, select
+
+from app.billing.models import GpuUsage
+from app.extensions import db
+from app.trainings.models import TrainingRun
+
+MAX_CHART_DAYS = 62
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    """GPU seconds allowed, used and held this period; reservations can be added on top."""
+
+    period_start: datetime
+    period_end: datetime
+    allowance_s: float
+    used_s: float
+    reserved_s: float = 0.0
+    overage_allowed: bool = False
+
+    @property
+    def left_s(self) -> float:
+        """Seconds still inside the allowance after usage and reservations."""
+        return max(0.0, self.allowance_s - self.used_s - self.reserved_s)
+
+    @property
+    def over_s(self) -> float:
+        """Seconds beyond the allowance (billed as overage where the plan allows it)."""
+        return max(0.0, self.used_s - self.allowance_s)
+
+    @property
+    def used_fraction(self) -> float:
+        """Share of the allowance used, 0..1, for progress bars."""
+        return min(1.0, self.used_s / self.allowance_s) if self.allowance_s else 0.0
+
+    def with_reserved(self, seconds: float) -> QuotaStatus:
+        """The same status with `seconds` more held by unfinished runs."""
+        return replace(self, reserved_s=self.reserved_s + seconds)
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """Charged GPU seconds on one day (UTC)."""
+
+    day: date
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """Charged GPU seconds of one run this period."""
+
+    run_id: int | None
+    name: str
+    seconds: float
+    last_at: datetime
+
+
+def calendar_month(now: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar month around `now`: the period of people without a subscription."""
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _in_period(
+    user_id: int, period_start: datetime, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """Ledger rows that count against a period: charged, started at or after its start.
+
+    A period has no upper bound until the next one opens (invoice.paid moves period_start),
+    so the quota never resets before the renewal is paid.
+    """
+    conditions = [
+        GpuUsage.user_id == user_id,
+        GpuUsage.charged.is_(True),
+        GpuUsage.started_at >= period_start,
+    ]
+    if until is not None:
+        conditions.append(GpuUsage.started_at < until)
+    return conditions
+
+
+def period_used_seconds(
+    user_id: int, period_start: datetime, until: datetime | None = None
+) -> float:
+    """Charged GPU seconds in the ledger for the period starting at `period_start`."""
+    query = select(func.coalesce(func.sum(GpuUsage.gpu_seconds), 0.0))
+    return float(db.session.scalar(query.where(*_in_period(user_id, period_start, until))) or 0)
+
+
+def usage_by_day(user_id: int, quota: QuotaStatus, now: datetime) -> list[DayUsage]:
+    """One bar per day of the period, days to come included (the last MAX_CHART_DAYS at most)."""
+    first = quota.period_start.date()
+    # A renewal not paid yet keeps the period open past its end: show those days too.
+    last = max((quota.period_end - timedelta(microseconds=1)).date(), now.date())
+    if (last - first).days >= MAX_CHART_DAYS:
+        last = min(last, max(now.date(), first + timedelta(days=MAX_CHART_DAYS - 1)))
+        first = last - timedelta(days=MAX_CHART_DAYS - 1)
+    totals: dict[date, float] = {}
+    rows = db.session.execute(
+        select(GpuUsage.started_at, GpuUsage.gpu_seconds).where(
+            *_in_period(user_id, quota.period_start, None)
+        )
+    )
+    for started_at, seconds in rows:
+        day = started_at.astimezone(UTC).date()
+        totals[day] = totals.get(day, 0.0) + seconds
+    days = (last - first).days + 1
+    return [
+        DayUsage(first + timedelta(days=i), totals.get(first + timedelta(days=i), 0.0))
+        for i in range(days)
+    ]
+
+
+def usage_by_run(user_id: int, quota: QuotaStatus) -> list[RunUsage]:
+    """Charged GPU seconds per run this period, most recent first."""
+    query = (
+        select(
+            GpuUsage.run_id,
+            TrainingRun.name,
+            func.sum(GpuUsage.gpu_seconds),
+            func.max(GpuUsage.ended_at),
+        )
+        .outerjoin(TrainingRun, TrainingRun.id == GpuUsage.run_id)
+        .where(*_in_period(user_id, quota.period_start, None))
+        .group_by(GpuUsage.run_id, TrainingRun.name)
+        .order_by(func.max(GpuUsage.ended_at).desc())
+    )
+    return [
+        RunUsage(run_id, name or "Deleted run", float(seconds), last_at)
+        for run_id, name, seconds, last_at in db.session.execute(query)
+    ]
+
+
+def period_settled_overage(
+    user_id: int, period_start: datetime, until: datetime | None = None
+) -> float:
+    """Overage seconds already settled (sent to the meter) for the period's ledger rows."""
+    query = select(func.coalesce(func.sum(GpuUsage.overage_s), 0.0)).where(
+        *_in_period(user_id, period_start, until), GpuUsage.reported_at.is_not(None)
+    )
+    return float(db.session.scalar(query) or 0)

@@ -1,0 +1,160 @@
+"""Buying and living with a plan through Stripe: Checkout, Portal, renewals, cancelling, ending."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.billing.actions import end_subscription_now
+from app.billing.services import (
+    can_start_runs,
+    cancel_subscription_for_deletion,
+    current_subscription,
+    deletion_dates,
+)
+from app.billing.stripe_gateway import STRIPE_API_VERSION
+from tests.app.billing.conftest import deliver_all, person, start_checkout, subscribe
+from tests.conftest import csrf_token
+from tests.support.stripe_server import StripeServer
+
+
+def _press(client: FlaskClient, action: str) -> None:
+    token = csrf_token(client.get("/billing").get_data(as_text=True))
+    response = client.post(f"/billing/{action}", data={"csrf_token": token})
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
+def test_checkout_makes_the_customer_first_and_waits_for_the_webhook(
+    stripe_app: Flask, stripe_client: FlaskClient, stripe_server: StripeServer
+) -> None:
+    first = start_checkout(stripe_client, "pro")
+    again = start_checkout(stripe_client, "pro")  # a second click on a fresh page
+    assert first.status_code == again.status_code == 303
+    assert first.headers["Location"].startswith(stripe_server.url + "/c/pay/cs_test_")
+
+    customers = stripe_server.calls("POST", "/v1/customers")
+    sessions = stripe_server.calls("POST", "/v1/checkout/sessions")
+    assert len(stripe_server.customers) == 1, "one customer per person, even on repeat"
+    assert stripe_server.requests.index(customers[0]) < stripe_server.requests.index(sessions[0])
+    with stripe_app.app_context():
+        user_id = person().id
+    params = sessions[0].params
+    assert params["mode"] == "subscription"
+    assert params["customer"] == next(iter(stripe_server.customers))
+    assert params["client_reference_id"] == str(user_id)
+    assert [line["price"] for line in params["line_items"]] == ["price_pro", "price_overage"]
+    assert params["success_url"].endswith("/billing/success?session_id={CHECKOUT_SESSION_ID}")
+    for call in customers + sessions:
+        assert call.headers["Idempotency-Key"].startswith("attune-")
+        assert call.headers["Stripe-Version"] == STRIPE_API_VERSION
+
+    # Back from Checkout: the redirect alone activates nothing.
+    page = stripe_client.get("/billing/success?session_id=cs_test_x").get_data(as_text=True)
+    assert "Waiting for Stripe to confirm" in page
+    assert stripe_client.get("/api/billing/status").get_json()["active"] is False
+
+    session_id = first.headers["Location"].rsplit("/", 1)[-1]
+    deliver_all(stripe_client, stripe_server.complete_checkout(session_id))
+    assert stripe_client.get("/api/billing/status").get_json() == {
+        "status": "active", "active": True, "plan": "pro", "plan_label": "Pro",
+    }  # fmt: skip
+    page = stripe_client.get("/billing").get_data(as_text=True)
+    assert 'id="plan-name">Pro<' in page and "Renews on" in page
+    assert "ATT-0001" in page and "49.00 USD" in page
+    assert "development billing" not in page.lower()
+    # Buying a second plan is refused (even from a stale page); changes go through the portal.
+    pricing = stripe_client.get("/pricing").get_data(as_text=True)
+    assert 'id="current-plan"' in pricing and "Switch in the billing portal" in pricing
+    form = {"csrf_token": csrf_token(pricing), "plan": "studio", "attempt": "stale-page-1"}
+    refused = stripe_client.post("/billing/checkout", data=form)
+    assert refused.status_code == 422
+    assert "Change plans in the billing portal" in refused.get_data(as_text=True)
+    assert len(stripe_server.calls("POST", "/v1/checkout/sessions")) == 2
+
+
+def test_subscribe_upgrade_cancel_reactivate_renew_and_end(
+    stripe_app: Flask, stripe_client: FlaskClient, stripe_server: StripeServer
+) -> None:
+    sub_id = subscribe(stripe_client, stripe_server, "pro")
+    with stripe_app.app_context():
+        first = current_subscription(person())
+        assert first is not None and first.plan == "pro" and first.status == "active"
+        period = (first.current_period_start, first.current_period_end)
+        assert first.stripe_subscription_id == sub_id
+
+    deliver_all(stripe_client, stripe_server.change_price(sub_id, "price_studio"))
+    with stripe_app.app_context():
+        upgraded = current_subscription(person())
+        assert upgraded is not None and upgraded.plan == "studio"
+        assert (upgraded.current_period_start, upgraded.current_period_end) == period
+
+    portal = stripe_client.post(
+        "/billing/portal",
+        data={"csrf_token": csrf_token(stripe_client.get("/billing").get_data(as_text=True))},
+    )
+    assert portal.status_code == 303
+    assert portal.headers["Location"].startswith(stripe_server.url + "/p/session/")
+
+    _press(stripe_client, "cancel")
+    assert stripe_server.subscriptions[sub_id]["cancel_at_period_end"] is True
+    page = stripe_client.get("/billing").get_data(as_text=True)
+    end, media, loras = period[1], period[1] + timedelta(days=30), period[1] + timedelta(days=90)
+    assert f'ends on <time datetime="{end.isoformat()}"' in page
+    assert media.isoformat() in page and loras.isoformat() in page
+    assert 'id="reactivate-button"' in page
+
+    _press(stripe_client, "reactivate")
+    assert stripe_server.subscriptions[sub_id]["cancel_at_period_end"] is False
+    page = stripe_client.get("/billing").get_data(as_text=True)
+    assert "Renews on" in page and 'id="deletion-dates"' not in page
+
+    deliver_all(stripe_client, stripe_server.renew(sub_id))
+    with stripe_app.app_context():
+        renewed = current_subscription(person())
+        assert renewed is not None and renewed.current_period_start == period[1]
+
+    # Cancelled in the portal, then the period runs out and Stripe ends it.
+    deliver_all(stripe_client, stripe_server.set_cancel_at_period_end(sub_id, True))
+    deliver_all(stripe_client, stripe_server.end(sub_id))
+    with stripe_app.app_context():
+        ended = current_subscription(person())
+        assert ended is not None and ended.status == "canceled" and ended.ended_at is not None
+        dates = deletion_dates(ended)
+        assert dates["media"] == ended.ended_at + timedelta(days=30)
+        assert dates["loras"] == ended.ended_at + timedelta(days=90)
+        allowed, reason = can_start_runs(person())
+        assert not allowed and "ended" in reason
+    page = stripe_client.get("/billing").get_data(as_text=True)
+    assert 'id="subscription-ended"' in page and 'id="choose-plan"' in page
+    assert re.search(r"Subscribe again", page)
+    # Still signed in and able to see everything.
+    assert stripe_client.get("/dashboard").status_code == 200
+
+
+def test_invoices_say_so_when_stripe_cannot_be_reached(
+    stripe_client: FlaskClient, stripe_server: StripeServer
+) -> None:
+    subscribe(stripe_client, stripe_server, "hobby")
+    stripe_server.fail_next("GET", "/v1/invoices", kind="error")
+    page = stripe_client.get("/billing")
+    assert page.status_code == 200
+    assert 'id="invoices-unavailable"' in page.get_data(as_text=True)
+
+
+def test_account_deletion_can_end_the_subscription_at_once(
+    stripe_app: Flask, stripe_client: FlaskClient, stripe_server: StripeServer
+) -> None:
+    sub_id = subscribe(stripe_client, stripe_server, "studio")
+    with stripe_app.app_context():
+        cancel_subscription_for_deletion(person())
+        ended = current_subscription(person())
+        assert ended is not None and ended.status == "canceled" and ended.ended_at is not None
+        assert end_subscription_now(person()) is ended, "a second call changes nothing"
+    assert stripe_server.subscriptions[sub_id]["status"] == "canceled"
+    assert len(stripe_server.calls("DELETE", f"/v1/subscriptions/{sub_id}")) == 1
+    # Stripe's own deletion event arrives later and agrees.
+    snapshot = stripe_server.subscriptions[sub_id]
+    deliver_all(stripe_client, [stripe_server.event("customer.subscription.deleted", snapshot)])

@@ -1,0 +1,137 @@
+"""The data export: everything about the person, nothing about anyone else, a link that expires."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import timedelta
+
+import pytest
+import time_machine
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.billing.models import GpuUsage
+from app.db_types import utcnow
+from app.extensions import db
+from app.privacy.models import DataExport, DeletionReceipt
+from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
+    add_dataset,
+    add_run,
+    add_subscription,
+    inline_jobs,
+    links,
+    make_user,
+    path_of,
+    run_jobs,
+    signed_in_as,
+)
+from tests.conftest import csrf_token
+from tests.support.smtp import SmtpServer
+
+pytestmark = pytest.mark.usefixtures("inline_jobs")
+
+
+def person(email: str, secret_word: str) -> int:
+    """Someone with a dataset, a run, a subscription, a usage row and a deletion receipt."""
+    user_id = make_user(email, name=f"Person {secret_word}", company=f"{secret_word} Ltd")
+    dataset_id = add_dataset(user_id, name=f"{secret_word}-faces", files=2)
+    run_id = add_run(user_id, dataset_id, samples=1)
+    add_subscription(user_id, "active", stripe_subscription_id=f"sub_{secret_word}")
+    now = utcnow()
+    db.session.add_all(
+        [
+            GpuUsage(
+                user_id=user_id,
+                run_id=run_id,
+                segment_key=f"run:{run_id}:attempt:1",
+                gpu_seconds=42.5,
+                started_at=now,
+                ended_at=now,
+            ),
+            DeletionReceipt(
+                user_id=user_id,
+                group_key=f"request:{user_id}:x",
+                scope="dataset",
+                reason="requested",
+                what=f"dataset “{secret_word}-old”",
+                status="done",
+                object_count=3,
+                deleted_at=now,
+            ),
+        ]
+    )
+    db.session.commit()
+    return user_id
+
+
+def request_export(client: FlaskClient) -> None:
+    token = csrf_token(client.get("/my-data").get_data(as_text=True))
+    assert client.post("/my-data/exports", data={"csrf_token": token}).status_code == 302
+
+
+def download(client: FlaskClient, export_id: int) -> bytes:
+    """Follow the my-data link to the short-lived storage URL and fetch the zip."""
+    response = client.get(f"/my-data/exports/{export_id}/download")
+    assert response.status_code == 302
+    file = client.get(path_of(response.headers["Location"]))
+    assert file.status_code == 200, file.get_data(as_text=True)[:300]
+    assert "attachment" in file.headers["Content-Disposition"]
+    return file.get_data()
+
+
+def test_export_holds_all_of_the_persons_data_and_none_of_anyone_elses(
+    app: Flask, mailbox: SmtpServer
+) -> None:
+    with app.app_context():
+        ada = person("ada@example.com", "ada")
+        grace = person("grace@example.com", "grace")
+    client = signed_in_as(app.test_client(), ada)
+    request_export(client)
+    request_export(client)  # a second request while one is pending is refused politely
+    assert "already being prepared" in client.get("/my-data").get_data(as_text=True)
+    run_jobs(app)  # builds the export, then sends its "ready" e-mail
+    assert mailbox.messages[-1]["Subject"] == "Your Attune data export is ready"
+    assert path_of(links(mailbox.messages[-1])[0]) == "/my-data"
+    with app.app_context():
+        export = db.session.scalars(select(DataExport)).one()
+        assert export.status == "ready" and export.storage_key.startswith(f"users/{ada}/exports/")
+    page = client.get("/my-data").get_data(as_text=True)
+    assert export.expires_at.strftime("%d %b %Y") in page
+    archive = zipfile.ZipFile(io.BytesIO(download(client, export.id)))
+    data = json.loads(archive.read("attune-export.json"))
+    assert data["profile"]["email"] == "ada@example.com" and data["profile"]["company"] == "ada Ltd"
+    assert "password_hash" not in data["profile"] and "session_version" not in data["profile"]
+    assert [d["name"] for d in data["datasets"]] == ["ada-faces"]
+    assert len(data["datasets"][0]["items"]) == 2
+    assert len(data["runs"]) == 1 and data["runs"][0]["artifacts"]["lora"].startswith(
+        f"users/{ada}/"
+    )
+    assert [s["stripe_subscription_id"] for s in data["subscriptions"]] == ["sub_ada"]
+    assert [u["gpu_seconds"] for u in data["gpu_usage"]] == [42.5]
+    assert [r["what"] for r in data["deletion_receipts"]] == ["dataset “ada-old”"]
+    files = sorted(name for name in archive.namelist() if name.startswith("files/"))
+    assert len(files) == 4 + 4  # 2 originals + 2 thumbnails; LoRA, ComfyUI, checkpoint, sample
+    assert all(not name.startswith("files/exports/") for name in files)
+    assert archive.read(next(f for f in files if f.endswith("original.png"))).startswith(b"image ")
+    everything = b"".join(archive.read(name) for name in archive.namelist())
+    assert b"grace" not in everything and f"users/{grace}/".encode() not in everything
+    # Someone else's export id is a 404, never a link.
+    other = signed_in_as(app.test_client(), grace)
+    assert other.get(f"/my-data/exports/{export.id}/download").status_code == 404
+
+
+def test_an_expired_export_cannot_be_downloaded(app: Flask) -> None:
+    with app.app_context():
+        ada = person("ada@example.com", "ada")
+    client = signed_in_as(app.test_client(), ada)
+    request_export(client)
+    run_jobs(app)
+    with app.app_context():
+        export = db.session.scalars(select(DataExport)).one()
+    with time_machine.travel(export.expires_at + timedelta(seconds=1), tick=False):
+        response = client.get(f"/my-data/exports/{export.id}/download")
+        assert response.headers["Location"] == "/my-data"
+        assert "has expired" in client.get("/my-data").get_data(as_text=True)
