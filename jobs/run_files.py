@@ -31,13 +31,18 @@ def checkpoint_prefix(run: TrainingRun, step: int) -> str:
     return f"{run.storage_prefix()}{CHECKPOINTS}/step-{step:06d}/"
 
 
+# The checkpoint file people download: the LoRA in diffusers format (the folder's other
+# files are the PEFT weights, optimizer and RNG state that resuming needs).
+CHECKPOINT_DOWNLOAD = "lora_diffusers.safetensors"
+
+
 def upload_checkpoint(run: TrainingRun, folder: Path, step: int) -> str:
-    """Upload a checkpoint folder; returns the key of its LoRA weights file."""
+    """Upload a checkpoint folder; returns the key of its downloadable LoRA file."""
     storage, prefix = get_storage(), checkpoint_prefix(run, step)
     for path in sorted(folder.iterdir()):
         if path.is_file():
             storage.upload_file(prefix + path.name, path, "application/octet-stream")
-    return prefix + "lora.safetensors"
+    return prefix + CHECKPOINT_DOWNLOAD
 
 
 def restore_latest_checkpoint(run: TrainingRun, out_dir: Path) -> int | None:

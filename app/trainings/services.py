@@ -243,10 +243,18 @@ def download_url(run: TrainingRun, kind: str, name: str | None = None) -> str:
     key = _artifact_key(run, kind, name)
     if not key:
         raise NotFound(f"{kind} of run {run.id}")
-    filename = f"run-{run.id}-" + key.rsplit("/", 1)[-1]
-    if kind in ("lora", "comfyui"):
-        filename = key.rsplit("/", 1)[-1]
+    filename = key.rsplit("/", 1)[-1]
+    if kind == "checkpoint":
+        filename = f"attune-run-{run.id}-step-{checkpoint_step(name or ''):06d}.safetensors"
+    elif kind == "sample":
+        filename = f"attune-run-{run.id}-{filename}"
     return get_storage().presign_download(key, get_settings().download_url_expiry_s, filename)
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step a checkpoint name such as "50" or "step-000050" refers to."""
+    digits = name.removeprefix("step-")
+    return int(digits) if digits.isdigit() and len(digits) <= 9 else None
 
 
 def _artifact_key(run: TrainingRun, kind: str, name: str | None) -> str | None:

@@ -70,7 +70,11 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     lora.write_bytes(ada.get(f"/runs/{run_id}/download/lora").content)
     comfy = tmp_path / "comfy.safetensors"
     comfy.write_bytes(ada.get(f"/runs/{run_id}/download/comfyui").content)
-    _assert_loads_and_changes_output(live_service, [lora, comfy])
+    checkpoint = tmp_path / "checkpoint.safetensors"
+    response = ada.get(f"/runs/{run_id}/download/checkpoint/3")
+    assert "attune-run-" in response.headers["Content-Disposition"]
+    checkpoint.write_bytes(response.content)
+    _assert_loads_and_changes_output(live_service, [lora, comfy, checkpoint])
 
     segments = ledger(live_service, run_id)
     assert [(key, charged) for key, _, charged in segments] == [(f"run:{run_id}:attempt:1", True)]
