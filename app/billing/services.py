@@ -12,12 +12,11 @@ from app.billing.plans import Plan, parse_plans
 from app.billing.usage import QuotaStatus, calendar_month, period_used_seconds
 from app.db_types import utcnow
 from app.extensions import db, get_settings
+from app.privacy.policy import LORA_RETENTION, MEDIA_RETENTION
 
 ACTIVE_STATUSES = ("active", "trialing")
 ENDED_STATUSES = ("canceled", "incomplete_expired")
 # Retention after a subscription ends (PRODUCT.md, seed 004 sections 4 and 5).
-MEDIA_RETENTION = timedelta(days=30)
-LORA_RETENTION = timedelta(days=90)
 DEV_PERIOD = timedelta(days=30)
 
 
