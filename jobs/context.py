@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 
 _app: Flask | None = None
 _app_pid: int | None = None
@@ -26,7 +26,11 @@ def task_app() -> Flask:
 
 @contextmanager
 def app_context() -> Iterator[Flask]:
-    """Run the body inside the app context, closing the DB session afterwards."""
+    """Run the body inside this process's app context (or the one already active, as when a
+    test or a `flask` command calls a task directly)."""
+    if has_app_context():
+        yield current_app._get_current_object()  # type: ignore[attr-defined]
+        return
     app = task_app()
     with app.app_context():
         yield app
