@@ -10,6 +10,7 @@ from flask import Flask
 
 from app import security
 from app.config import Settings, load_settings
+from app.db_types import IdConverter
 from app.extensions import csrf, db, init_clients, limiter, login_manager, migrate
 
 
@@ -18,6 +19,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     settings = config if isinstance(config, Settings) else load_settings(overrides=config)
     app = Flask(__name__, instance_path=str(settings.instance_path), static_folder="../static")
     app.config.from_mapping(settings.flask_config())
+    app.url_map.converters["int"] = IdConverter
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     register_extensions(app, settings)
     register_blueprints(app)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
+from werkzeug.routing import IntegerConverter, Map
 
 
 def utcnow() -> datetime:
@@ -33,3 +34,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+MAX_ID = 2**63 - 1  # the largest BIGINT; SQLite refuses larger Python ints with OverflowError
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in routes: an id past MAX_ID cannot exist, so its URL matches nothing (404)."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)

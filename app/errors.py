@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from app.extensions import login_manager
+from storage import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,30 @@ def register(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError) -> tuple[Response | str, int]:
         log.error("database unavailable: %s", exc.orig)
+        # The page's header asks who is signed in, which needs the database: render it as
+        # seen by a visitor, or the error page itself would fail with a bare 500.
+        g._login_user = login_manager.anonymous_user()
         return error_response(ServiceUnavailable.code)
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def redis_down(exc: Exception) -> tuple[Response | str, int]:
+        # Queues, live progress and rate limits live in Redis: an outage is brief, not a bug.
+        log.error("redis unavailable: %s", exc)
+        return error_response(ServiceUnavailable.code)
+
+    @app.errorhandler(StorageError)
+    def storage_error(exc: StorageError) -> tuple[Response | str, int]:
+        if isinstance(exc, ObjectNotFound):
+            return error_response(404)
+        log.error("object storage unavailable: %s", exc)
+        return error_response(ServiceUnavailable.code)
+
+    @app.errorhandler(OverflowError)
+    def number_too_large(exc: OverflowError) -> tuple[Response | str, int]:
+        # A number from the request (an id in a form or JSON body) too big for the database.
+        log.warning("number out of range on %s %s: %s", request.method, request.path, exc)
+        return error_response(400, "A number in the request is too large.")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response | str, int]:

@@ -1,15 +1,100 @@
-"""The landing page and the signed-in dashboard."""
+"""The landing page, the signed-in dashboard and the header's plan badge."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, g, redirect, render_template, url_for
 from flask_login import current_user, login_required
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
-from app.datasets.services import list_datasets
+from app.accounts.models import User
+from app.billing.plans import Plan
+from app.billing.routes import format_gpu_time
+from app.billing.services import (
+    active_plan,
+    current_subscription,
+    has_access,
+    long_date,
+    scheduled_end,
+)
+from app.billing.usage import QuotaStatus
+from app.datasets.limits import megabytes
+from app.datasets.services import (
+    DatasetSummary,
+    storage_allowance,
+    storage_used,
+    summarize_datasets,
+)
+from app.db_types import utcnow
+from app.extensions import db
+from app.trainings.families import FAMILIES
+from app.trainings.models import TrainingRun
+from app.trainings.quota import period_quota
 from app.trainings.services import list_runs
 
+log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
+RECENT_RUNS = 6
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the dashboard shows: plan, this period's GPU time, datasets and recent runs."""
+
+    plan: Plan | None
+    renews_at: datetime | None
+    ends_at: datetime | None
+    quota: QuotaStatus
+    datasets: list[DatasetSummary]
+    runs: list[TrainingRun]
+    run_count: int
+    storage_used: int
+    storage_allowance: int
+
+    @property
+    def has_ready_dataset(self) -> bool:
+        """True once some dataset has an item ready to train on."""
+        return any(summary.ready for summary in self.datasets)
+
+    @property
+    def has_finished_run(self) -> bool:
+        """True once some run has produced a LoRA."""
+        return any(run.status == "succeeded" for run in self.runs)
+
+    @property
+    def steps_done(self) -> list[bool]:
+        """The getting-started checklist: plan, dataset, run, download."""
+        return [
+            self.plan is not None,
+            self.has_ready_dataset,
+            self.run_count > 0,
+            self.has_finished_run,
+        ]
+
+
+def build_dashboard(user: User) -> Dashboard:
+    """Gather the person's plan, quota, datasets and runs for the dashboard."""
+    now = utcnow()
+    subscription = current_subscription(user, now)
+    access = has_access(subscription, now)
+    end = scheduled_end(subscription) if access else None
+    runs = list_runs(user)
+    return Dashboard(
+        plan=active_plan(user, now),
+        renews_at=subscription.current_period_end if subscription and access and not end else None,
+        ends_at=end,
+        quota=period_quota(user),
+        datasets=summarize_datasets(user),
+        runs=runs[:RECENT_RUNS],
+        run_count=len(runs),
+        storage_used=storage_used(user),
+        storage_allowance=storage_allowance(user),
+    )
 
 
 @bp.route("/")
@@ -23,11 +108,14 @@ def index() -> Response | str:
 @bp.route("/dashboard")
 @login_required
 def dashboard() -> str:
-    """Datasets and runs at a glance."""
+    """Plan, this period's GPU time, datasets and runs at a glance, with the next step."""
     return render_template(
         "dashboard.html",
-        datasets=list_datasets(current_user),
-        runs=list_runs(current_user)[:10],
+        board=build_dashboard(current_user),
+        gpu_time=format_gpu_time,
+        long_date=long_date,
+        megabytes=megabytes,
+        family_labels={name: info.label for name, info in FAMILIES.items()},
     )
 
 
@@ -35,3 +123,23 @@ def dashboard() -> str:
 def healthz() -> dict[str, str]:
     """Liveness probe for load balancers."""
     return {"status": "ok"}
+
+
+@bp.app_context_processor
+def header_context() -> dict[str, Any]:
+    """Template helper for the header: the signed-in person's plan badge."""
+    return {"header_plan": _header_plan}
+
+
+def _header_plan() -> Plan | None:
+    """The person's active plan, once per request; None when signed out or unknown."""
+    if not current_user.is_authenticated:
+        return None
+    if "header_plan" not in g:
+        try:
+            g.header_plan = active_plan(current_user)
+        except SQLAlchemyError:  # the error page of a database outage must still render
+            db.session.rollback()
+            log.warning("plan badge unavailable: database error")
+            g.header_plan = None
+    return g.header_plan

@@ -39,6 +39,13 @@ EXPECTED_FORMATS = {
     ".zip": {"zip"},
 }
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+# HEIF/AVIF stills share MP4's ftyp box; told apart by brand so they are not called videos.
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif")
+HEIF_REASON = (
+    "This is a HEIC/HEIF or AVIF photo (the format iPhones save by default), which Attune "
+    "cannot read. Export it as JPEG (on an iPhone: Settings, Camera, Formats, "
+    "Most Compatible) and upload that."
+)
 SNIFF_BYTES = 64
 _MOV_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 _PLAYLIST = re.compile(rb"^(#EXTM3U|ffconcat|<\?xml[^>]*>\s*<MPD|<MPD)", re.IGNORECASE)
@@ -109,6 +116,8 @@ def _format_of(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
     if head[4:8] == b"ftyp":
+        if head[8:12] in HEIF_BRANDS:
+            return "heif"
         return "mov" if head[8:12] == b"qt  " else "mp4"
     if head[4:8] in _MOV_ATOMS:
         return "mov"
@@ -122,6 +131,8 @@ def _format_of(head: bytes) -> str | None:
 def check_format(path: Path, extension: str) -> str:
     """The sniffed format, if the file's extension tells the truth about it; else Rejected."""
     found = sniff(path)
+    if found == "heif":
+        raise Rejected(HEIF_REASON)
     if found not in EXPECTED_FORMATS.get(extension, set()):
         what, proper = FORMAT_NAMES[found]
         raise Rejected(

@@ -7,6 +7,7 @@ Entry names are for display and caption pairing only; files land under names we 
 
 from __future__ import annotations
 
+import itertools
 import re
 import stat
 import zipfile
@@ -29,6 +30,7 @@ from app.datasets.uploads import clean_display_name as display_name
 from jobs.ingest_media import Rejected
 
 CHUNK = 1024 * 1024
+LOCAL_HEADER_BYTES = 30  # the fixed part of a zip entry's local header
 NESTED_ARCHIVES = frozenset(
     {".zip", ".7z", ".rar", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".zst", ".jar", ".apk", ".cbz"}
 )
@@ -184,6 +186,19 @@ def check_listing(files: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
             )
     if sum(info.file_size for info in files) > limits.max_unpacked_bytes:
         raise Rejected(_bomb(limits))
+    check_no_overlap(files)
+
+
+def check_no_overlap(files: list[zipfile.ZipInfo]) -> None:
+    """Refuse entries that share bytes: many names over one compressed stream is the
+    overlapping-entry zip bomb (kilobytes that unpack to gigabytes, entry by entry)."""
+    spans = sorted((info.header_offset, info.compress_size, info.filename) for info in files)
+    for (start, size, name), (following, _, _) in itertools.pairwise(spans):
+        if following < start + LOCAL_HEADER_BYTES + size:
+            raise Rejected(
+                f"The zip's entries overlap (“{display_name(name)}” shares its bytes with "
+                "another entry), a trick used by zip bombs; nothing was unpacked."
+            )
 
 
 def _bomb(limits: ArchiveLimits) -> str:

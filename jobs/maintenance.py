@@ -12,6 +12,8 @@ from app.extensions import db, get_redis, get_settings, get_storage
 from jobs.context import app_context, job_logger
 
 STALE_UPLOAD_AGE = timedelta(hours=24)
+STUCK_INGEST_AGE = timedelta(minutes=30)
+GIVE_UP_INGEST_AGE = timedelta(days=3)
 BATCH = 500
 
 
@@ -40,6 +42,43 @@ def abort_stale_uploads() -> int:
                 storage.abort_multipart(upload.key, upload.upload_id)
         log.info("removed %d stale uploads", removed)
         return removed
+
+
+def requeue_stuck_ingests(now: datetime | None = None) -> dict[str, int]:
+    """Queue ingest again for uploaded items whose job Redis lost or that failed (storage
+    down, worker killed); ingest is safe to run twice. Items still stuck after three days are
+    rejected with a reason, which frees their storage allowance."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    from app.datasets.uploads import ingest_job_id, queue_ingest
+    from jobs.datasets import reject_item
+
+    alive = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+    with app_context():
+        now, counts = now or utcnow(), {"requeued": 0, "rejected": 0}
+        cutoff = now - STUCK_INGEST_AGE
+        stuck = db.session.scalars(
+            select(DatasetItem)
+            .where(DatasetItem.status == "uploaded", DatasetItem.created_at < cutoff)
+            .order_by(DatasetItem.id)
+            .limit(BATCH)
+        ).all()
+        for item in stuck:
+            try:
+                status = Job.fetch(ingest_job_id(item.id), connection=get_redis()).get_status()
+            except NoSuchJobError:
+                status = None
+            if status in alive:
+                continue
+            if item.created_at < now - GIVE_UP_INGEST_AGE:
+                reject_item(item, "We could not process this file. Please upload it again.")
+                counts["rejected"] += 1
+            else:
+                queue_ingest(item)
+                counts["requeued"] += 1
+        job_logger(__name__, "requeue_stuck_ingests").info("%s", counts)
+        return counts
 
 
 def requeue_stale_runs(now: datetime | None = None) -> dict[str, int]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from training.config import TrainingConfig
     from training.data.buckets import plan_buckets
+    from training.generation import generate
     from training.models import FAMILY_NAMES, get_family, make_tiny
     from training.results import ProgressEvent, TrainResult
     from training.trainer import train
@@ -20,6 +21,7 @@ __all__ = [
     "ProgressEvent",
     "TrainResult",
     "TrainingConfig",
+    "generate",
     "get_family",
     "make_tiny",
     "plan_buckets",
@@ -29,6 +31,7 @@ __all__ = [
 _WHERE = {
     "TrainingConfig": "training.config",
     "train": "training.trainer",
+    "generate": "training.generation",
     "TrainResult": "training.results",
     "ProgressEvent": "training.results",
     "plan_buckets": "training.data.buckets",

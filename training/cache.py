@@ -106,7 +106,7 @@ def encode_items(
             chunk = decoded[start : start + ENCODE_CHUNK]
             latents = family.encode_media(model, torch.stack([p for _, p in chunk]))
             for (item, _), latent in zip(chunk, latents, strict=True):
-                items.append(_cached(item, latent, caption_rows[item.caption]))
+                items.append(cached_item(item, latent, caption_rows[item.caption]))
                 used.append(item)
     return items, skipped, used
 
@@ -119,7 +119,8 @@ def _groups_by_bucket(dataset: list[DatasetItem]) -> list[list[DatasetItem]]:
     return list(groups.values())
 
 
-def _cached(item: DatasetItem, latent: torch.Tensor, embed_index: int) -> CachedItem:
+def cached_item(item: DatasetItem, latent: torch.Tensor, embed_index: int) -> CachedItem:
+    """The cache entry for one encoded item: latents plus its SDXL-style size conditioning."""
     plan = item.plan
     left, top, right, _ = plan.crop_box
     scale = plan.bucket_width / max(1, right - left)
@@ -145,17 +146,21 @@ def release_memory(model: LoadedModel) -> None:
 def make_batch(
     cache: LatentCache,
     indices: list[int],
-    dropout: torch.Tensor,
+    dropout: list[bool],
 ) -> LatentBatch:
     """Stack cached items; where dropout[i] is True the caption is replaced by the empty prompt."""
     import torch
 
     chosen = [cache.items[i] for i in indices]
     rows = [0 if drop else item.embed_index for item, drop in zip(chosen, dropout, strict=True)]
-    keys = cache.embeds[0].keys()
-    embeds = {k: torch.cat([cache.embeds[r][k] for r in rows]) for k in keys}
+    if len(chosen) == 1:  # batch size 1: views of the cached tensors, no copies
+        latents = chosen[0].latents.unsqueeze(0)
+        embeds = dict(cache.embeds[rows[0]])
+    else:
+        latents = torch.stack([item.latents for item in chosen])
+        embeds = {k: torch.cat([cache.embeds[r][k] for r in rows]) for k in cache.embeds[0]}
     return LatentBatch(
-        latents=torch.stack([item.latents for item in chosen]),
+        latents=latents,
         embeds=embeds,
         original_sizes=tuple(item.original_size for item in chosen),
         crop_top_lefts=tuple(item.crop_top_left for item in chosen),

@@ -1,9 +1,11 @@
 """Resumable checkpoints under out_dir/checkpoints/step-000050/, rotated by a keep limit.
 
-Each holds the LoRA weights (PEFT keys, fp32), optimizer and LR-scheduler state, RNG state and
-the step. A checkpoint is written to a hidden temp folder and renamed into place, so a process
-killed mid-write never leaves a half checkpoint that resume would pick up. Rotation follows
-the idea of ostris/ai-toolkit's ``clean_up_saves``: keep the newest N.
+Each holds the LoRA weights (PEFT keys, fp32; what resume loads), the same LoRA in diffusers
+format (``lora_diffusers.safetensors``, loadable with ``pipe.load_lora_weights``; what users
+download), optimizer and LR-scheduler state, RNG state and the step. A checkpoint is written to
+a hidden temp folder and renamed into place, so a process killed mid-write never leaves a half
+checkpoint that resume would pick up. Rotation follows the idea of ostris/ai-toolkit's
+``clean_up_saves``: keep the newest N.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +27,7 @@ CHECKPOINTS = "checkpoints"
 _NAME_RE = re.compile(r"^step-(\d{6,})$")
 _STATE = "state.json"
 _LORA = "lora.safetensors"
+DIFFUSERS_LORA = "lora_diffusers.safetensors"  # the web app's download points at this name
 _OPTIMIZER = "optimizer.pt"
 _RNG = "rng.pt"
 # Fields that change tensor shapes or the model: a checkpoint from a run that differs in these
@@ -67,8 +71,12 @@ def save_checkpoint(
     config: dict[str, Any],
     loss: float | None,
     keep: int,
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write step's checkpoint atomically, then delete all but the newest ``keep``."""
+    """Write step's checkpoint atomically, then delete all but the newest ``keep``.
+
+    ``extra(folder)`` may add files (the diffusers LoRA) before the folder is renamed into place.
+    """
     import torch
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
@@ -79,9 +87,9 @@ def save_checkpoint(
     tmp = root / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    weights = {
-        k: v.detach().float().contiguous() for k, v in get_peft_model_state_dict(denoiser).items()
-    }
+    # Copies: the live tensors are views of one flat buffer, which safetensors refuses to save.
+    state = get_peft_model_state_dict(denoiser)
+    weights = {k: v.detach().to(torch.float32, copy=True) for k, v in state.items()}
     save_file(weights, str(tmp / _LORA))
     torch.save(
         {"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict()},
@@ -89,6 +97,8 @@ def save_checkpoint(
     )
     torch.save(_rng_state(), tmp / _RNG)
     state = {"step": step, "loss": loss, "config": config}
+    if extra is not None:
+        extra(tmp)
     (tmp / _STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -130,7 +140,13 @@ def load_checkpoint(
     if missing:
         raise TrainingError(f"{path} lacks LoRA weights for {missing[:3]}")
     saved = torch.load(path / _OPTIMIZER, map_location=device, weights_only=True)
-    optimizer.load_state_dict(saved["optimizer"])
+    try:
+        optimizer.load_state_dict(saved["optimizer"])
+    except ValueError as exc:  # e.g. written before the LoRA moved into one flat parameter
+        raise TrainingError(
+            f"{path} holds optimizer state this trainer cannot resume ({exc}); "
+            "use a fresh output folder"
+        ) from exc
     lr_scheduler.load_state_dict(saved["lr_scheduler"])
     _restore_rng(torch.load(path / _RNG, weights_only=True))
     return Resumed(step=int(state["step"]), loss=state.get("loss"), path=path)

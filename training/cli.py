@@ -32,14 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="one JSON object per line")
     plan.add_argument("data", type=Path)
 
-    bench = commands.add_parser("bench", help="run bench/train_speed.py when present")
+    bench = commands.add_parser(
+        "bench", help="run bench/train_speed.py when present", add_help=False
+    )  # its own -h/--help and options go through to the bench
     bench.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "bench":  # argparse.REMAINDER skips leading --options; pass them on
+        args.args = unknown + args.args
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     handlers = {"train": _train, "make-tiny": _make_tiny, "plan": _plan, "bench": _bench}
     try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from training.checkpoints import DIFFUSERS_LORA
 from training.config import TrainingConfig
 from training.errors import ExportError
 from training.lora_files import save_with_metadata
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
     import torch
 
 LORA_DIR = "lora"
-_SUFFIXES = (".lora.down.weight", ".lora.up.weight")
+# convert_state_dict_to_diffusers renames attention projections to .lora.down/.lora.up but
+# leaves other modules (FLUX ff.*, proj_mlp; Wan ffn.*) in PEFT's .lora_A/.lora_B spelling.
+_SPELLINGS = ((".lora.down.weight", ".lora.up.weight"), (".lora_A.weight", ".lora_B.weight"))
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ def lora_state_dict(family: Family, model: LoadedModel) -> dict[str, torch.Tenso
     denoiser = family.denoiser(model)
     denoiser = getattr(denoiser, "_orig_mod", denoiser)  # whole-model torch.compile wrapper
     state = convert_state_dict_to_diffusers(get_peft_model_state_dict(denoiser))
-    return {k: v.detach().to("cpu", dtype=torch.float32).contiguous() for k, v in state.items()}
+    # Copies: the live tensors are views of one flat buffer, which safetensors refuses to save.
+    return {k: v.detach().to("cpu", torch.float32, copy=True) for k, v in state.items()}
 
 
 def lora_metadata(config: TrainingConfig, steps_done: int, fingerprint: str) -> dict[str, str]:
@@ -86,17 +90,35 @@ def write_lora_files(
     return files
 
 
+def write_checkpoint_lora(
+    family: Family,
+    model: LoadedModel,
+    folder: Path,
+    config: TrainingConfig,
+    step: int,
+    fingerprint: str,
+) -> Path:
+    """folder/lora_diffusers.safetensors: the LoRA as of ``step``, as the final export writes it."""
+    path = folder / DIFFUSERS_LORA
+    metadata = lora_metadata(config, step, fingerprint)
+    try:
+        family.save_lora(model, lora_state_dict(family, model), path, metadata)
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"could not write {path}: {exc}") from exc
+    return path
+
+
 def expected_deltas(
     state: dict[str, torch.Tensor], alpha: float, rank: int
 ) -> dict[str, torch.Tensor]:
     """Module name -> the weight change it should get: up @ down * alpha / rank."""
     deltas = {}
     for key, down in state.items():
-        if not key.endswith(_SUFFIXES[0]):
-            continue
-        module = key[: -len(_SUFFIXES[0])]
-        up = state[module + _SUFFIXES[1]]
-        deltas[module] = (up.flatten(1) @ down.flatten(1)) * (alpha / rank)
+        for down_suffix, up_suffix in _SPELLINGS:
+            if key.endswith(down_suffix):
+                module = key.removesuffix(down_suffix)
+                up = state[module + up_suffix]
+                deltas[module] = (up.flatten(1) @ down.flatten(1)) * (alpha / rank)
     return deltas
 
 
@@ -111,7 +133,8 @@ def verify_lora_files(
         adapter = f"verify_{index}"
         try:
             missed = family.load_lora_check(fresh, path, adapter, set(expected))
-        except (ValueError, KeyError, RuntimeError) as exc:
+        # diffusers' FLUX kohya converter checks layer widths with assert.
+        except (ValueError, KeyError, RuntimeError, AssertionError) as exc:
             raise ExportError(f"{path.name} does not load with diffusers: {exc}") from exc
         if missed:
             raise ExportError(f"{path.name} left LoRA weights unloaded", missed)

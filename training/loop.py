@@ -2,7 +2,8 @@
 
 The step reads like karpathy/nanoGPT ``train.py``: batch, loss, backward, clip, step, zero.
 Noise and caption dropout are seeded from (seed, step), so a resumed run repeats exactly the
-steps an uninterrupted run would have taken.
+steps an uninterrupted run would have taken. On CUDA nothing in a step waits for the GPU: the
+loss is copied to the host without blocking and reported one step later (``PendingLoss``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from training.batches import BucketBatches
 from training.cache import LatentCache, make_batch, release_memory
 from training.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
 from training.config import TrainingConfig
+from training.lora_params import (
+    autocast,
+    clip_gradients,
+    flatten_lora,
+    keep_lora_inputs,
+    lean_lora_forward,
+)
 from training.models.base import Family, LoadedModel, SampleRequest
 from training.reporter import Reporter
 
@@ -36,16 +44,27 @@ class TrainSession:
     cache: LatentCache
     out_dir: Path
     reporter: Reporter
-    params: list[torch.nn.Parameter]
+    params: list[torch.nn.Parameter]  # one flat fp32 parameter backing every LoRA tensor
     optimizer: torch.optim.Optimizer
     lr_scheduler: Any
     batches: BucketBatches
     generator: torch.Generator
     start_step: int = 0
     resumed_from: int | None = None
+    fingerprint: str = ""  # dataset fingerprint written into LoRA metadata
     checkpointing: bool = False
     last_loss: float | None = None
     samples: list[str] = field(default_factory=list)
+    pending: PendingLoss | None = None  # the last step's loss, not yet reported
+
+
+@dataclass(frozen=True)
+class PendingLoss:
+    """A step's loss on its way to the host; ``ready`` is the CUDA event that marks it copied."""
+
+    step: int
+    value: torch.Tensor
+    ready: Any = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +76,7 @@ class LoopOutcome:
 
 
 def add_lora(family: Family, model: LoadedModel, config: TrainingConfig) -> list[Any]:
-    """Wrap the family's target modules with a seeded LoRA; return its fp32 trainable params."""
+    """Wrap the family's target modules with a seeded LoRA; return [its flat fp32 parameter]."""
     import torch
     from peft import LoraConfig
 
@@ -72,14 +91,15 @@ def add_lora(family: Family, model: LoadedModel, config: TrainingConfig) -> list
         )
     )
     params = [p for p in denoiser.parameters() if p.requires_grad]
-    for param in params:  # train the adapter in fp32 even when the base runs in bf16
-        param.data = param.data.float()
+    if model.dtype != torch.float32:
+        keep_lora_inputs(denoiser)  # the step runs under autocast instead
+    lean_lora_forward(denoiser)
     denoiser.train()
-    return params
+    return [flatten_lora(params)]  # fp32 master weights even when the base runs in bf16
 
 
 def make_optimizer(params: list[Any], config: TrainingConfig, device: torch.device) -> Any:
-    """Fused AdamW (one kernel for all LoRA tensors, CUDA and CPU) and the LR schedule."""
+    """Fused AdamW over the flat LoRA parameter (one kernel, CUDA and CPU) and the LR schedule."""
     import torch
     from diffusers.optimization import get_scheduler
 
@@ -123,23 +143,66 @@ def run_loop(session: TrainSession, should_stop: Callable[[], bool] | None) -> L
     reporter.mark()
     for step in range(session.start_step, config.steps):
         if should_stop is not None and should_stop():
+            report_loss(session)
             write_checkpoint(session, step)
             reporter.log(step, f"stopped on request at step {step}")
             return LoopOutcome(steps_done=step, stopped=True)
-        session.last_loss = training_step(session, step)
-        done = step + 1
-        reporter.step(done, session.last_loss)
-        if config.sample_every and (done % config.sample_every == 0 or done == config.steps):
-            write_samples(session, done)
-        if done == config.steps or (
-            config.checkpoint_every and done % config.checkpoint_every == 0
-        ):
-            write_checkpoint(session, done)
+        advance(session, step)
+    report_loss(session)
     return LoopOutcome(steps_done=max(session.start_step, config.steps), stopped=False)
 
 
-def training_step(session: TrainSession, step: int) -> float:
-    """One optimizer step; on CUDA OOM with gradient_checkpointing='auto', retry with it on."""
+def advance(session: TrainSession, step: int) -> int:
+    """One optimizer step with its progress event, samples and checkpoint; the steps done.
+
+    On CUDA the step's loss is reported after the next step has been queued, so the host
+    never waits for the GPU between steps.
+    """
+    config = session.config
+    loss = training_step(session, step)
+    done = step + 1
+    report_loss(session)
+    session.pending = defer_loss(loss, done)
+    if session.pending.ready is None:
+        report_loss(session)
+    due_sample = config.sample_every and (done % config.sample_every == 0 or done == config.steps)
+    due_checkpoint = done == config.steps or (
+        config.checkpoint_every and done % config.checkpoint_every == 0
+    )
+    if due_sample or due_checkpoint:
+        report_loss(session)
+    if due_sample:
+        write_samples(session, done)
+    if due_checkpoint:
+        write_checkpoint(session, done)
+    return done
+
+
+def defer_loss(loss: torch.Tensor, step: int) -> PendingLoss:
+    """Start copying the loss to the host; on CUDA without waiting for it."""
+    import torch
+
+    if loss.device.type != "cuda":
+        return PendingLoss(step, loss)
+    host = loss.to("cpu", non_blocking=True)
+    ready = torch.cuda.Event()
+    ready.record()
+    return PendingLoss(step, host, ready)
+
+
+def report_loss(session: TrainSession) -> None:
+    """Emit the pending step event (waiting only for that step's loss), if there is one."""
+    pending, session.pending = session.pending, None
+    if pending is None:
+        return
+    if pending.ready is not None:
+        pending.ready.synchronize()
+    session.last_loss = float(pending.value)
+    session.reporter.step(pending.step, session.last_loss)
+
+
+def training_step(session: TrainSession, step: int) -> torch.Tensor:
+    """One optimizer step; the detached loss. OOM under checkpointing 'auto' retries with it."""
     import torch
 
     try:
@@ -147,30 +210,29 @@ def training_step(session: TrainSession, step: int) -> float:
     except torch.OutOfMemoryError:
         if session.checkpointing or session.config.gradient_checkpointing != "auto":
             raise
-    session.optimizer.zero_grad(set_to_none=True)
+    session.optimizer.zero_grad(set_to_none=False)  # the gradient buffer stays (flat views)
     release_memory(session.model)
     enable_gradient_checkpointing(session)
     session.reporter.log(step, "out of memory: retrying with gradient checkpointing")
     return _optimizer_step(session, step)
 
 
-def _optimizer_step(session: TrainSession, step: int) -> float:
-    import torch
-
+def _optimizer_step(session: TrainSession, step: int) -> torch.Tensor:
     config = session.config
     indices = session.batches.batch_at(step)
     rng = random.Random(f"{config.seed}:caption-dropout:{step}")
     dropout = [rng.random() < config.caption_dropout for _ in indices]
     batch = make_batch(session.cache, indices, dropout)
     session.generator.manual_seed(config.seed * 1_000_003 + step)
-    loss = session.family.training_loss(session.model, batch, session.generator)
+    with autocast(session.model):
+        loss = session.family.training_loss(session.model, batch, session.generator)
     loss.backward()
     if config.max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(session.params, config.max_grad_norm, foreach=True)
+        clip_gradients(session.params[0], config.max_grad_norm)
     session.optimizer.step()
     session.lr_scheduler.step()
-    session.optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
+    session.optimizer.zero_grad(set_to_none=False)  # one kernel; the views must stay
+    return loss.detach()
 
 
 def enable_gradient_checkpointing(session: TrainSession) -> None:
@@ -180,7 +242,13 @@ def enable_gradient_checkpointing(session: TrainSession) -> None:
 
 
 def write_checkpoint(session: TrainSession, step: int) -> None:
-    """Save and announce a checkpoint."""
+    """Save and announce a checkpoint (resume state plus the LoRA in diffusers format)."""
+    from training.export import write_checkpoint_lora
+
+    def diffusers_lora(folder: Path) -> None:
+        family, model, config = session.family, session.model, session.config
+        write_checkpoint_lora(family, model, folder, config, step, session.fingerprint)
+
     path = save_checkpoint(
         session.out_dir,
         step,
@@ -190,6 +258,7 @@ def write_checkpoint(session: TrainSession, step: int) -> None:
         session.config.to_dict(),
         session.last_loss,
         session.config.keep_checkpoints,
+        extra=diffusers_lora,
     )
     session.reporter.emit("checkpoint", step, path=str(path))
     session.reporter.pause_timing()
@@ -212,20 +281,29 @@ def write_samples(session: TrainSession, step: int) -> list[Path]:
             height=height,
             num_frames=frames,
         )
-        images = family.sample(session.model, request)
+        with autocast(session.model):
+            images = family.sample(session.model, request)
         stem = folder / f"step-{step:06d}-{index}"
-        if spec.is_video:
-            from training import video
-
-            path = video.write_mp4(images, stem.with_suffix(".mp4"), spec.fps or 16)
-        else:
-            path = stem.with_suffix(".png")
-            images[0].save(path)
-        written.append(path)
-        session.samples.append(str(path))
-        session.reporter.emit("sample", step, path=str(path))
+        for path in _write_sample(images, stem, spec.fps if spec.is_video else None):
+            written.append(path)
+            session.samples.append(str(path))
+            session.reporter.emit("sample", step, path=str(path))
     session.reporter.pause_timing()
     return written
+
+
+def _write_sample(images: list[Any], stem: Path, fps: int | None) -> list[Path]:
+    """A png for an image; for a clip an mp4 and an animated webp preview (shows in <img>)."""
+    if fps is None:
+        path = stem.with_suffix(".png")
+        images[0].save(path)
+        return [path]
+    from training import video
+
+    return [
+        video.write_mp4(images, stem.with_suffix(".mp4"), fps),
+        video.write_webp(images, stem.with_suffix(".webp"), fps),
+    ]
 
 
 def sample_shape(session: TrainSession) -> tuple[int, int, int]:

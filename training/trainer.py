@@ -55,7 +55,7 @@ def train(
         cache = cache_latents(family, model, data, prompts, reporter.skipped)
         session = start_session(config, family, model, cache, out_dir, reporter)
         outcome = run_loop(session, should_stop)
-        fingerprint = dataset_fingerprint(cache.used)
+        fingerprint = session.fingerprint
         files = None if outcome.stopped else export(session, outcome.steps_done, fingerprint)
     result = TrainResult(
         steps_done=outcome.steps_done,
@@ -84,35 +84,47 @@ def pick_device() -> torch.device:
 
 def weight_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype:
     """bf16 on GPUs that support it ('auto'), fp32 on CPU; explicit settings win."""
+    return precision_dtype(config.mixed_precision, device)
+
+
+def precision_dtype(mixed_precision: str, device: torch.device) -> torch.dtype:
+    """The frozen weights' dtype for a mixed_precision setting ('auto', 'bf16' or 'fp32')."""
     import torch
 
-    if config.mixed_precision == "fp32":
+    if mixed_precision == "fp32":
         return torch.float32
-    if config.mixed_precision == "bf16":
+    if mixed_precision == "bf16":
         return torch.bfloat16
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
 
 
-def load_family(config: TrainingConfig) -> tuple[Family, LoadedModel]:
-    """Resolve the family and load its frozen pipeline on the fastest device.
+def load_family(
+    config: TrainingConfig, device: torch.device | None = None
+) -> tuple[Family, LoadedModel]:
+    """Resolve the family and load its frozen pipeline on device (default: the fastest).
 
     Attention runs through PyTorch SDPA (diffusers' default processor); TF32 matmuls on CUDA.
     """
+    device = device or pick_device()
+    prepare_backends(device)
+    family = get_family(config.family)
+    model = family.load(config.base_model, dtype=weight_dtype(config, device), device=device)
+    return family, model
+
+
+def prepare_backends(device: torch.device) -> None:
+    """Silence per-component progress bars; allow TF32 matmuls and convolutions on CUDA."""
     import torch
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()  # per-component bars only clutter worker logs
     transformers_logging.disable_progress_bar()
-    device = pick_device()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    family = get_family(config.family)
-    model = family.load(config.base_model, dtype=weight_dtype(config, device), device=device)
-    return family, model
 
 
 def start_session(
@@ -143,6 +155,7 @@ def start_session(
         lr_scheduler=scheduler,
         batches=BucketBatches(buckets, config.batch_size, config.seed),
         generator=torch.Generator(model.device),
+        fingerprint=dataset_fingerprint(cache.used),
     )
     if config.gradient_checkpointing is True:
         family.denoiser(model).enable_gradient_checkpointing()

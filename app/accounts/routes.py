@@ -241,6 +241,8 @@ def _safe_next(target: str | None) -> str:
     """Only same-site paths are followed after sign-in."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
+        # "//host" and "///host" name another site in browsers, though Python sees no netloc.
+        local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+        if not parts.scheme and not parts.netloc and local:
             return target
     return url_for("pages.dashboard")

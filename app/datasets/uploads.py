@@ -196,14 +196,31 @@ def complete_upload(item: DatasetItem, parts: list[PartRef]) -> DatasetItem:
         raise DatasetError(f"“{item.filename}” arrived incomplete; upload it again.")
     item.status = "uploaded"
     db.session.commit()
-    queue_ingest(item)
+    try:
+        queue_ingest(item)
+    except Exception:
+        # No job means no ingest: leave the item completable, so the retry queues it.
+        item.status = "uploading"
+        db.session.commit()
+        raise
     return item
 
 
 def queue_ingest(item: DatasetItem) -> None:
     """Put the item's ingest job on the CPU queue."""
     timeout = ARCHIVE_INGEST_TIMEOUT_S if item.media_kind == "archive" else INGEST_TIMEOUT_S
-    enqueue_task("jobs.datasets.ingest", item.id, queue=CPU_QUEUE, timeout_s=timeout)
+    enqueue_task(
+        "jobs.datasets.ingest",
+        item.id,
+        queue=CPU_QUEUE,
+        timeout_s=timeout,
+        job_id=ingest_job_id(item.id),
+    )
+
+
+def ingest_job_id(item_id: int) -> str:
+    """The RQ job id of an item's ingest, so a sweeper can tell whether Redis still has it."""
+    return f"ingest-{item_id}"
 
 
 def abort_upload(item: DatasetItem) -> None:

@@ -7,9 +7,13 @@
   const finished = ["succeeded", "failed", "cancelled"];
   const svgNS = "http://www.w3.org/2000/svg";
   let shownSamples = null;
+  // A page rendered after the run finished already shows its files: never reload it (the
+  // reload below is for pages opened while the run was still going).
+  const finishedOnArrival = finished.includes(field("status").textContent.trim());
 
   function drawChart(points) {
     const svg = field("chart");
+    svg.setAttribute("preserveAspectRatio", "none"); // fill the card's width
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     if (points.length < 2) return;
     const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
@@ -55,10 +59,7 @@
     drawChart(run.loss_curve);
     if (run.samples.length) showSamples(run.samples);
     if (finished.includes(run.status)) {
-      if (!document.body.dataset.reloaded && (run.downloads.length || run.error)) {
-        document.body.dataset.reloaded = "1";
-        window.location.reload();
-      }
+      if (!finishedOnArrival && (run.downloads.length || run.error)) window.location.reload();
       return;
     }
     setTimeout(poll, 1500);

@@ -1,21 +1,29 @@
 """A real browser against the live app: Debian's chromium driven by Playwright.
 
 The app is served over HTTP with a real RQ worker beside it (tests/jobs/conftest.py's
-live_service, on SQLite here); each test gets a fresh browser profile. Screenshots go to the
-git-ignored test-artifacts/ folder, always at the end of a test and on failure.
+live_service, on SQLite here); one chromium serves the whole folder and each test gets a fresh
+browser context (its own cookies and storage). Screenshots go to the git-ignored
+test-artifacts/ folder, always at the end of a test and on failure.
+
+`site` is one live app + worker shared by the journey, screenshot and accessibility tests, on a
+SQLite file and a Redis database of its own (other tests empty theirs); `showcase` is a
+subscriber on it with a ready dataset and a trained run, for touring every key page.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from tests.jobs.conftest import live_service  # noqa: F401  (the live app + worker fixture)
+from tests.browser.showcase import Showcase, serve_site
+from tests.jobs.conftest import (
+    LiveService,
+    live_service,  # noqa: F401  (the live app + worker fixture)
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
@@ -30,25 +38,43 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     return report
 
 
-@pytest.fixture
-def browser_context(tmp_path: Path) -> Iterator[BrowserContext]:
-    """Chromium with a fresh user-data folder, closed after the test."""
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    """One headless chromium for the whole folder; tests open their own contexts in it."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (make test installs it)")
-    profile = tmp_path / "chromium-profile"
     with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            accept_downloads=False,
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            yield context
+            yield chromium
         finally:
-            context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+            chromium.close()
+
+
+@pytest.fixture
+def browser_context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies, no storage), closed after the test."""
+    context = browser.new_context(accept_downloads=True)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="package")
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    """The live app and a worker shared by the journeys, screenshots and accessibility tests."""
+    yield from serve_site(request, tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="package")
+def showcase(site: LiveService) -> Showcase:
+    """Grace, on the Pro plan, with a ready dataset and a run training (or trained) from it."""
+    return Showcase.create(site)
 
 
 @pytest.fixture

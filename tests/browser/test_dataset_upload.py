@@ -4,12 +4,12 @@ bars move, every image becomes ready with a thumbnail, and the caption is paired
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.showcase import upload_progress
 from tests.jobs.conftest import LiveService
 from tests.jobs.test_ingest_media import jpeg_bytes, zip_bytes
 
@@ -58,15 +58,7 @@ def test_drop_a_folder_and_watch_it_become_ready(
     folder_input = page.locator("#uppy-dashboard input[type=file][webkitdirectory]")
     folder_input.set_input_files(_folder(tmp_path))
 
-    seen: list[int] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        progress = page.evaluate("() => window.attuneUppy.getState().totalProgress")
-        if not seen or progress != seen[-1]:
-            seen.append(progress)
-        if progress == 100:
-            break
-        page.wait_for_timeout(100)
+    seen = upload_progress(page)
     assert seen[-1] == 100, seen
     assert len([p for p in seen if 0 < p < 100]) >= 3, f"progress did not move: {seen}"
     assert seen == sorted(seen)

@@ -91,3 +91,15 @@ def test_train_command_runs_and_prints_json_events(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["step"] for e in lines if e.get("kind") == "step"] == [1, 2]
     assert lines[-1]["result"]["steps_done"] == 2
+
+
+def test_bench_command_times_our_loop_against_the_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["bench", "--device", "cpu", "--families", "tiny-sd", "--steps", "2", "--warmup", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "tiny-sd (tiny model) at 64px" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert float(rows["ours"][1]) > 0 and float(rows["reference"][1]) > 0
+    assert "ours/reference speed:" in out

@@ -107,4 +107,10 @@ def test_checkpoints_are_zero_padded_and_rotated(
     names = [Path(p).name for p in result.checkpoints]
     assert names == ["step-000002", "step-000004", "step-000006"][-keep:]
     contents = {p.name for p in Path(result.checkpoints[-1]).iterdir()}
-    assert contents == {"lora.safetensors", "optimizer.pt", "rng.pt", "state.json"}
+    assert contents == {
+        "lora.safetensors",
+        "lora_diffusers.safetensors",
+        "optimizer.pt",
+        "rng.pt",
+        "state.json",
+    }

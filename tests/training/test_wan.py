@@ -176,3 +176,7 @@ def test_train_end_to_end_on_a_clip_and_an_image(
     sample = next(Path(p) for p in result.samples if p.endswith(".mp4"))
     with av.open(str(sample)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 5
+    preview = sample.with_suffix(".webp")  # the animated preview the run page can show
+    assert str(preview) in result.samples
+    with Image.open(preview) as image:
+        assert image.n_frames == 5

@@ -124,13 +124,25 @@ class FluxFamily(FlowTransformerFamily):
             pooled_projections=batch.embeds["pooled_prompt_embeds"].to(dtype),
             encoder_hidden_states=prompt_embeds,
             txt_ids=torch.zeros(prompt_embeds.shape[1], 3, device=latents.device, dtype=dtype),
-            img_ids=FluxPipeline._prepare_latent_image_ids(
-                size, height // 2, width // 2, latents.device, dtype
-            ),
+            img_ids=self._image_ids(model, height, width, latents.device),
             return_dict=False,
         )[0]
         packed_target = FluxPipeline._pack_latents(target, size, channels, height, width)
         return velocity_loss(prediction, packed_target)
+
+    def _image_ids(
+        self, model: LoadedModel, height: int, width: int, device: torch.device
+    ) -> torch.Tensor:
+        """FLUX's packed-patch position ids for a latent size, built on device once per size."""
+        from diffusers import FluxPipeline
+
+        known = model.extras.setdefault("image_ids", {})
+        key = (height, width)
+        if key not in known:
+            known[key] = FluxPipeline._prepare_latent_image_ids(
+                1, height // 2, width // 2, device, model.dtype
+            )
+        return known[key]
 
     def sample(self, model: LoadedModel, request: SampleRequest) -> list[Image.Image]:
         """One image from cached embeddings; guidance goes to the guidance input (no CFG)."""

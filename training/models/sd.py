@@ -98,6 +98,22 @@ class StableDiffusionFamily(Family):
             model.extras["noise_scheduler"] = scheduler
         return scheduler
 
+    def _noise_tables(
+        self, model: LoadedModel, latents: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """sqrt(alphas_cumprod) and sqrt(1 - alphas_cumprod) per timestep, on device, built once.
+
+        The same values DDPMScheduler.add_noise/get_velocity compute each call, without their
+        per-step moves and casts.
+        """
+        key = ("noise_tables", latents.device, latents.dtype)
+        tables = model.extras.get(key)
+        if tables is None:
+            cumprod = self._noise_scheduler(model).alphas_cumprod
+            cumprod = cumprod.to(device=latents.device, dtype=latents.dtype)
+            tables = model.extras[key] = (cumprod**0.5, (1 - cumprod) ** 0.5)
+        return tables
+
     def _added_conditions(self, model: LoadedModel, batch: LatentBatch) -> dict[str, Any]:
         """Extra UNet inputs; SD 1.x has none."""
         return {}
@@ -118,9 +134,12 @@ class StableDiffusionFamily(Family):
         timesteps = torch.randint(
             0, steps, (latents.shape[0],), generator=generator, device=latents.device
         )
-        noisy = scheduler.add_noise(latents, noise, timesteps)
+        signal, sigma = self._noise_tables(model, latents)
+        shape = (-1,) + (1,) * (latents.ndim - 1)
+        signal, sigma = signal[timesteps].view(shape), sigma[timesteps].view(shape)
+        noisy = signal * latents + sigma * noise  # DDPMScheduler.add_noise
         if scheduler.config.prediction_type == "v_prediction":
-            target = scheduler.get_velocity(latents, noise, timesteps)
+            target = signal * noise - sigma * latents  # DDPMScheduler.get_velocity
         else:
             target = noise
         prediction = model.pipeline.unet(

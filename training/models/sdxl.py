@@ -47,16 +47,23 @@ class StableDiffusionXLFamily(StableDiffusionFamily):
         return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
 
     def _added_conditions(self, model: LoadedModel, batch: LatentBatch) -> dict[str, Any]:
-        """text_embeds = pooled, time_ids = (orig_h, orig_w, top, left, target_h, target_w)."""
+        """text_embeds = pooled, time_ids = (orig_h, orig_w, top, left, target_h, target_w).
+
+        Each distinct row is copied to the device once: a fresh host-to-device copy every step
+        would make the host wait for the GPU.
+        """
         import torch
 
         scale = model.pipeline.vae_scale_factor
         target = (batch.latents.shape[-2] * scale, batch.latents.shape[-1] * scale)
-        rows = [
-            (*original, *crop, *target)
-            for original, crop in zip(batch.original_sizes, batch.crop_top_lefts, strict=True)
-        ]
-        time_ids = torch.tensor(rows, device=batch.latents.device, dtype=model.dtype)
+        known = model.extras.setdefault("time_ids", {})
+        rows = []
+        for original, crop in zip(batch.original_sizes, batch.crop_top_lefts, strict=True):
+            key = (*original, *crop, *target)
+            if key not in known:
+                known[key] = torch.tensor([key], device=batch.latents.device, dtype=model.dtype)
+            rows.append(known[key])
+        time_ids = rows[0] if len(rows) == 1 else torch.cat(rows)
         pooled = batch.embeds["pooled_prompt_embeds"].to(model.dtype)
         return {"text_embeds": pooled, "time_ids": time_ids}
 
