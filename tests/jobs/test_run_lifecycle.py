@@ -28,6 +28,15 @@ def ledger(service: LiveService, run_id: int) -> list[tuple[str, float, bool]]:
         return [(row.segment_key, row.gpu_seconds, row.charged) for row in rows]
 
 
+def ledger_all(service: LiveService) -> list[tuple[str, float, bool]]:
+    """Every metered segment: (key, seconds, charged)."""
+    from app.billing.models import GpuUsage
+
+    with service.app.app_context():
+        rows = db.session.scalars(select(GpuUsage).order_by(GpuUsage.id)).all()
+        return [(row.segment_key, row.gpu_seconds, row.charged) for row in rows]
+
+
 def reservation(service: LiveService) -> tuple[int, int]:
     """(reserved seconds, active runs) of the only quota period."""
     from app.trainings.models import QuotaPeriod
@@ -87,6 +96,22 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
         "the run-finished e-mail",
     )
     assert ready[0]["To"] == "ada@example.com" and f"/runs/{run_id}" in ready[0].get_content()
+
+    # Try it: a prompt rendered with the LoRA, metered and stored as generated media.
+    ada.post_form(
+        f"/runs/{run_id}/generate", {"prompt": "sks_noise on a beach", "strength": "0.8",
+                                     "seed": "7"}, page=f"/runs/{run_id}",
+    )  # fmt: skip
+    generation = wait_for(
+        live_service,
+        lambda: (g := ada.get("/api/generations/1").json())["status"] in FINISHED and g,
+        240,
+        "generation",
+    )
+    assert generation["status"] == "succeeded", generation
+    image = ada.get(f"/generations/1/media/{generation['media'][0]}")
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert ("generation:1", True) in [(k, c) for k, _, c in ledger_all(live_service)]
 
     # Continue the finished run for two more steps: it resumes from its final checkpoint.
     more = ada.post_form(f"/runs/{run_id}/continue", {"extra_steps": 2}, page=f"/runs/{run_id}")
