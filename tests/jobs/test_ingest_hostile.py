@@ -241,4 +241,6 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     )
     peak_mb = int(result.stdout.strip().splitlines()[-1])
     # A 3.6-gigapixel flood would need over 10 GB decoded; the lying zip inflates to 60 MB.
-    assert peak_mb < 300, f"peak RSS {peak_mb} MB"
+    # Seen: 130-320 MB depending on allocator reuse across the files; 500 MB still proves
+    # that nothing is decoded or inflated whole.
+    assert peak_mb < 500, f"peak RSS {peak_mb} MB"

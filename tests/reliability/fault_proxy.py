@@ -49,7 +49,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         target = urlsplit(self.upstream)
         self._host, self._port = target.hostname or "127.0.0.1", target.port or 80
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -137,3 +137,10 @@ class FaultProxy:
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 
         return Handler
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Connections that clients drop after an injected hang are expected, not errors."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
