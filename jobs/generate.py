@@ -7,13 +7,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-
 from app.billing.models import GpuUsage
 from app.db_types import utcnow
 from app.extensions import db, get_settings, get_storage
 from app.trainings.models import Generation, TrainingRun
-from jobs.billing import report_overage_later
+from jobs.billing import record_gpu_usage
 from jobs.context import app_context, job_logger
 from jobs.models import resolve_base_model
 
@@ -109,11 +107,4 @@ def _meter(generation: Generation, started: object, seconds: float, charged: boo
         started_at=started,
         ended_at=utcnow(),
     )
-    db.session.add(usage)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return
-    if charged:
-        report_overage_later(usage.id)
+    record_gpu_usage(usage)

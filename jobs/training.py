@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-
 from app.accounts.models import User
 from app.billing.models import GpuUsage
 from app.db_types import utcnow
@@ -23,7 +21,7 @@ from app.mail import send_email
 from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
 from jobs import run_files
-from jobs.billing import report_overage_later
+from jobs.billing import record_gpu_usage
 from jobs.context import app_context, job_logger
 from jobs.models import resolve_base_model
 from jobs.progress import Heartbeat, RunReporter
@@ -128,16 +126,11 @@ def meter_segment(run: TrainingRun, started: datetime, seconds: float, charged: 
         started_at=started,
         ended_at=utcnow(),
     )
-    db.session.add(usage)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    if not record_gpu_usage(usage):
         return False
     if charged:
         run.used_gpu_seconds = (run.used_gpu_seconds or 0.0) + seconds
         db.session.commit()
-        report_overage_later(usage.id)
     return True
 
 
