@@ -1,4 +1,5 @@
-"""Sweepers: clean up what interrupted uploads leave behind. Batched and re-runnable."""
+"""Sweepers: clean up what interrupted uploads leave behind, and queue again the work whose
+job Redis lost (the database is the truth). Batched and re-runnable."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from jobs.context import app_context, job_logger
 STALE_UPLOAD_AGE = timedelta(hours=24)
 STUCK_INGEST_AGE = timedelta(minutes=30)
 GIVE_UP_INGEST_AGE = timedelta(days=3)
+LOST_JOB_AGE = timedelta(minutes=10)
+GIVE_UP_GENERATION_AGE = timedelta(hours=1)
 BATCH = 500
 
 
@@ -48,13 +51,9 @@ def requeue_stuck_ingests(now: datetime | None = None) -> dict[str, int]:
     """Queue ingest again for uploaded items whose job Redis lost or that failed (storage
     down, worker killed); ingest is safe to run twice. Items still stuck after three days are
     rejected with a reason, which frees their storage allowance."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-
     from app.datasets.uploads import ingest_job_id, queue_ingest
     from jobs.datasets import reject_item
 
-    alive = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
     with app_context():
         now, counts = now or utcnow(), {"requeued": 0, "rejected": 0}
         cutoff = now - STUCK_INGEST_AGE
@@ -65,11 +64,7 @@ def requeue_stuck_ingests(now: datetime | None = None) -> dict[str, int]:
             .limit(BATCH)
         ).all()
         for item in stuck:
-            try:
-                status = Job.fetch(ingest_job_id(item.id), connection=get_redis()).get_status()
-            except NoSuchJobError:
-                status = None
-            if status in alive:
+            if job_alive(ingest_job_id(item.id)):
                 continue
             if item.created_at < now - GIVE_UP_INGEST_AGE:
                 reject_item(item, "We could not process this file. Please upload it again.")
@@ -78,6 +73,51 @@ def requeue_stuck_ingests(now: datetime | None = None) -> dict[str, int]:
                 queue_ingest(item)
                 counts["requeued"] += 1
         job_logger(__name__, "requeue_stuck_ingests").info("%s", counts)
+        return counts
+
+
+def requeue_lost_work(now: datetime | None = None) -> dict[str, int]:
+    """Queue again the exports and try-it renders whose job Redis lost (down when the request
+    was made, restarted without its data) or whose worker died; both are safe to run twice.
+    A render still unfinished after an hour fails with a reason and costs nothing. Exports
+    that never finish are given up by the retention pass after a day."""
+    from app.privacy.exports import export_job_id, queue_export_build
+    from app.privacy.models import DataExport
+    from app.trainings.generations import generation_job_id, queue_generation
+    from app.trainings.models import Generation, TrainingRun
+
+    with app_context():
+        now, counts = now or utcnow(), {"exports": 0, "generations": 0, "generations_failed": 0}
+        cutoff = now - LOST_JOB_AGE
+        exports = db.session.scalars(
+            select(DataExport)
+            .where(DataExport.status.in_(("queued", "building")), DataExport.created_at < cutoff)
+            .order_by(DataExport.id)
+            .limit(BATCH)
+        ).all()
+        for export in exports:
+            if not job_alive(export_job_id(export.id)):
+                queue_export_build(export)
+                counts["exports"] += 1
+        generations = db.session.execute(
+            select(Generation, TrainingRun.queue)
+            .join(TrainingRun, TrainingRun.id == Generation.run_id)
+            .where(Generation.status.in_(("queued", "running")), Generation.created_at < cutoff)
+            .order_by(Generation.id)
+            .limit(BATCH)
+        ).all()
+        for generation, queue in generations:
+            if job_alive(generation_job_id(generation.id)):
+                continue
+            if generation.created_at < now - GIVE_UP_GENERATION_AGE:
+                generation.status = "failed"
+                generation.error = "Rendering was interrupted on our side; you are not charged."
+                db.session.commit()
+                counts["generations_failed"] += 1
+            else:
+                queue_generation(generation, queue)
+                counts["generations"] += 1
+        job_logger(__name__, "requeue_lost_work").info("%s", counts)
         return counts
 
 
@@ -128,3 +168,15 @@ def job_exists(job_id: str) -> bool:
     from rq.job import Job
 
     return bool(Job.exists(job_id, connection=get_redis()))
+
+
+def job_alive(job_id: str) -> bool:
+    """True while the RQ job is waiting or running (not failed, finished or forgotten)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    alive = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+    try:
+        return Job.fetch(job_id, connection=get_redis()).get_status() in alive
+    except NoSuchJobError:
+        return False

@@ -26,6 +26,9 @@ def build_scheduler(connection: object) -> CronScheduler:
         maintenance.requeue_stuck_ingests, "cpu", interval=600, job_timeout=300, result_ttl=HOUR
     )
     scheduler.register(
+        maintenance.requeue_lost_work, "cpu", interval=600, job_timeout=300, result_ttl=HOUR
+    )
+    scheduler.register(
         billing.report_pending_overage, "cpu", interval=600, job_timeout=900, result_ttl=HOUR
     )
     scheduler.register(

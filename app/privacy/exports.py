@@ -56,8 +56,24 @@ def request_export(user: User) -> DataExport:
     export = DataExport(user_id=user.id, status="queued")
     db.session.add(export)
     db.session.commit()
-    enqueue_task("jobs.exports.build", export.id, queue=CPU_QUEUE, timeout_s=EXPORT_TIMEOUT_S)
+    queue_export_build(export)
     return export
+
+
+def export_job_id(export_id: int) -> str:
+    """The RQ job id of an export's build, so a sweeper can tell whether Redis still has it."""
+    return f"export-{export_id}"
+
+
+def queue_export_build(export: DataExport) -> None:
+    """Queue (again) the job that builds `export`; building twice is safe."""
+    enqueue_task(
+        "jobs.exports.build",
+        export.id,
+        queue=CPU_QUEUE,
+        timeout_s=EXPORT_TIMEOUT_S,
+        job_id=export_job_id(export.id),
+    )
 
 
 def list_exports(user: User) -> list[DataExport]:

@@ -37,14 +37,24 @@ def start_generation(
     )
     db.session.add(generation)
     db.session.commit()
+    queue_generation(generation, run.queue)
+    return generation
+
+
+def generation_job_id(generation_id: int) -> str:
+    """The RQ job id of a generation, so a sweeper can tell whether Redis still has it."""
+    return f"generation-{generation_id}"
+
+
+def queue_generation(generation: Generation, queue: str) -> None:
+    """Queue (again) the render of `generation` on `queue`; a finished one is left alone."""
     enqueue_task(
         "jobs.generate.run",
         generation.id,
-        queue=run.queue,
+        queue=queue,
         timeout_s=GENERATION_TIMEOUT_S,
-        job_id=f"generation-{generation.id}",
+        job_id=generation_job_id(generation.id),
     )
-    return generation
 
 
 def _check_quota(user: User) -> None:
