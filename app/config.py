@@ -55,6 +55,7 @@ class Settings:
     base_url: str = "http://127.0.0.1:5000"
     database_url: str = ""
     redis_url: str = EMBEDDED_REDIS_URL
+    redis_timeout_s: int = 5
     storage_backend: str = "local"
     storage_root: Path = Path("instance/storage")
     s3_bucket: str = ""
@@ -64,6 +65,9 @@ class Settings:
     s3_access_key_id: str = ""
     s3_secret_access_key: str = ""
     s3_addressing_style: str = "auto"
+    s3_connect_timeout_s: int = 5
+    s3_read_timeout_s: int = 8
+    s3_max_attempts: int = 3
     models_dir: Path = Path("instance/models")
     scratch_dir: Path = Path("instance/scratch")
     family_queues: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FAMILY_QUEUES))
@@ -122,6 +126,10 @@ class Settings:
             "REMEMBER_COOKIE_SAMESITE": "Lax",
             "WTF_CSRF_TIME_LIMIT": None,
             "RATELIMIT_STORAGE_URI": self.ratelimit_storage_url or self.redis_url,
+            "RATELIMIT_STORAGE_OPTIONS": {
+                "socket_timeout": self.redis_timeout_s,
+                "socket_connect_timeout": self.redis_timeout_s,
+            },
             "RATELIMIT_HEADERS_ENABLED": True,
             "TESTING": self.env == "testing",
             "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,
@@ -141,6 +149,9 @@ class Settings:
             "access_key": self.s3_access_key_id or None,
             "secret_key": self.s3_secret_access_key or None,
             "addressing_style": self.s3_addressing_style,
+            "connect_timeout_s": self.s3_connect_timeout_s,
+            "read_timeout_s": self.s3_read_timeout_s,
+            "max_attempts": self.s3_max_attempts,
         }
 
 

@@ -37,7 +37,13 @@ def init_clients(app: Flask, settings: Settings) -> None:
     from storage import open_storage
 
     app.extensions["attune.settings"] = settings
-    app.extensions["attune.redis"] = Redis.from_url(settings.redis_url)
+    # A Redis that hangs must not hold a web thread: commands and connects give up after the
+    # timeout (RedisError, answered 503). RQ workers make their own blocking connection.
+    app.extensions["attune.redis"] = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+    )
     app.extensions["attune.storage"] = open_storage(settings.storage_options())
 
 

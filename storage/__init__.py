@@ -65,6 +65,9 @@ _KNOWN_SETTINGS = frozenset(
         "secret_key",
         "public_endpoint_url",
         "addressing_style",
+        "connect_timeout_s",
+        "read_timeout_s",
+        "max_attempts",
     }
 )
 
@@ -73,7 +76,8 @@ def open_storage(settings: Mapping[str, object]) -> Storage:
     """Build the backend named by settings['backend'] ('local' or 's3') from plain values.
 
     local: root, base_url, secret (str or bytes). s3: bucket and optionally endpoint_url,
-    region, access_key, secret_key, public_endpoint_url, addressing_style ('auto'|'path').
+    region, access_key, secret_key, public_endpoint_url, addressing_style ('auto'|'path'),
+    connect_timeout_s, read_timeout_s and max_attempts (per call, boto3's standard retries).
     Empty strings count as unset, so values can come straight from environment variables.
     """
     unknown = sorted(set(settings) - _KNOWN_SETTINGS)
@@ -96,6 +100,9 @@ def open_storage(settings: Mapping[str, object]) -> Storage:
             secret_key=_optional_str(values, "secret_key"),
             public_endpoint_url=_optional_str(values, "public_endpoint_url"),
             addressing_style=cast(AddressingStyle, str(values.get("addressing_style", "auto"))),
+            connect_timeout_s=float(cast(float, values.get("connect_timeout_s", 5))),
+            read_timeout_s=float(cast(float, values.get("read_timeout_s", 8))),
+            max_attempts=int(cast(int, values.get("max_attempts", 3))),
         )
     raise ValueError(f"unknown storage backend {backend!r}; expected 'local' or 's3'")
 

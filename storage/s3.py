@@ -48,6 +48,9 @@ class S3Storage:
         secret_key: str | None = None,
         public_endpoint_url: str | None = None,
         addressing_style: AddressingStyle = "auto",
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 8.0,
+        max_attempts: int = 3,
     ) -> None:
         if addressing_style not in ("auto", "path", "virtual"):
             raise ValueError(
@@ -64,7 +67,11 @@ class S3Storage:
         config = Config(
             signature_version="s3v4",
             s3={"addressing_style": addressing_style},
-            retries={"mode": "standard", "max_attempts": 5},
+            # A hung server costs at most about attempts x read timeout: small enough that a
+            # web request answers 503 before gunicorn's 30 s timeout kills its worker.
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             # boto3 >= 1.36 adds CRC checksums by default, which several S3-compatible servers
             # reject and which browser-uploaded presigned parts would not carry.
             request_checksum_calculation="when_required",

@@ -4,6 +4,9 @@ proxy headers trusted only when configured, and limits that are all documented."
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -107,6 +110,51 @@ def test_database_and_redis_outages_are_503_pages_with_headers(
     assert response.status_code == 503, response.status_code
     assert "briefly unavailable" in response.text and "Traceback" not in response.text
     assert_hardened(response, "redis outage")
+
+
+class BlackHole:
+    """A TCP server that accepts connections and never answers: a hung Redis."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.held: list[socket.socket] = []
+        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.server.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_redis_that_hangs_gets_a_503_within_its_timeout(request: pytest.FixtureRequest) -> None:
+    with running_app(request, "sqlite") as application:
+        settings = get_settings_of(application)
+    hung = BlackHole()
+    try:
+        app = create_app(
+            replace(settings, redis_url=hung.url, ratelimit_storage_url=hung.url, redis_timeout_s=1)
+        )
+        stranger = app.test_client()
+        token = csrf_token(stranger.get("/sign-in").text)
+        for path, form in (("/sign-in", {"email": "a@b.cd", "password": "x" * 12}),
+                           ("/forgot-password", {"email": "a@b.cd"})):  # fmt: skip
+            started = time.monotonic()
+            response = stranger.post(path, data={"csrf_token": token, **form})
+            waited = time.monotonic() - started
+            assert response.status_code == 503, (path, response.status_code)
+            assert "briefly unavailable" in response.text
+            assert waited < 5, (path, waited)  # not the 30 s gunicorn timeout
+        assert hung.held, "the app never reached the hung Redis"
+    finally:
+        hung.close()
 
 
 def get_settings_of(application: Flask):  # type: ignore[no-untyped-def]

@@ -1,20 +1,19 @@
 """Object storage that answers 500/503, drops connections or never answers.
 
 The app talks to a real SeaweedFS S3 gateway through tests/reliability/fault_proxy.py. Short
-bursts of faults are retried (boto3's standard mode, 5 attempts) and the work completes; a
+bursts of faults are retried (boto3's standard mode, 3 attempts) and the work completes; a
 lasting outage fails cleanly (503 to the browser, a failed job that can run again) and never
 leaves a row pointing at an object that is not there.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
-from botocore.config import Config
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -33,6 +32,7 @@ from tests.storage.conftest import seaweedfs_s3  # noqa: F401  (session fixture,
 from tests.support.seaweedfs import SeaweedServer
 
 MB = 1024 * 1024
+READ_TIMEOUT_S = 2
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def s3_app(
     proxy: FaultProxy,
 ) -> Iterator[Flask]:
     """The app on a fresh bucket, reaching S3 only through the proxy; reads time out after 2 s
-    (the production default is botocore's 60 s) so a hung answer is quick to test."""
+    (the default is 8 s) so a hung answer is quick to test."""
     overrides = {
         "storage_backend": "s3",
         "s3_bucket": f"attune-{uuid.uuid4().hex[:12]}",
@@ -58,30 +58,15 @@ def s3_app(
         "s3_access_key_id": seaweedfs_s3.access_key,
         "s3_secret_access_key": seaweedfs_s3.secret_key,
         "s3_addressing_style": "path",
+        "s3_connect_timeout_s": 2,
+        "s3_read_timeout_s": READ_TIMEOUT_S,
     }
     with running_app(request, "sqlite", overrides) as application:
         with application.app_context():
             storage = get_storage()
             assert isinstance(storage, S3Storage)
             storage.ensure_bucket()
-            quick = storage.client.meta.config.merge(Config(read_timeout=2, connect_timeout=2))
-            storage._client = storage._deleter._client = _client_like(storage, quick)
         yield application
-
-
-def _client_like(storage: S3Storage, config: Config) -> Any:
-    import boto3
-
-    meta = storage.client.meta
-    credentials = storage.client._request_signer._credentials
-    return boto3.client(
-        "s3",
-        endpoint_url=meta.endpoint_url,
-        region_name=meta.region_name,
-        aws_access_key_id=credentials.access_key,
-        aws_secret_access_key=credentials.secret_key,
-        config=config,
-    )
 
 
 @pytest.fixture
@@ -144,7 +129,7 @@ def test_uploads_and_ingest_ride_out_faults_and_fail_cleanly_when_they_last(
     proxy.inject("500", "HEAD", count=2)
     done = client.post(f"{api}/{first}/complete", json={"etags": []}, headers=headers)
     assert done.status_code == 200, done.get_json()
-    proxy.inject("500", "GET", f"/items/{first}/", count=2)
+    proxy.inject("500", "GET", f"/items/{first}/", count=1)
     proxy.inject("hang", "GET", f"/items/{first}/", count=1, hang_s=4)
     proxy.inject("reset", "PUT", "thumbnail", count=1)
     with s3_app.app_context():
@@ -231,3 +216,25 @@ def test_exports_and_deletions_retry_and_resume(
         assert left and all("/exports/" in key for key in left), left  # only the export
     assert {s.fault for s in proxy.injected()} == {"500", "503"}
     assert dangling(s3_app) == []
+
+
+def test_storage_that_hangs_gets_a_503_well_before_the_web_timeout(
+    s3_app: Flask, proxy: FaultProxy, person: tuple[FlaskClient, str, int]
+) -> None:
+    client, token, dataset_id = person
+    api = f"/api/datasets/{dataset_id}/uploads"
+    proxy.inject("hang", "POST", "?uploads", count=50, hang_s=20)
+    started = time.monotonic()
+    hung = client.post(api, json={"filename": "big.png", "size": 20 * MB},
+                       headers={"X-CSRFToken": token})  # fmt: skip
+    waited = time.monotonic() - started
+    assert hung.status_code == 503 and "error" in hung.get_json()
+    # Three attempts of one read timeout each, plus boto3's short back-off between them.
+    attempts = len([s for s in proxy.injected() if s.fault == "hang"])
+    assert attempts == 3 and waited < 3 * READ_TIMEOUT_S + 4, (attempts, waited)
+    with s3_app.app_context():
+        assert db.session.scalars(select(DatasetItem)).all() == []  # no half-made upload row
+    proxy.clear()
+    again = client.post(api, json={"filename": "big.png", "size": 20 * MB},
+                        headers={"X-CSRFToken": token})  # fmt: skip
+    assert again.status_code == 201
