@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -17,6 +18,7 @@ from app.accounts.forms import (
     SignUpForm,
 )
 from app.accounts.tokens import TokenError, read_token
+from app.errors import error_response, wants_json
 from app.extensions import get_settings, limiter, login_manager
 
 bp = Blueprint("accounts", __name__)
@@ -27,6 +29,15 @@ bp.record_once(lambda state: google.init_google(state.app))
 def load_user(session_id: str) -> services.User | None:
     """Flask-Login's loader: refuses sessions that were revoked."""
     return services.load_session_user(session_id)
+
+
+@login_manager.unauthorized_handler
+def not_signed_in() -> ResponseReturnValue:
+    """Scripts calling the JSON API get a 401 they can act on; people get the sign-in page."""
+    if wants_json():
+        return error_response(401, "Sign in first: this needs a signed-in session.")
+    flash(login_manager.login_message, "info")
+    return redirect(url_for("accounts.sign_in", next=request.full_path.rstrip("?")))
 
 
 def _sign_in_account_key() -> str:

@@ -44,6 +44,7 @@
     let run;
     try {
       const response = await fetch(root.dataset.statusUrl, { credentials: "same-origin" });
+      if (response.status === 401) return window.location.reload();  // signed out: to sign-in
       if (!response.ok) throw new Error(String(response.status));
       run = await response.json();
     } catch (err) { return setTimeout(poll, 5000); }

@@ -75,8 +75,10 @@ def send(client: FlaskClient, token: str, method: str, url: str) -> TestResponse
     return client.open(url, method=method, data={"csrf_token": token}, headers=headers)
 
 
-def refused_to_stranger(response: TestResponse) -> bool:
-    """A redirect to sign-in, 401 or 404: no data."""
+def refused_to_stranger(url: str, response: TestResponse) -> bool:
+    """Pages redirect to sign-in, the JSON API answers 401 JSON (or 404): no data."""
+    if url.startswith("/api/"):
+        return response.status_code in (401, 404) and "error" in (response.get_json() or {})
     if response.status_code == 302:
         return "/sign-in" in response.headers["Location"]
     return response.status_code in (401, 404)
@@ -109,7 +111,7 @@ def test_every_route_for_owner_other_admin_and_anonymous(rel_app: Flask) -> None
             label = f"{method} {rule.rule}"
             matrix.setdefault(label, {})[name] = status
             owned = bool(OWNED_PARAMS & set(rule.arguments))
-            problem = _judge(name, rule, owned, response)
+            problem = _judge(name, rule, url, owned, response)
             if problem:
                 problems.append(f"{name:9} {label} -> {status}: {problem}")
     _maybe_write(matrix)
@@ -117,12 +119,12 @@ def test_every_route_for_owner_other_admin_and_anonymous(rel_app: Flask) -> None
     assert len(matrix) >= 70  # the whole map was walked
 
 
-def _judge(actor: str, rule: Rule, owned: bool, response: TestResponse) -> str | None:
+def _judge(actor: str, rule: Rule, url: str, owned: bool, response: TestResponse) -> str | None:
     status = response.status_code
     if status >= 500:
         return "server error"
     if actor == "anonymous":
-        if rule.endpoint not in PUBLIC and not refused_to_stranger(response):
+        if rule.endpoint not in PUBLIC and not refused_to_stranger(url, response):
             return "a stranger was not sent to sign in"
         return None
     if actor in ("other", "admin") and owned and status != 404:
@@ -149,7 +151,7 @@ def test_revoked_and_forged_sessions_are_strangers(rel_app: Flask) -> None:
     # Signing out revokes every session on the server: the other device is a stranger now.
     for client in (owner, laptop):
         for path in (f"/api/runs/{world.run_id}", f"/datasets/{world.dataset_id}", "/dashboard"):
-            assert refused_to_stranger(client.get(path)), path
+            assert refused_to_stranger(path, client.get(path)), path
     forged = rel_app.test_client()
     forged.set_cookie("session", "eyJfdXNlcl9pZCI6IjE6MSJ9.forged.signature")
-    assert refused_to_stranger(forged.get(f"/api/runs/{world.run_id}"))
+    assert refused_to_stranger(f"/api/runs/{world.run_id}", forged.get(f"/api/runs/{world.run_id}"))
