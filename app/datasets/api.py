@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from app.datasets import captions, previews, services, uploads
 from app.datasets.models import DatasetItem
-from app.extensions import get_settings
+from app.extensions import get_settings, limiter
 from storage import PartRef
 
 bp = Blueprint("datasets_api", __name__, url_prefix="/api/datasets/<int:dataset_id>")
@@ -25,8 +25,14 @@ def dataset_error(exc: services.DatasetError) -> Reply:
     return jsonify(error=str(exc)), 422
 
 
+def _per_account() -> str:
+    """Rate-limit key: the signed-in person, wherever they connect from."""
+    return f"account:{current_user.get_id()}"
+
+
 @bp.route("/uploads", methods=["POST"])
 @login_required
+@limiter.limit("300 per minute", key_func=_per_account)
 def start_upload(dataset_id: int) -> Reply:
     """Check quota and type, then presign a single PUT or start a multipart upload."""
     dataset = services.get_dataset(current_user, dataset_id)

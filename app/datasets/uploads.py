@@ -12,7 +12,7 @@ import posixpath
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.datasets.limits import (
@@ -34,6 +34,10 @@ from storage import InvalidPart, PartRef, StorageError, UploadNotFound
 INGEST_TIMEOUT_S = 600
 # An archive may hold 5,000 files: give its job time for all of them.
 ARCHIVE_INGEST_TIMEOUT_S = 4 * 3600
+# Uploads started and not yet completed, per person: bounds the rows a script can make with
+# tiny declared sizes (the storage allowance bounds bytes, not rows). A browser sends a few
+# files at a time, so a large folder never comes near it.
+MAX_UNFINISHED_UPLOADS = 500
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def start_upload(
     if size > kind.max_bytes:
         raise DatasetError(f"“{base_name}” is larger than {megabytes(kind.max_bytes)}.")
     _check_quota(user, base_name, size)
+    _check_unfinished(user)
     item = DatasetItem(
         dataset_id=dataset.id,
         filename=display_name,
@@ -122,6 +127,20 @@ def _check_quota(user: User, name: str, size: int) -> None:
         raise DatasetError(
             f"“{name}” ({megabytes(size)}) does not fit: {megabytes(left)} of your "
             f"{megabytes(allowance)} storage is left. Delete some items or choose a larger plan."
+        )
+
+
+def _check_unfinished(user: User) -> None:
+    """Refuse a new upload while too many of the person's uploads are still in flight."""
+    unfinished = db.session.scalar(
+        select(func.count(DatasetItem.id))
+        .join(Dataset, Dataset.id == DatasetItem.dataset_id)
+        .where(Dataset.user_id == user.id, DatasetItem.status == "uploading")
+    )
+    if (unfinished or 0) >= MAX_UNFINISHED_UPLOADS:
+        raise DatasetError(
+            f"You have {MAX_UNFINISHED_UPLOADS} uploads in progress. Let them finish, or cancel "
+            "some, before starting more."
         )
 
 

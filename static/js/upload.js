@@ -12,10 +12,18 @@
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
-    const response = await fetch(url, options);
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.error || "The request failed (" + response.status + ").");
-    return data;
+    // Too many requests (429) or briefly unavailable (503): wait as the server asks, then retry.
+    for (let attempt = 1; ; attempt++) {
+      const response = await fetch(url, options);
+      const data = await response.json().catch(() => ({}));
+      if (response.ok) return data;
+      if ((response.status === 429 || response.status === 503) && attempt < 6) {
+        const wait = Math.min(Number(response.headers.get("Retry-After")) || 2 * attempt, 60);
+        await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+        continue;
+      }
+      throw new Error(data.error || "The request failed (" + response.status + ").");
+    }
   }
 
   // Captions: "<folder>/<name>.txt" pairs with "<folder>/<name>.<any media extension>".

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from app.datasets.models import DatasetItem
+from app.datasets.uploads import MAX_UNFINISHED_UPLOADS
+from app.extensions import db
 from tests.app.conftest import api_headers
 from tests.conftest import csrf_token
 
@@ -143,7 +148,43 @@ def test_pages_need_sign_in(client: FlaskClient) -> None:
         response = client.get(path)
         assert response.status_code == 302
         assert "/sign-in" in response.headers["Location"]
-    assert client.get("/api/datasets/1/items").status_code in (302, 401)
+    response = client.get("/api/datasets/1/items")
+    assert response.status_code == 401 and "Sign in" in response.get_json()["error"]
+
+
+def test_uploads_in_flight_are_capped_per_person(app: Flask, signed_in: FlaskClient) -> None:
+    dataset_id = create_dataset(signed_in)
+    with app.app_context():
+        db.session.add_all(
+            DatasetItem(dataset_id=dataset_id, filename=f"{n}.png", content_type="image/png",
+                        media_kind="image", size_bytes=1, storage_key=f"k/{n}")
+            for n in range(MAX_UNFINISHED_UPLOADS)
+        )  # fmt: skip
+        db.session.commit()
+    refused = start_upload(signed_in, dataset_id, {"filename": "one-more.png", "size": 5})
+    assert refused.status_code == 422 and "uploads in progress" in refused.get_json()["error"]
+    with app.app_context():
+        db.session.delete(db.session.scalars(select(DatasetItem).limit(1)).one())
+        db.session.commit()
+    assert (
+        start_upload(signed_in, dataset_id, {"filename": "one-more.png", "size": 5}).status_code
+        == 201
+    )
+
+
+def test_starting_uploads_is_rate_limited_per_account(
+    signed_in: FlaskClient, other_client: Callable[[str], FlaskClient]
+) -> None:
+    dataset_id = create_dataset(signed_in)
+    statuses = [start_upload(signed_in, dataset_id, {"filename": "x.gif", "size": 5}).status_code
+                for _ in range(300)]  # fmt: skip
+    assert set(statuses) == {422}  # refused as a type, but counted
+    limited = start_upload(signed_in, dataset_id, {"filename": "a.png", "size": 5})
+    assert limited.status_code == 429 and "error" in limited.get_json()
+    assert int(limited.headers["Retry-After"]) > 0  # the upload page waits this long, then retries
+    eve = other_client("eve@example.com")
+    eve_dataset = create_dataset(eve)
+    assert start_upload(eve, eve_dataset, {"filename": "a.png", "size": 5}).status_code == 201
 
 
 def test_unknown_page_is_a_friendly_404(client: FlaskClient) -> None:
