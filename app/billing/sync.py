@@ -83,13 +83,16 @@ def sync_subscription(
     data: dict[str, Any],
     *,
     open_period: bool = False,
+    paid_period: tuple[datetime, datetime] | None = None,
     event_created: datetime | None = None,
     user_hint: int | None = None,
 ) -> Subscription | None:
     """Apply Stripe's view of a subscription to its row (no commit).
 
     The period moves only when `open_period` (a paid invoice) or when the row has none yet,
-    so GPU quota resets when the renewal is paid, not when the period merely rolls over.
+    so GPU quota resets when the renewal is paid, not when the period merely rolls over. A
+    paid invoice opens at most the period it paid for (`paid_period`, from its lines): an
+    older invoice paid late must not open a newer period whose own invoice is still unpaid.
     An ended subscription never comes back: Stripe cannot revive one, so a stale snapshot
     arriving after the deletion is ignored.
     """
@@ -113,6 +116,8 @@ def sync_subscription(
     row.ended_at = from_timestamp(data.get("ended_at"))
     start = from_timestamp(item.get("current_period_start"))
     end = from_timestamp(item.get("current_period_end"))
+    if open_period and paid_period is not None and end is not None and paid_period[1] < end:
+        start, end = paid_period
     current = row.current_period_start
     if start and end and (current is None or (open_period and start >= current)):
         if current is not None and start > current:

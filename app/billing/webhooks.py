@@ -9,6 +9,7 @@ snapshot, except for deletions, which are final.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -82,8 +83,12 @@ def _apply(event: dict[str, Any]) -> tuple[str, Subscription | None]:
         log.info("stripe event %s concerns no subscription", event["id"])
         return "applied", None
     data = gateway.retrieve_subscription(subscription_id)
-    opens = kind == "invoice.paid"
-    return "applied", sync_subscription(data, open_period=opens, event_created=created)
+    if kind == "invoice.paid":
+        paid = _paid_period(obj)
+        return "applied", sync_subscription(
+            data, open_period=True, paid_period=paid, event_created=created
+        )
+    return "applied", sync_subscription(data, event_created=created)
 
 
 def _checkout_completed(session: dict[str, Any], event: dict[str, Any]) -> Subscription | None:
@@ -119,6 +124,21 @@ def _invoice_sub(invoice: dict[str, Any]) -> str | None:
     """The subscription an invoice bills (parent.subscription_details in current API versions)."""
     details = (invoice.get("parent") or {}).get("subscription_details") or {}
     return ref_id(details.get("subscription")) or ref_id(invoice.get("subscription"))
+
+
+def _paid_period(invoice: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """The latest service period a paid invoice's lines cover (the plan fee is billed for the
+    period ahead, metered use for the one before); None when the invoice lists no periods."""
+    periods = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        period = line.get("period") or {}
+        start, end = from_timestamp(period.get("start")), from_timestamp(period.get("end"))
+        if start is not None and end is not None:
+            periods.append((end, start))
+    if not periods:
+        return None
+    end, start = max(periods)
+    return start, end
 
 
 def _notify(event: dict[str, Any], subscription: Subscription) -> None:

@@ -248,6 +248,13 @@ class StripeServer:
                 self.event(kind, invoice),
             ]
 
+    def pay(self, invoice_id: str) -> list[dict[str, Any]]:
+        """An open invoice is paid later (a retried card, a bank transfer)."""
+        with self.lock:
+            invoice = self.invoices[invoice_id]
+            invoice.update(status="paid", amount_paid=invoice["amount_due"])
+            return [self.event("invoice.paid", invoice)]
+
     def end(self, sub_id: str) -> list[dict[str, Any]]:
         """The subscription ends (period over after cancelling, or unpaid)."""
         with self.lock:
@@ -449,6 +456,7 @@ class StripeServer:
             "hosted_invoice_url": f"{self.url}/i/{invoice_id}",
             "period_start": items[0]["current_period_start"],
             "period_end": items[0]["current_period_end"],
+            "lines": {"object": "list", "has_more": False, "data": [_line(i) for i in items]},
             "parent": {
                 "type": "subscription_details",
                 "subscription_details": {"subscription": subscription["id"], "metadata": {}},
@@ -459,3 +467,19 @@ class StripeServer:
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}_{next(self.ids):06d}"
+
+
+def _line(item: dict[str, Any]) -> dict[str, Any]:
+    """An invoice line as Stripe bills it: the plan's fee for the period ahead, metered use in
+    arrears (the period before)."""
+    licensed = item.get("quantity") is not None
+    shift = 0 if licensed else PERIOD_S
+    return {
+        "object": "line_item",
+        "amount": PRICES[item["price"]["id"]] if licensed else 0,
+        "period": {
+            "start": item["current_period_start"] - shift,
+            "end": item["current_period_end"] - shift,
+        },
+        "pricing": {"price_details": {"price": item["price"]["id"]}},
+    }

@@ -56,6 +56,34 @@ def test_quota_resets_when_invoice_paid_opens_a_new_period_and_not_before(
         assert quota_status(user, later).with_reserved(HOUR).left_s == 3.5 * HOUR
 
 
+def test_an_invoice_paid_late_opens_only_the_period_it_paid_for(
+    stripe_app: Flask, stripe_client: FlaskClient, stripe_server: StripeServer
+) -> None:
+    start = int(time.time()) - 2 * PERIOD_S + HOUR
+    sub_id = subscribe(stripe_client, stripe_server, "pro", period_start=start)
+    periods = [datetime.fromtimestamp(start + n * PERIOD_S, UTC) for n in range(3)]
+
+    def period_start() -> datetime | None:
+        with stripe_app.app_context():
+            subscription = current_subscription(person())
+            assert subscription is not None
+            return subscription.current_period_start
+
+    # Two renewals fail: Stripe moves the subscription on, our quota stays on the paid period.
+    second = stripe_server.renew(sub_id, paid=False)
+    third = stripe_server.renew(sub_id, paid=False)
+    deliver_all(stripe_client, second + third)
+    assert period_start() == periods[0]
+    # The second period's invoice is paid now: that period opens, not the third (still unpaid).
+    deliver_all(stripe_client, stripe_server.pay(second[-1]["data"]["object"]["id"]))
+    assert period_start() == periods[1]
+    deliver_all(stripe_client, stripe_server.pay(third[-1]["data"]["object"]["id"]))
+    assert period_start() == periods[2]
+    # A stale copy of the older payment arriving last changes nothing.
+    deliver_all(stripe_client, stripe_server.pay(second[-1]["data"]["object"]["id"]))
+    assert period_start() == periods[2]
+
+
 def test_a_failed_renewal_keeps_the_old_quota_and_access_for_the_grace_period(
     stripe_app: Flask, stripe_client: FlaskClient, stripe_server: StripeServer
 ) -> None:
