@@ -36,7 +36,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-MAX_ID = 2**63 - 1  # the largest BIGINT; SQLite refuses larger Python ints with OverflowError
+# Ids are INTEGER columns: int4 on PostgreSQL, which refuses a larger parameter outright
+# ("integer out of range"), as SQLite refuses ints past 2**63 (OverflowError).
+MAX_ID = 2**31 - 1
 
 
 class IdConverter(IntegerConverter):

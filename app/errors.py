@@ -8,10 +8,10 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from app.extensions import login_manager
+from app.extensions import db, login_manager
 from storage import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,18 @@ def register(app: Flask) -> None:
         # A number from the request (an id in a form or JSON body) too big for the database.
         log.warning("number out of range on %s %s: %s", request.method, request.path, exc)
         return error_response(400, "A number in the request is too large.")
+
+    @app.errorhandler(DataError)
+    def value_out_of_range(exc: DataError) -> tuple[Response | str, int]:
+        # PostgreSQL refusing a value from the request that SQLite would have taken: an id past
+        # int4 (SQLSTATE 22003), or text longer than its column. The input check that should
+        # have caught it is missing, hence the warning.
+        db.session.rollback()
+        log.warning("value refused by the database on %s %s: %s", request.method, request.path,
+                    exc.orig)  # fmt: skip
+        if getattr(exc.orig, "sqlstate", None) == "22003":
+            return error_response(400, "A number in the request is too large.")
+        return error_response(400, "A value in the request is too long or not valid.")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response | str, int]:

@@ -21,7 +21,7 @@ from app.extensions import db, get_storage
 from app.privacy.models import DataExport
 from app.trainings.models import Generation, TrainingRun
 from tests.app.conftest import GOOD_PASSWORD, sign_in
-from tests.conftest import activate_plan, running_app
+from tests.conftest import DATABASES, activate_plan, running_app
 
 # One password hash for every seeded account: argon2 is slow on purpose.
 _HASHES: dict[str, str] = {}
@@ -31,6 +31,14 @@ _HASHES: dict[str, str] = {}
 def rel_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
     """The app on SQLite (the PostgreSQL runs of tests/app cover the database differences)."""
     with running_app(request, "sqlite") as application:
+        yield application
+
+
+@pytest.fixture(params=DATABASES)
+def any_db_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app on SQLite, then on PostgreSQL: for the walks where the database's own strictness
+    (integer ranges, text types, constraint timing) could turn bad input into a 500."""
+    with running_app(request, request.param) as application:
         yield application
 
 

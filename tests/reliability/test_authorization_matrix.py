@@ -84,27 +84,27 @@ def refused_to_stranger(url: str, response: TestResponse) -> bool:
     return response.status_code in (401, 404)
 
 
-def test_every_route_for_owner_other_admin_and_anonymous(rel_app: Flask) -> None:
-    world = build_world(rel_app)
-    seed_user(rel_app, "other@example.com")
-    seed_user(rel_app, "admin@example.com", admin=True)
+def test_every_route_for_owner_other_admin_and_anonymous(any_db_app: Flask) -> None:
+    world = build_world(any_db_app)
+    seed_user(any_db_app, "other@example.com")
+    seed_user(any_db_app, "admin@example.com", admin=True)
     actors: dict[str, FlaskClient] = {
-        "anonymous": rel_app.test_client(),
-        "other": signed_in_client(rel_app, "other@example.com"),
-        "admin": signed_in_client(rel_app, "admin@example.com"),
-        "owner": signed_in_client(rel_app, "owner@example.com"),
+        "anonymous": any_db_app.test_client(),
+        "other": signed_in_client(any_db_app, "other@example.com"),
+        "admin": signed_in_client(any_db_app, "admin@example.com"),
+        "owner": signed_in_client(any_db_app, "owner@example.com"),
     }
     tokens = {
         name: csrf_token(client.get("/dashboard" if name != "anonymous" else "/sign-in").text)
         for name, client in actors.items()
     }
-    endpoints = {rule.endpoint for rule in rel_app.url_map.iter_rules()}
+    endpoints = {rule.endpoint for rule in any_db_app.url_map.iter_rules()}
     assert endpoints >= PUBLIC, f"PUBLIC names unknown endpoints: {PUBLIC - endpoints}"
 
     matrix: dict[str, dict[str, int]] = {}
     problems: list[str] = []
     for name, client in actors.items():  # the owner goes last: their calls change the world
-        for rule, method in calls(rel_app):
+        for rule, method in calls(any_db_app):
             url = url_for_rule(rule, world)
             response = send(client, tokens[name], method, url)
             status = response.status_code
@@ -142,16 +142,16 @@ def _maybe_write(matrix: dict[str, dict[str, Any]]) -> None:
             json.dump(matrix, handle, indent=1, sort_keys=True)
 
 
-def test_revoked_and_forged_sessions_are_strangers(rel_app: Flask) -> None:
-    world = build_world(rel_app)
-    owner = signed_in_client(rel_app, "owner@example.com")
-    laptop = signed_in_client(rel_app, "owner@example.com")  # a second device
+def test_revoked_and_forged_sessions_are_strangers(any_db_app: Flask) -> None:
+    world = build_world(any_db_app)
+    owner = signed_in_client(any_db_app, "owner@example.com")
+    laptop = signed_in_client(any_db_app, "owner@example.com")  # a second device
     token = csrf_token(owner.get("/dashboard").text)
     assert owner.post("/sign-out", data={"csrf_token": token}).status_code == 302
     # Signing out revokes every session on the server: the other device is a stranger now.
     for client in (owner, laptop):
         for path in (f"/api/runs/{world.run_id}", f"/datasets/{world.dataset_id}", "/dashboard"):
             assert refused_to_stranger(path, client.get(path)), path
-    forged = rel_app.test_client()
+    forged = any_db_app.test_client()
     forged.set_cookie("session", "eyJfdXNlcl9pZCI6IjE6MSJ9.forged.signature")
     assert refused_to_stranger(f"/api/runs/{world.run_id}", forged.get(f"/api/runs/{world.run_id}"))

@@ -39,10 +39,10 @@ CHECKS = [
 
 
 def test_every_json_operation_survives_fuzzing_and_matches_its_description(
-    rel_app: Flask,
+    any_db_app: Flask,
 ) -> None:
-    world = build_world(rel_app)
-    client = signed_in_client(rel_app, "owner@example.com")
+    world = build_world(any_db_app)
+    client = signed_in_client(any_db_app, "owner@example.com")
     session = client.get_cookie("session")
     assert session is not None
     auth = {
@@ -50,7 +50,7 @@ def test_every_json_operation_survives_fuzzing_and_matches_its_description(
         "cookies": {"session": session.value},
     }
     owned = world.path_values()
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", rel_app)
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", any_db_app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 16
     calls: list[int] = []
@@ -87,11 +87,11 @@ def test_every_json_operation_survives_fuzzing_and_matches_its_description(
     assert {200, 201, 404, 422} <= set(calls)  # the fuzzing reached real work, not only refusals
 
 
-def test_every_json_operation_refuses_strangers(rel_app: Flask) -> None:
-    world = build_world(rel_app)
-    stranger = rel_app.test_client()
+def test_every_json_operation_refuses_strangers(any_db_app: Flask) -> None:
+    world = build_world(any_db_app)
+    stranger = any_db_app.test_client()
     token = csrf_token(stranger.get("/sign-in").text)
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", rel_app)
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", any_db_app)
     checked = 0
     for result in schema.get_all_operations():
         operation = result.ok()
