@@ -94,7 +94,29 @@ def create_checkout_session(
     session = _request(
         "checkout", lambda: get_client().v1.checkout.sessions.create(params, options)
     )
+    _expire_other_checkouts(customer_id, keep=str(session.id))
     return str(session.url)
+
+
+def _expire_other_checkouts(customer_id: str, keep: str) -> None:
+    """Close the customer's other open Checkout pages (another tab, an earlier plan choice),
+    so that paying in two tabs cannot buy two subscriptions."""
+    params: Any = {"customer": customer_id, "status": "open", "limit": 100}
+    listed = _request("checkout list", lambda: get_client().v1.checkout.sessions.list(params))
+    for other in listed.data:
+        if other.id != keep:
+            _expire_checkout(str(other.id))
+
+
+def _expire_checkout(session_id: str) -> None:
+    options: Any = {"idempotency_key": f"attune-expire-{session_id}"}
+    try:
+        _request(
+            "checkout expire",
+            lambda: get_client().v1.checkout.sessions.expire(session_id, None, options),
+        )
+    except GatewayError:  # completed or expired meanwhile: nothing left to close
+        log.info("checkout session %s could not be expired", session_id)
 
 
 def create_portal_session(customer_id: str, return_url: str) -> str:

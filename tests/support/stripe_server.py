@@ -51,6 +51,10 @@ class Recorded:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class CheckoutClosed(Exception):
+    """The person tried to pay on a Checkout page that is no longer open."""
+
+
 class StripeError(Exception):
     def __init__(self, status: int, message: str, code: str = "", kind: str = "") -> None:
         super().__init__(message)
@@ -166,6 +170,8 @@ class StripeServer:
         """The person pays in Checkout: a subscription and its first paid invoice."""
         with self.lock:
             session = self.sessions[session_id]
+            if session["status"] != "open":
+                raise CheckoutClosed(f"checkout session {session_id} is {session['status']}")
             start = period_start or int(time.time())
             sub_id = self._id("sub")
             items = [
@@ -319,6 +325,10 @@ class StripeServer:
                 return self._create_customer(params)
             case ("POST", ["v1", "checkout", "sessions"]):
                 return self._create_session(params)
+            case ("GET", ["v1", "checkout", "sessions"]):
+                return self._list_sessions(params)
+            case ("POST", ["v1", "checkout", "sessions", session_id, "expire"]):
+                return self._expire_session(session_id)
             case ("POST", ["v1", "billing_portal", "sessions"]):
                 return self._create_portal(params)
             case ("GET", ["v1", "subscriptions", sub_id]):
@@ -371,6 +381,26 @@ class StripeServer:
         self.sessions[session_id] = session
         self.line_items[session_id] = lines
         self.sub_metadata[session_id] = (params.get("subscription_data") or {}).get("metadata", {})
+        return session
+
+    def _list_sessions(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = [
+            session for session in self.sessions.values()
+            if params.get("customer") in (None, session["customer"])
+            and params.get("status") in (None, session["status"])
+        ]  # fmt: skip
+        found.sort(key=lambda session: session["id"], reverse=True)  # newest first
+        limit = int(params.get("limit") or 10)
+        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
+                "url": "/v1/checkout/sessions"}  # fmt: skip
+
+    def _expire_session(self, session_id: str) -> dict[str, Any]:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise StripeError(404, f"No such checkout.session: '{session_id}'", "resource_missing")
+        if session["status"] != "open":
+            raise StripeError(400, "Only Checkout Sessions with a status of open can be expired.")
+        session["status"] = "expired"
         return session
 
     def _create_portal(self, params: dict[str, Any]) -> dict[str, Any]:

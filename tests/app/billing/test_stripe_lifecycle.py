@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -18,7 +19,7 @@ from app.billing.services import (
 from app.billing.stripe_gateway import STRIPE_API_VERSION
 from tests.app.billing.conftest import deliver_all, person, start_checkout, subscribe
 from tests.conftest import csrf_token
-from tests.support.stripe_server import StripeServer
+from tests.support.stripe_server import CheckoutClosed, StripeServer
 
 
 def _press(client: FlaskClient, action: str) -> None:
@@ -56,8 +57,14 @@ def test_checkout_makes_the_customer_first_and_waits_for_the_webhook(
     assert "Waiting for Stripe to confirm" in page
     assert stripe_client.get("/api/billing/status").get_json()["active"] is False
 
-    session_id = first.headers["Location"].rsplit("/", 1)[-1]
-    deliver_all(stripe_client, stripe_server.complete_checkout(session_id))
+    # The second page closed the first: paying in two tabs cannot buy two subscriptions.
+    first_id, again_id = (r.headers["Location"].rsplit("/", 1)[-1] for r in (first, again))
+    assert first_id != again_id
+    assert stripe_server.sessions[first_id]["status"] == "expired"
+    with pytest.raises(CheckoutClosed):
+        stripe_server.complete_checkout(first_id)
+    deliver_all(stripe_client, stripe_server.complete_checkout(again_id))
+    assert len(stripe_server.subscriptions) == 1
     assert stripe_client.get("/api/billing/status").get_json() == {
         "status": "active", "active": True, "plan": "pro", "plan_label": "Pro",
     }  # fmt: skip
@@ -72,7 +79,23 @@ def test_checkout_makes_the_customer_first_and_waits_for_the_webhook(
     refused = stripe_client.post("/billing/checkout", data=form)
     assert refused.status_code == 422
     assert "Change plans in the billing portal" in refused.get_data(as_text=True)
-    assert len(stripe_server.calls("POST", "/v1/checkout/sessions")) == 2
+    created = stripe_server.calls("POST", "/v1/checkout/sessions")
+    assert [call.path for call in created].count("/v1/checkout/sessions") == 2
+
+
+def test_a_double_submitted_checkout_form_gets_the_same_open_page(
+    stripe_app: Flask, stripe_client: FlaskClient, stripe_server: StripeServer
+) -> None:
+    html = stripe_client.get("/pricing").get_data(as_text=True)
+    attempt = re.search(r'name="attempt" value="([^"]+)"', html)
+    assert attempt
+    form = {"csrf_token": csrf_token(html), "plan": "pro", "attempt": attempt.group(1)}
+    first, second = (stripe_client.post("/billing/checkout", data=form) for _ in range(2))
+    assert first.headers["Location"] == second.headers["Location"]
+    session_id = first.headers["Location"].rsplit("/", 1)[-1]
+    assert stripe_server.sessions[session_id]["status"] == "open"
+    deliver_all(stripe_client, stripe_server.complete_checkout(session_id))
+    assert stripe_client.get("/api/billing/status").get_json()["active"] is True
 
 
 def test_subscribe_upgrade_cancel_reactivate_renew_and_end(
