@@ -23,7 +23,12 @@ Page = tuple[str, int]
 
 
 def format_gpu_time(seconds: float) -> str:
-    """GPU time as people read it: "45 min" below an hour, "2.5 h" above."""
+    """GPU time as people read it: "20 s" below a minute (a short run is not "0 min"), "45 min"
+    below an hour, "2.5 h" above."""
+    if seconds <= 0:
+        return "0 min"
+    if seconds < 59.5:
+        return f"{max(1, round(seconds))} s"
     if seconds < 3600:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"

@@ -79,3 +79,14 @@ def test_billing_mode_follows_the_stripe_key_and_production_refuses_dev_billing(
     with pytest.raises(ConfigurationError, match="development billing"):
         load_settings({**production, **keys, "ATTUNE_BILLING_MODE": "dev"})
     # (tests/app/test_config.py starts production with the Stripe keys and real services.)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0 min"), (0.2, "1 s"), (20.4, "20 s"), (59.4, "59 s"), (59.6, "1 min"),
+     (2700, "45 min"), (3599, "60 min"), (9000, "2.5 h")],
+)  # fmt: skip
+def test_gpu_time_reads_as_people_expect(seconds: float, shown: str) -> None:
+    from app.billing.routes import format_gpu_time
+
+    assert format_gpu_time(seconds) == shown
