@@ -49,6 +49,7 @@ def web_command(procfile: Path, port: int) -> list[str]:
     command = line.split(":", 1)[1].strip()
     command = command.replace("${PORT:-8000}", str(port)).replace("0.0.0.0", "127.0.0.1")
     command = command.replace("${WEB_CONCURRENCY:-4}", os.environ.get("WEB_CONCURRENCY", "4"))
+    command = command.replace("${WEB_THREADS:-1}", os.environ.get("WEB_THREADS", "1"))
     if "127.0.0.1:5000" in command:  # Procfile.dev binds a fixed port
         command = command.replace("127.0.0.1:5000", f"127.0.0.1:{port}")
     parts = shlex.split(command)
