@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.training.conftest import write_image
 from training import plan_buckets
@@ -96,7 +98,7 @@ def test_plan_items_are_json_safe(tmp_path: Path) -> None:
 
 def test_video_plan_keeps_the_longest_allowed_frame_count(tmp_path: Path) -> None:
     from training import video
-    from training.data.buckets import _plan_one
+    from training.data.buckets import _plan_file
     from training.models.base import FamilySpec
 
     spec = FamilySpec(
@@ -116,9 +118,35 @@ def test_video_plan_keeps_the_longest_allowed_frame_count(tmp_path: Path) -> Non
 
     frames = [Image.new("RGB", (96, 64), (i * 10, 0, 0)) for i in range(24)]  # 2 s at 12 fps
     path = video.write_mp4(frames, tmp_path / "clip.mp4", 12)
-    item = _plan_one(path, spec, 64)
+    item = _plan_file(path, spec, 64)
     assert not item.dropped, item.reason
     assert item.frames == 13  # resampled to 8 fps the clip holds 16 frames; 13 is allowed
     assert len(video.read_clip(path, 8, (item.frames,), 96).frames) == 13
     assert (item.source_width, item.source_height) == (96, 64)
     assert item.bucket_width <= 96 and item.bucket_height <= 64
+
+
+@pytest.mark.parametrize("family", ["tiny-sd", "sdxl", "wan21-t2v-1.3b"])
+def test_planning_from_recorded_sizes_gives_the_files_plan(tmp_path: Path, family: str) -> None:
+    """The dataset pages plan from sizes ingest recorded (plan_sizes); training plans from the
+    files (plan_buckets): the same rules must give the same answer."""
+    from training import video
+    from training.data.buckets import MediaSize, plan_sizes, probe_image
+
+    sizes = [(1536, 1024), (300, 400), (40, 40), (2000, 500), (1024, 1024), (700, 1303)]
+    files = [write_image(tmp_path / f"{w}x{h}.png", w, h) for w, h in sizes]
+    clips = [video.write_mp4([Image.new("RGB", (96, 64), (i, 0, 0)) for i in range(n)],
+                             tmp_path / f"clip{n}.mp4", 16) for n in (3, 40)]  # fmt: skip
+    entries = [MediaSize(str(f), "image", *probe_image(f)) for f in files]
+    for clip in clips:
+        probe = video.probe_clip(clip)
+        entries.append(MediaSize(str(clip), "video", probe.width, probe.height,
+                                 probe.frame_count, probe.fps))  # fmt: skip
+    from_files = plan_buckets([*files, *clips], family, 0)
+    from_sizes = plan_sizes(entries, family, 0)
+    # Only difference allowed: a file refused for its type alone is not opened, so its size is
+    # unknown to plan_buckets, while the recorded size is still shown.
+    unsized = [replace(item, source_width=0, source_height=0) for item in from_sizes]
+    assert unsized == [replace(item, source_width=0, source_height=0) for item in from_files]
+    assert [i for i in from_sizes if i.bucket_width] == [i for i in from_files if i.bucket_width]
+    assert any(item.dropped for item in from_files) and not all(i.dropped for i in from_files)

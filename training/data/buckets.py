@@ -1,7 +1,8 @@
 """Aspect-ratio bucketing: what each dataset file becomes before training.
 
-``plan_buckets`` is pure and light (PIL header reads, ``training.video.probe_clip`` for clips),
-so the web side can show the plan. Rules: a bucket's sides are multiples of the family's size
+``plan_buckets`` is pure and light (PIL header reads, ``training.video.probe_clip`` for clips);
+``plan_sizes`` gives the same plan from sizes already known, so the web side can show it
+without the files. Rules: a bucket's sides are multiples of the family's size
 multiple and its area is at most resolution**2; the source is never upscaled (every bucket side
 fits inside the source); among the buckets that fit and keep at least 80% of the largest such
 area, the one that crops least wins, larger area breaking ties. Sources with too few pixels for
@@ -53,31 +54,92 @@ class BucketPlanItem:
         return data
 
 
+@dataclass(frozen=True)
+class MediaSize:
+    """What the planner needs of one file: as probed here, or as recorded when it was uploaded."""
+
+    name: str
+    media: str  # "image" | "video" | "unknown"
+    width: int = 0  # display orientation (after EXIF transpose / rotation)
+    height: int = 0
+    frame_count: int = 0  # video only
+    fps: float = 0.0  # video only
+
+
 def plan_buckets(files: list[str | Path], family: str, resolution: int = 0) -> list[BucketPlanItem]:
     """Plan every file for ``family`` at ``resolution`` (0 = the family's default)."""
     from training.models import get_family
 
     spec = get_family(family).spec
     resolution = resolution or spec.default_resolution
-    return [_plan_one(Path(f), spec, resolution) for f in files]
+    return [_plan_file(Path(f), spec, resolution) for f in files]
 
 
-def _plan_one(path: Path, spec: Any, resolution: int) -> BucketPlanItem:
+def plan_sizes(entries: list[MediaSize], family: str, resolution: int = 0) -> list[BucketPlanItem]:
+    """The same plan from sizes already known (the dataset pages plan from what ingest
+    recorded, without downloading the files again)."""
+    from training.models import get_family
+
+    spec = get_family(family).spec
+    resolution = resolution or spec.default_resolution
+    return [_plan_size(entry, spec, resolution) for entry in entries]
+
+
+def _plan_file(path: Path, spec: Any, resolution: int) -> BucketPlanItem:
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        if spec.is_video and 1 not in spec.frame_counts:
-            return _dropped(path, "image", f"{spec.name} trains on video clips only")
-        try:
+    media = "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else ""
+    if not media:
+        return _dropped(str(path), "unknown", f"unsupported file type {suffix or '(none)'}")
+    refused = _refused(media, spec)
+    if refused:  # decided by the type alone: no need to open the file
+        return _dropped(str(path), media, refused)
+    try:
+        if media == "image":
             width, height = probe_image(path)
-        except DatasetError as exc:
-            return _dropped(path, "image", exc.message)
-        frames = 1 if spec.is_video else None
-        return _fit(path, "image", width, height, spec.size_multiple, resolution, frames)
-    if suffix in VIDEO_SUFFIXES:
-        if not spec.is_video:
-            return _dropped(path, "video", f"{spec.name} trains on images; video is not used")
-        return _plan_video(path, spec, resolution)
-    return _dropped(path, "unknown", f"unsupported file type {suffix or '(none)'}")
+            entry = MediaSize(str(path), "image", width, height)
+        else:
+            from training import video
+
+            probe = video.probe_clip(path)
+            entry = MediaSize(
+                str(path), "video", probe.width, probe.height, probe.frame_count, probe.fps
+            )
+    except DatasetError as exc:
+        return _dropped(str(path), media, exc.message)
+    return _plan_size(entry, spec, resolution)
+
+
+def _refused(media: str, spec: Any) -> str:
+    """Why the family cannot use this kind of media at all ("" when it can)."""
+    if media == "image" and spec.is_video and 1 not in spec.frame_counts:
+        return f"{spec.name} trains on video clips only"
+    if media == "video" and not spec.is_video:
+        return f"{spec.name} trains on images; video is not used"
+    if media not in ("image", "video"):
+        return "unsupported file type"
+    return ""
+
+
+def _plan_size(entry: MediaSize, spec: Any, resolution: int) -> BucketPlanItem:
+    refused = _refused(entry.media, spec)
+    if refused:
+        return _dropped(entry.name, entry.media, refused, entry.width, entry.height)
+    fit = (entry.name, entry.media, entry.width, entry.height, spec.size_multiple, resolution)
+    if entry.media == "image":
+        return _fit(*fit, 1 if spec.is_video else None)
+    available = resampled_frame_count(entry.frame_count, entry.fps, spec.fps)
+    usable = [count for count in spec.frame_counts if count <= available]
+    if not usable:
+        return _dropped(
+            entry.name,
+            "video",
+            f"too short: about {available} frames at {spec.fps} fps, "
+            f"at least {min(spec.frame_counts)} needed",
+            entry.width,
+            entry.height,
+        )
+    item = _fit(*fit, None)
+    return item if item.dropped else _replace(item, frames=max(usable))
 
 
 def probe_image(path: Path) -> tuple[int, int]:
@@ -95,28 +157,6 @@ def probe_image(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def _plan_video(path: Path, spec: Any, resolution: int) -> BucketPlanItem:
-    from training import video
-
-    try:
-        probe = video.probe_clip(path)
-    except DatasetError as exc:
-        return _dropped(path, "video", exc.message)
-    available = resampled_frame_count(probe.frame_count, probe.fps, spec.fps)
-    usable = [count for count in spec.frame_counts if count <= available]
-    if not usable:
-        return _dropped(
-            path,
-            "video",
-            f"too short: about {available} frames at {spec.fps} fps, "
-            f"at least {min(spec.frame_counts)} needed",
-            probe.width,
-            probe.height,
-        )
-    item = _fit(path, "video", probe.width, probe.height, spec.size_multiple, resolution, None)
-    return item if item.dropped else _replace(item, frames=max(usable))
-
-
 def resampled_frame_count(frame_count: int, source_fps: float, fps: float) -> int:
     """Frames a clip yields when resampled from source_fps to fps (first frame at t=0)."""
     if frame_count <= 0:
@@ -128,7 +168,7 @@ def resampled_frame_count(frame_count: int, source_fps: float, fps: float) -> in
 
 
 def _fit(
-    path: Path,
+    name: str,
     media: str,
     width: int,
     height: int,
@@ -141,7 +181,7 @@ def _fit(
     min_side = max(multiple, (resolution // 2) // multiple * multiple)
     if best is None or best[0] * best[1] < min_side * min_side:
         return _dropped(
-            path,
+            name,
             media,
             f"too small: {width}x{height} px; needs at least {min_side}x{min_side} px "
             f"worth of pixels at resolution {resolution}",
@@ -150,7 +190,7 @@ def _fit(
         )
     bucket_w, bucket_h = best
     return BucketPlanItem(
-        file=str(path),
+        file=name,
         media=media,
         source_width=width,
         source_height=height,
@@ -194,11 +234,9 @@ def crop_box(width: int, height: int, bucket_w: int, bucket_h: int) -> tuple[int
     return (left, top, left + crop_w, top + crop_h)
 
 
-def _dropped(
-    path: Path, media: str, reason: str, width: int = 0, height: int = 0
-) -> BucketPlanItem:
+def _dropped(name: str, media: str, reason: str, width: int = 0, height: int = 0) -> BucketPlanItem:
     return BucketPlanItem(
-        file=str(path),
+        file=name,
         media=media,
         source_width=width,
         source_height=height,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.errors import ExportError, ModelLoadError
-from training.models.base import Family, LoadedModel
+from training.models.base import Family, LoadedModel, load_frozen_pipeline
 from training.models.sd import resolve_source
 
 if TYPE_CHECKING:
@@ -49,19 +49,15 @@ class FlowTransformerFamily(Family):
         """from_pretrained the family's pipeline; frozen, eval, on device."""
         location = resolve_source(self, source)
         self._check_layout(location, source)
-        skip = {} if text_encoders else dict.fromkeys(self.text_components)
-        try:
-            pipe = self._pipeline_class().from_pretrained(location, dtype=dtype, **skip)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            message = f"cannot load {self.spec.name} model from {source!r}: {exc}"
-            raise ModelLoadError(message) from exc
-        pipe.to(device)
-        for name, module in pipe.components.items():
-            if hasattr(module, "requires_grad_") and name != "scheduler":
-                module.requires_grad_(False)
-                module.eval()
-        pipe.set_progress_bar_config(disable=True)
-        return LoadedModel(pipeline=pipe, dtype=dtype, device=device, source=source)
+        return load_frozen_pipeline(
+            self._pipeline_class(),
+            location,
+            source=source,
+            family=self.spec.name,
+            dtype=dtype,
+            device=device,
+            omit=() if text_encoders else self.text_components,
+        )
 
     def _check_layout(self, location: str, source: str) -> None:
         """A local folder must hold this family's pipeline, not merely some pipeline."""
