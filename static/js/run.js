@@ -31,12 +31,28 @@
     if (shownSamples === names.length) return;
     shownSamples = names.length;
     const box = field("samples");
-    box.replaceChildren(...names.slice(-8).map((name) => {
+    const all = new Set(names);
+    const url = (name) => root.dataset.sampleUrl.replace("NAME", encodeURIComponent(name));
+    // A clip shows as its animated webp preview linking to the mp4 (as the page renders it).
+    const tiles = names.filter((n) => !(n.endsWith(".mp4") && all.has(n.slice(0, -4) + ".webp")));
+    box.replaceChildren(...tiles.slice(-8).map((name) => {
+      if (name.endsWith(".mp4")) {
+        const clip = document.createElement("video");
+        Object.assign(clip, { src: url(name), controls: true, muted: true, loop: true, playsInline: true, preload: "metadata", width: 192, height: 192 });
+        clip.setAttribute("aria-label", "Sample " + name);
+        return clip;
+      }
       const img = document.createElement("img");
-      img.src = root.dataset.sampleUrl.replace("NAME", encodeURIComponent(name));
+      img.src = url(name);
       img.alt = "Sample " + name;
       img.width = 192; img.height = 192;
-      return img;
+      const mp4 = name.slice(0, -5) + ".mp4";
+      if (!name.endsWith(".webp") || !all.has(mp4)) return img;
+      const link = document.createElement("a");
+      link.href = url(mp4); link.title = "Open the MP4";
+      img.alt += " (animated preview; opens the MP4)";
+      link.append(img);
+      return link;
     }));
   }
 

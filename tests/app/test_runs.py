@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 
@@ -200,3 +201,25 @@ def test_racing_starts_cannot_overspend_the_quota(small_quota_app: Flask) -> Non
 def test_racing_starts_respect_the_concurrent_run_limit(small_quota_app: Flask) -> None:
     codes = _race(small_quota_app, "pro", 10, 5)
     assert codes == [201, 201, 409, 409, 409]
+
+
+def test_video_samples_show_as_previews_that_open_the_mp4(app: Flask) -> None:
+    from app.trainings.models import Generation, TrainingRun
+    from tests.reliability.conftest import build_world, signed_in_client
+
+    world = build_world(app)
+    with app.app_context():
+        run = db.session.get(TrainingRun, world.run_id)
+        generation = db.session.get(Generation, world.generation_id)
+        assert run is not None and generation is not None
+        prefix = run.storage_prefix()
+        names = ["sample-0001.webp", "sample-0001.mp4", "sample-0002.png"]
+        run.artifacts = {**(run.artifacts or {}), "samples": [prefix + n for n in names]}
+        generation.media_keys = [f"{prefix}generations/1/clip-0.mp4"]  # no preview: a player
+        db.session.commit()
+    page = signed_in_client(app, "owner@example.com").get(f"/runs/{world.run_id}").text
+    samples = page.split('data-field="samples"', 1)[1].split("</div>", 1)[0]
+    assert samples.count("<img") == 2 and "<video" not in samples
+    assert 'title="Open the MP4"' in samples and "sample/sample-0001.mp4" in samples
+    assert not re.search(r'<img src="[^"]*\.mp4"', page)
+    assert re.search(r'<video src="[^"]*clip-0\.mp4"[^>]*controls', page)
