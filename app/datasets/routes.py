@@ -69,7 +69,12 @@ def _render_show(
 def items_grid(dataset_id: int) -> str:
     """The item grid alone, for the page to refresh while ingest works."""
     dataset = services.get_dataset(current_user, dataset_id)
-    return render_template("datasets/_items.html", dataset=dataset, megabytes=megabytes)
+    return render_template(
+        "datasets/_items.html",
+        dataset=dataset,
+        counts=services.item_counts(dataset),
+        megabytes=megabytes,
+    )
 
 
 @bp.route("/datasets/<int:dataset_id>/settings", methods=["POST"])

@@ -75,6 +75,9 @@ def test_drop_a_folder_and_watch_it_become_ready(
     )
     first = page.locator("#items-grid li", has_text="holiday/00.jpg")
     expect(first.locator("textarea.caption")).to_have_value("un chat sur la plage")
+    # The counts follow the grid without a reload.
+    expect(page.locator("#item-counts")).to_contain_text(f"{IMAGES} ready")
+    expect(page.locator("#item-counts")).to_contain_text("0 in progress")
 
 
 @pytest.mark.parametrize("live_service", ["sqlite"], indirect=True)
@@ -100,4 +103,5 @@ def test_a_large_zip_goes_up_in_parts_and_is_unpacked(
     rejected = page.locator("#items-grid li[data-status=rejected]")
     expect(rejected).to_have_count(1)
     expect(rejected).to_contain_text("Not a supported file type")
+    expect(page.locator("#item-counts")).to_contain_text("2 ready · 1 rejected")
     expect(page.locator("#items-grid li", has_text="a.jpg")).to_contain_text("from shoot.zip")
