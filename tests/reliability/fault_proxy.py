@@ -111,7 +111,8 @@ class FaultProxy:
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if self.command != "HEAD":  # a body after HEAD would corrupt the next answer
+                        self.wfile.write(payload)
                     return
                 self._forward(body)
 
