@@ -21,7 +21,7 @@ from app.extensions import db, get_storage
 from app.privacy.models import DataExport
 from app.trainings.models import Generation, TrainingRun
 from tests.app.conftest import GOOD_PASSWORD, sign_in
-from tests.conftest import DATABASES, activate_plan, running_app
+from tests.conftest import DATABASES, activate_plan, csrf_token, running_app
 
 # One password hash for every seeded account: argon2 is slow on purpose.
 _HASHES: dict[str, str] = {}
@@ -72,6 +72,18 @@ def signed_in_client(app: Flask, email: str) -> FlaskClient:
     response = sign_in(client, email)
     assert response.status_code == 302, response.get_data(as_text=True)[-400:]
     return client
+
+
+def person_with_dataset(app: Flask, name: str) -> tuple[FlaskClient, str, int]:
+    """ada@example.com, signed in, with an empty dataset: (client, CSRF token, dataset id)."""
+    user_id = seed_user(app, "ada@example.com")
+    with app.app_context():
+        dataset = Dataset(user_id=user_id, name=name)
+        db.session.add(dataset)
+        db.session.commit()
+        dataset_id = dataset.id
+    client = signed_in_client(app, "ada@example.com")
+    return client, csrf_token(client.get("/dashboard").text), dataset_id
 
 
 @dataclass

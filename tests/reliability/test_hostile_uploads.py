@@ -27,11 +27,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.datasets.models import Dataset, DatasetItem
+from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
-from tests.conftest import csrf_token
 from tests.jobs.conftest import worker_environment
-from tests.reliability.conftest import png_bytes, seed_user, signed_in_client
+from tests.reliability.conftest import person_with_dataset, png_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
@@ -170,14 +169,7 @@ def run_worker(app: Flask) -> int:
 @pytest.fixture
 def owner(rel_app: Flask) -> tuple[FlaskClient, str, int]:
     """A signed-in person with an empty dataset: (client, CSRF token, dataset id)."""
-    user_id = seed_user(rel_app, "ada@example.com")
-    with rel_app.app_context():
-        dataset = Dataset(user_id=user_id, name="Hostile")
-        db.session.add(dataset)
-        db.session.commit()
-        dataset_id = dataset.id
-    client = signed_in_client(rel_app, "ada@example.com")
-    return client, csrf_token(client.get("/dashboard").text), dataset_id
+    return person_with_dataset(rel_app, "Hostile")
 
 
 def test_hostile_files_are_refused_clearly_and_leave_nothing(

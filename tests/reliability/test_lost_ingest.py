@@ -12,14 +12,13 @@ from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 
-from app.datasets.models import Dataset, DatasetItem
+from app.datasets.models import DatasetItem
 from app.datasets.uploads import ingest_job_id
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_storage
 from jobs.maintenance import requeue_stuck_ingests
 from storage import StorageError
-from tests.conftest import csrf_token
-from tests.reliability.conftest import png_bytes, seed_user, signed_in_client
+from tests.reliability.conftest import person_with_dataset, png_bytes
 
 
 def upload(client: FlaskClient, token: str, dataset_id: int, name: str) -> int:
@@ -59,14 +58,7 @@ def status_of(item_id: int) -> str:
 def test_lost_and_failed_ingest_jobs_are_queued_again(
     rel_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user_id = seed_user(rel_app, "ada@example.com")
-    client = signed_in_client(rel_app, "ada@example.com")
-    token = csrf_token(client.get("/dashboard").text)
-    with rel_app.app_context():
-        dataset = Dataset(user_id=user_id, name="Lost")
-        db.session.add(dataset)
-        db.session.commit()
-        dataset_id = dataset.id
+    client, token, dataset_id = person_with_dataset(rel_app, "Lost")
     lost = upload(client, token, dataset_id, "lost.png")
     waiting = upload(client, token, dataset_id, "waiting.png")
     with rel_app.app_context():

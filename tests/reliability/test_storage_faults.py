@@ -25,8 +25,8 @@ from app.privacy.models import DataExport, DeletionReceipt
 from app.privacy.services import run_requested_deletion
 from jobs.datasets import ingest_item
 from storage import S3Storage, StorageError
-from tests.conftest import csrf_token, running_app
-from tests.reliability.conftest import png_bytes, seed_user, signed_in_client
+from tests.conftest import running_app
+from tests.reliability.conftest import person_with_dataset, png_bytes
 from tests.reliability.fault_proxy import FaultProxy
 from tests.storage.conftest import seaweedfs_s3  # noqa: F401  (session fixture, reused)
 from tests.support.seaweedfs import SeaweedServer
@@ -72,14 +72,7 @@ def s3_app(
 @pytest.fixture
 def person(s3_app: Flask) -> tuple[FlaskClient, str, int]:
     """(signed-in client, CSRF token, dataset id)."""
-    user_id = seed_user(s3_app, "ada@example.com")
-    with s3_app.app_context():
-        dataset = Dataset(user_id=user_id, name="Faults")
-        db.session.add(dataset)
-        db.session.commit()
-        dataset_id = dataset.id
-    client = signed_in_client(s3_app, "ada@example.com")
-    return client, csrf_token(client.get("/dashboard").text), dataset_id
+    return person_with_dataset(s3_app, "Faults")
 
 
 def dangling(app: Flask) -> list[str]:
