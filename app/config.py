@@ -17,27 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from app.billing.plans import parse_plans
+from catalogue.families import FAMILIES
 
 PREFIX = "ATTUNE_"
 ENVIRONMENTS = ("development", "testing", "production")
 EMBEDDED_REDIS_URL = "redis://127.0.0.1:6389/0"
 
-# Each base-model family trains on the queue of its GPU class (one RQ worker per GPU).
-DEFAULT_FAMILY_QUEUES = {
-    "tiny-sd": "gpu-cpu",
-    "sd15": "gpu-24gb",
-    "sdxl": "gpu-24gb",
-    "flux-dev": "gpu-80gb",
-    "wan21-t2v-1.3b": "gpu-80gb",
-}
-# "tiny:<family>" means: build the family's tiny random model under MODELS_DIR on first use.
-DEFAULT_MODEL_SOURCES = {
-    "tiny-sd": "tiny:tiny-sd",
-    "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
-    "flux-dev": "black-forest-labs/FLUX.1-dev",
-    "wan21-t2v-1.3b": "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
-}
+# Each family trains on the queue of its GPU class (one RQ worker per GPU); "tiny:<family>" as
+# a source means: build the family's tiny random model under MODELS_DIR on first use.
+DEFAULT_FAMILY_QUEUES = {name: facts.gpu_class for name, facts in FAMILIES.items()}
+DEFAULT_MODEL_SOURCES = {name: facts.default_source for name, facts in FAMILIES.items()}
 
 
 class ConfigurationError(RuntimeError):
@@ -264,8 +253,8 @@ def _parse(name: str, raw: str) -> Any:
 def _per_family(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
     """ATTUNE_MODEL_<FAMILY> and ATTUNE_QUEUE_<FAMILY> override one family's source or queue."""
     sources, queues = dict(DEFAULT_MODEL_SOURCES), dict(DEFAULT_FAMILY_QUEUES)
-    for family in DEFAULT_FAMILY_QUEUES:
-        suffix = family.upper().replace("-", "_").replace(".", "_")
+    for family, facts in FAMILIES.items():
+        suffix = facts.env_suffix
         sources[family] = environ.get(f"{PREFIX}MODEL_{suffix}", sources[family])
         queues[family] = environ.get(f"{PREFIX}QUEUE_{suffix}", queues[family])
     return {"model_sources": sources, "family_queues": queues}

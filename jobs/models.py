@@ -6,16 +6,15 @@ import fcntl
 from pathlib import Path
 
 from app.config import Settings
-
-TINY_PREFIX = "tiny:"
+from catalogue.families import TINY_SOURCE_PREFIX
 
 
 def resolve_base_model(settings: Settings, family: str) -> str:
     """A local folder or hub id for `family`; "tiny:<family>" builds the tiny model once."""
     source = settings.model_sources[family]
-    if not source.startswith(TINY_PREFIX):
+    if not source.startswith(TINY_SOURCE_PREFIX):
         return source
-    target = settings.models_dir / source.removeprefix(TINY_PREFIX)
+    target = settings.models_dir / source.removeprefix(TINY_SOURCE_PREFIX)
     if (target / "model_index.json").exists():
         return str(target)
     return str(_build_tiny(family, target))

@@ -70,11 +70,6 @@ class ClipInfo:
     source: ClipProbe
 
 
-def frame_bucket_counts(max_frames: int = 81, temporal_factor: int = 4) -> tuple[int, ...]:
-    """Clip lengths a causal video VAE accepts: k * temporal_factor + 1 up to max_frames."""
-    return tuple(range(1, max_frames + 1, temporal_factor))
-
-
 def probe_clip(path: Path | str) -> ClipProbe:
     """Read a clip's size, frame rate, frame count and duration (decodes one frame for rotation)."""
     with _open_clip(path) as container:

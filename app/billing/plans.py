@@ -6,9 +6,11 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from catalogue.families import FAMILIES, families_of
+
 GB = 1024**3
-IMAGE_FAMILIES = ("tiny-sd", "sd15", "sdxl", "flux-dev")
-VIDEO_FAMILIES = ("wan21-t2v-1.3b",)
+IMAGE_FAMILIES = families_of("image")
+VIDEO_FAMILIES = families_of("video")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Plan:
     @property
     def media_kinds(self) -> str:
         """What the plan trains, in words: "images" or "images + video"."""
-        video = any(family in VIDEO_FAMILIES for family in self.families)
+        video = any(FAMILIES[family].is_video for family in self.families)
         return "images + video" if video else "images"
 
 
@@ -80,6 +82,9 @@ def _plan(entry: dict[str, Any], defaults: dict[str, Plan]) -> Plan:
     if "storage_gb" in entry:
         values["storage_bytes"] = int(float(entry["storage_gb"]) * GB)
     values["families"] = tuple(values["families"])
+    unknown = set(values["families"]) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"plan {entry['name']!r} names unknown families {sorted(unknown)}")
     return Plan(**values)
 
 

@@ -14,7 +14,7 @@ from app.datasets.models import Dataset
 from app.datasets.services import DatasetError, ready_item_ids
 from app.extensions import get_redis
 from app.queues import CPU_QUEUE, enqueue_task
-from app.trainings.families import FAMILIES, FamilyInfo
+from app.trainings.families import FAMILIES, FamilyFacts
 
 PREVIEW_TTL_S = 24 * 3600
 PENDING_TTL_S = 600
@@ -32,7 +32,7 @@ def pending_key(dataset_id: int, family: str, resolution: int) -> str:
     return preview_key(dataset_id, family, resolution) + ":pending"
 
 
-def check_choice(family: object, resolution: object) -> tuple[FamilyInfo, int]:
+def check_choice(family: object, resolution: object) -> tuple[FamilyFacts, int]:
     """A known base model and a resolution within its limits, or DatasetError."""
     info = FAMILIES.get(family) if isinstance(family, str) else None
     if info is None:

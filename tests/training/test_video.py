@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from catalogue.families import family_facts
 from training.errors import DatasetError
 from training.video import (
     ClipTooLongError,
     ClipTooShortError,
     CorruptClipError,
     UnsupportedClipError,
-    frame_bucket_counts,
     probe_clip,
     read_clip,
     write_mp4,
     write_webp,
 )
 
-WAN_COUNTS = frame_bucket_counts(81, 4)
+WAN_COUNTS = family_facts("wan21-t2v-1.3b").frame_counts
 
 
 def make_clip(

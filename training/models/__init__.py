@@ -1,4 +1,4 @@
-"""Registry of model families: name -> module, imported lazily so lookups stay light."""
+"""Registry of model families: catalogue name -> module, imported lazily so lookups stay light."""
 
 from __future__ import annotations
 
@@ -6,18 +6,14 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from catalogue.families import FAMILIES
 from training.errors import ConfigError
 
 if TYPE_CHECKING:
     from training.models.base import Family
 
-_MODULES: dict[str, str] = {
-    "tiny-sd": "training.models.tiny_sd",
-    "sd15": "training.models.sd15",
-    "sdxl": "training.models.sdxl",
-    "flux-dev": "training.models.flux",
-    "wan21-t2v-1.3b": "training.models.wan",
-}
+# Each catalogue entry names the engine module that implements it.
+_MODULES: dict[str, str] = {name: facts.module for name, facts in FAMILIES.items()}
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_MODULES)
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from catalogue.families import family_facts
 from training.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -75,6 +76,28 @@ class FamilySpec:
     def is_video(self) -> bool:
         """True for families that train on clips rather than still images."""
         return self.media == "video"
+
+    @classmethod
+    def from_catalogue(cls, name: str, default_base_model: str = "", **engine: Any) -> FamilySpec:
+        """The spec of catalogue family `name`, plus the facts only the engine knows.
+
+        Limits, media, frames and notes come from ``catalogue.families`` so the web app and the
+        engine cannot disagree; ``default_base_model`` defaults to the catalogue's hub id.
+        """
+        facts = family_facts(name)
+        return cls(
+            name=facts.name,
+            media=facts.media,
+            default_base_model=default_base_model or facts.hub_id,
+            default_resolution=facts.default_resolution,
+            min_resolution=facts.min_resolution,
+            max_resolution=facts.max_resolution,
+            size_multiple=facts.resolution_multiple,
+            fps=facts.fps,
+            frame_counts=facts.frame_counts,
+            notes=facts.notes,
+            **engine,
+        )
 
 
 @dataclass

@@ -27,19 +27,12 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-SPEC = FamilySpec(
-    name="flux-dev",
-    media="image",
-    default_base_model="black-forest-labs/FLUX.1-dev",
+SPEC = FamilySpec.from_catalogue(
+    "flux-dev",
     pipeline_class="FluxPipeline",
-    default_resolution=1024,
-    min_resolution=256,
-    max_resolution=1536,
-    size_multiple=16,  # VAE factor 8 x 2x2 packing
     prediction="flow_matching",
     flow_shift=None,  # resolution-dependent: e**mu from the scheduler's base/max shift
     default_guidance_scale=3.5,
-    notes="Guidance-distilled: samples use the guidance input, not CFG; negative prompts unused.",
 )
 
 # The diffusers FLUX LoRA example's default targets, plus ``proj_mlp``: with it the fused BFL

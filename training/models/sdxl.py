@@ -15,15 +15,9 @@ from training.models.sd import StableDiffusionFamily
 if TYPE_CHECKING:
     import torch
 
-SPEC = FamilySpec(
-    name="sdxl",
-    media="image",
-    default_base_model="stabilityai/stable-diffusion-xl-base-1.0",
+SPEC = FamilySpec.from_catalogue(
+    "sdxl",
     pipeline_class="StableDiffusionXLPipeline",
-    default_resolution=1024,
-    min_resolution=256,
-    max_resolution=2048,
-    size_multiple=64,
     prediction="scheduler",
     default_guidance_scale=5.0,
 )

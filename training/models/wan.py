@@ -17,27 +17,17 @@ from training.errors import ExportError, ModelLoadError
 from training.models.base import FamilySpec, LatentBatch, LoadedModel, SampleRequest
 from training.models.flow_family import FlowTransformerFamily
 from training.models.flow_matching import noisy_latents_and_target, sample_sigmas, velocity_loss
-from training.video import frame_bucket_counts
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-SPEC = FamilySpec(
-    name="wan21-t2v-1.3b",
-    media="video",
-    default_base_model="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+SPEC = FamilySpec.from_catalogue(
+    "wan21-t2v-1.3b",
     pipeline_class="WanPipeline",
-    default_resolution=480,
-    min_resolution=256,
-    max_resolution=720,
-    size_multiple=16,  # VAE factor 8 x patch 2
     prediction="flow_matching",
     flow_shift=3.0,  # the 480p scheduler's flow_shift; the loaded config wins when it has one
-    fps=16,
-    frame_counts=frame_bucket_counts(81, 4),
     default_guidance_scale=5.0,
-    notes="Video at 16 fps, 4k+1 frames up to 81; images train as 1-frame clips.",
 )
 
 # Every linear of each transformer block, as musubi-tuner trains Wan LoRAs; the FFN matters

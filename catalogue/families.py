@@ -1,0 +1,178 @@
+"""The base-model families Attune trains: one entry per family, read by app and training.
+
+Adding a family is one engine module under ``training/models/`` plus one entry here. The
+app takes labels, limits, GPU class, default source, preset steps and learning rates from
+here; the engine builds its ``FamilySpec`` from the same entry (``FamilySpec.from_catalogue``)
+and adds what only the engine needs (pipeline class, prediction type, guidance).
+``tests/training/test_catalogue.py`` fails when the two sides disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TINY_SOURCE_PREFIX = "tiny:"  # "tiny:<family>": the worker builds the tiny random model
+
+
+@dataclass(frozen=True)
+class FamilyFacts:
+    """What is known about a family before any model is loaded."""
+
+    name: str
+    label: str
+    media: Literal["image", "video"]
+    module: str  # engine module under training.models that implements the family
+    hub_id: str  # the published base model; "" for tiny random families built on first use
+    gpu_class: str  # the RQ queue (GPU class) it trains on; ATTUNE_QUEUE_<FAMILY> overrides
+    default_resolution: int  # bucket area target is resolution**2 pixels
+    min_resolution: int
+    max_resolution: int
+    resolution_multiple: int  # VAE factor x patch size
+    base_steps: int  # steps of a character LoRA on ~20 items; other presets scale from it
+    learning_rate: float
+    seconds_per_step: float  # on its GPU class at the default resolution, for estimates
+    startup_seconds: int  # load, cache and export around the steps, for estimates
+    fps: int | None = None  # video: frames per second the model was trained at
+    max_frames: int = 0  # video: longest clip in frames
+    frame_step: int = 1  # video: clip lengths are k * frame_step + 1 (the VAE's time factor)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.media not in ("image", "video"):
+            raise ValueError(f"{self.name}: media must be 'image' or 'video'")
+        if not self.min_resolution <= self.default_resolution <= self.max_resolution:
+            raise ValueError(f"{self.name}: default resolution outside its range")
+        if self.media == "video" and (self.fps is None or self.max_frames < 1):
+            raise ValueError(f"{self.name}: a video family needs fps and max_frames")
+
+    @property
+    def is_video(self) -> bool:
+        """True for families that train on clips rather than still images."""
+        return self.media == "video"
+
+    @property
+    def frame_counts(self) -> tuple[int, ...]:
+        """Clip lengths the family accepts (k * frame_step + 1); () for image families."""
+        if not self.is_video:
+            return ()
+        return tuple(range(1, self.max_frames + 1, self.frame_step))
+
+    @property
+    def default_source(self) -> str:
+        """Where the worker loads the base model from unless ATTUNE_MODEL_<FAMILY> says else."""
+        return self.hub_id or f"{TINY_SOURCE_PREFIX}{self.name}"
+
+    @property
+    def env_suffix(self) -> str:
+        """The family's part of ATTUNE_MODEL_<FAMILY> / ATTUNE_QUEUE_<FAMILY>."""
+        return self.name.upper().replace("-", "_").replace(".", "_")
+
+
+FAMILIES: dict[str, FamilyFacts] = {
+    facts.name: facts
+    for facts in (
+        FamilyFacts(
+            name="tiny-sd",
+            label="Tiny SD (CPU demo)",
+            media="image",
+            module="training.models.tiny_sd",
+            hub_id="",
+            gpu_class="gpu-cpu",
+            default_resolution=64,
+            min_resolution=32,
+            max_resolution=512,
+            resolution_multiple=16,
+            base_steps=30,
+            learning_rate=5e-4,
+            seconds_per_step=0.5,
+            startup_seconds=20,
+            notes="Random weights; produces noise-like images. For demos and tests only.",
+        ),
+        FamilyFacts(
+            name="sd15",
+            label="Stable Diffusion 1.5",
+            media="image",
+            module="training.models.sd15",
+            hub_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            gpu_class="gpu-24gb",
+            default_resolution=512,
+            min_resolution=256,
+            max_resolution=1024,
+            resolution_multiple=64,
+            base_steps=1500,
+            learning_rate=1e-4,
+            seconds_per_step=0.25,
+            startup_seconds=90,
+        ),
+        FamilyFacts(
+            name="sdxl",
+            label="Stable Diffusion XL",
+            media="image",
+            module="training.models.sdxl",
+            hub_id="stabilityai/stable-diffusion-xl-base-1.0",
+            gpu_class="gpu-24gb",
+            default_resolution=1024,
+            min_resolution=256,
+            max_resolution=2048,
+            resolution_multiple=64,
+            base_steps=1500,
+            learning_rate=1e-4,
+            seconds_per_step=0.55,
+            startup_seconds=150,
+        ),
+        FamilyFacts(
+            name="flux-dev",
+            label="FLUX.1 [dev]",
+            media="image",
+            module="training.models.flux",
+            hub_id="black-forest-labs/FLUX.1-dev",
+            gpu_class="gpu-80gb",
+            default_resolution=1024,
+            min_resolution=256,
+            max_resolution=1536,
+            resolution_multiple=16,
+            base_steps=1000,
+            learning_rate=1e-4,
+            seconds_per_step=0.45,
+            startup_seconds=240,
+            notes="Guidance-distilled: samples use the guidance input, not CFG; "
+            "negative prompts unused.",
+        ),
+        FamilyFacts(
+            name="wan21-t2v-1.3b",
+            label="Wan 2.1 T2V 1.3B",
+            media="video",
+            module="training.models.wan",
+            hub_id="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+            gpu_class="gpu-80gb",
+            default_resolution=480,
+            min_resolution=256,
+            max_resolution=720,
+            resolution_multiple=16,
+            base_steps=1500,
+            learning_rate=5e-5,
+            seconds_per_step=1.4,
+            startup_seconds=240,
+            fps=16,
+            max_frames=81,
+            frame_step=4,
+            notes="Video at 16 fps, 4k+1 frames up to 81; images train as 1-frame clips.",
+        ),
+    )
+}
+
+FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
+
+
+def family_facts(name: str) -> FamilyFacts:
+    """The catalogue entry for `name`; KeyError names the known families."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown family {name!r}; known: {', '.join(FAMILY_NAMES)}") from None
+
+
+def families_of(media: str) -> tuple[str, ...]:
+    """Names of the families that train on `media` ("image" or "video"), in catalogue order."""
+    return tuple(name for name, facts in FAMILIES.items() if facts.media == media)
