@@ -124,6 +124,11 @@ class Storage(Protocol):
         """Return the object's metadata, or None when there is no such object."""
         ...
 
+    def copy(self, source_key: str, target_key: str) -> None:
+        """Copy one object inside storage (no bytes pass through this process on S3), with its
+        content type; the copy is of one consistent state of the source. Raises ObjectNotFound."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove the object and every stored version of it; a missing key is not an error."""
         ...

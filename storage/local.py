@@ -44,7 +44,7 @@ class LocalStorage:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._files = ObjectFiles(Path(root))
-        self._uploads = LocalUploads(self._files)
+        self._uploads = LocalUploads(self._files, clock)
         self._signer = TokenSigner(secret, clock)
         self.base_url = base_url.rstrip("/")
 
@@ -111,6 +111,15 @@ class LocalStorage:
         """Return the object's metadata, or None when there is no such object."""
         return self._files.info(key)
 
+    def copy(self, source_key: str, target_key: str) -> None:
+        """Copy one object to another key, with its content type; raises ObjectNotFound."""
+        self._files.data_path(target_key)
+        # Reading from one open file: a write that replaces the source meanwhile (a rename) is
+        # not seen, so the copy is one whole version of it, as S3's CopyObject gives.
+        with self._open(source_key) as source:
+            info = self._files.info(source_key)
+            self._write(target_key, read_chunks(source), info.content_type if info else None)
+
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""
         self._files.remove(key)
@@ -119,7 +128,8 @@ class LocalStorage:
         """Remove every object and unfinished upload under prefix; return keys removed."""
         validate_prefix(prefix, allow_empty=False)
         removed = sum(self._files.remove(key) for key in self._files.keys(prefix))
-        for upload in self._uploads.list_uploads(prefix):
+        # Ending the single PUTs' records too makes their URLs stop working at once.
+        for upload in self._uploads.list_uploads(prefix, with_single=True):
             self._uploads.abort(upload.key, upload.upload_id)
         return removed
 
@@ -168,10 +178,16 @@ class LocalStorage:
     # Signed URLs and the app routes behind them
 
     def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
-        """Return the app URL that takes one small object by PUT, stored with content_type."""
-        self._files.data_path(key)
+        """Return the app URL that takes one small object by PUT, stored with content_type.
+
+        The URL names a random upload id whose record (under .multipart/) holds the key and
+        content type until the URL lapses, so the URL itself shows no key.
+        """
         expires_at = self._signer.expiry(validate_expires_in(expires_in))
-        claims = TokenClaims(TokenAction.UPLOAD, key, expires_at, content_type=content_type)
+        upload_id = self._uploads.create(key, content_type, single_until=expires_at)
+        claims = TokenClaims(
+            TokenAction.UPLOAD, key, expires_at, upload_id=upload_id, content_type=content_type
+        )
         return f"{self.base_url}/upload/{self._signer.sign(claims)}"
 
     def presign_download(self, key: str, expires_in: int, filename: str) -> str:
@@ -183,7 +199,7 @@ class LocalStorage:
 
     def verify_token(self, token: str, expected_action: TokenAction | str) -> TokenClaims:
         """Return a genuine, unexpired token's claims; raises InvalidToken otherwise."""
-        return self._signer.verify(token, expected_action, self._uploads.key_of)
+        return self._signer.verify(token, expected_action, self._uploads.target_of)
 
     def write_part(
         self, upload_id: str, part_number: int, stream: Readable, max_bytes: int

@@ -1,4 +1,6 @@
-"""Multipart uploads on the local backend, kept under root/.multipart/<upload_id>/."""
+"""Uploads on the local backend, kept under root/.multipart/<upload_id>/: multipart uploads
+(a record and their parts) and the records behind presigned single PUTs, which let a PUT URL
+name a random upload id instead of its key (they hold no parts and lapse with their URL)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import json
 import re
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,17 +41,20 @@ class UploadRecord:
     upload_id: str
     content_type: str | None
     initiated: datetime
+    # Set for the record behind one presigned PUT: the epoch second its URL lapses.
+    single_until: int | None = None
 
 
 class LocalUploads:
     """Creates, fills, joins and drops multipart uploads; each part is one file named by number."""
 
-    def __init__(self, files: ObjectFiles) -> None:
+    def __init__(self, files: ObjectFiles, clock: Callable[[], float] = time.time) -> None:
         self._files = files
         self._base = files.root / MULTIPART_DIR
+        self._clock = clock
 
-    def create(self, key: str, content_type: str | None) -> str:
-        """Start an upload for a valid key and return its id."""
+    def create(self, key: str, content_type: str | None, single_until: int | None = None) -> str:
+        """Start an upload for a valid key and return its id (a single PUT's when single_until)."""
         self._files.data_path(key)  # validates the key before anything is written
         upload_id = secrets.token_urlsafe(24)
         folder = self._base / upload_id
@@ -57,6 +63,7 @@ class LocalUploads:
             "key": key,
             "content_type": content_type,
             "initiated": datetime.now(UTC).isoformat(),
+            "single_until": single_until,
         }
         written = self._files.write_temp([json.dumps(record).encode("utf-8")])
         written.path.replace(folder / _RECORD)
@@ -74,21 +81,34 @@ class LocalUploads:
             # S3 answers NoSuchUpload when the id belongs to another key; do the same.
             raise UploadNotFound("no such upload for this key")
         initiated = datetime.fromisoformat(data["initiated"])
-        return UploadRecord(data["key"], upload_id, data.get("content_type"), initiated)
+        single_until = data.get("single_until")
+        return UploadRecord(
+            data["key"], upload_id, data.get("content_type"), initiated, single_until
+        )
 
-    def key_of(self, upload_id: str) -> str | None:
-        """Return the key an upload writes to, or None if there is no such upload."""
+    def multipart_record(self, upload_id: str, key: str | None = None) -> UploadRecord:
+        """Return a multipart upload's record; a single PUT's record is no multipart upload."""
+        record = self.record(upload_id, key)
+        if record.single_until is not None:
+            raise UploadNotFound("no such multipart upload")
+        return record
+
+    def target_of(self, upload_id: str) -> tuple[str, str | None] | None:
+        """Return the key and content type an upload writes, or None if it has ended."""
         try:
-            return self.record(upload_id).key
+            record = self.record(upload_id)
         except UploadNotFound:
             return None
+        if record.single_until is not None and record.single_until <= self._clock():
+            return None
+        return record.key, record.content_type
 
     def write_part(
         self, upload_id: str, part_number: int, stream: Readable, max_bytes: int
     ) -> PartRef:
         """Store one part from a readable, replacing an earlier try of the same part."""
         validate_part_number(part_number)
-        self.record(upload_id)
+        self.multipart_record(upload_id)
         written = self._files.write_temp(read_chunks(stream), max_bytes=max_bytes)
         try:
             written.path.replace(self._part_path(upload_id, part_number))
@@ -101,7 +121,7 @@ class LocalUploads:
 
     def list_parts(self, key: str, upload_id: str) -> list[PartRef]:
         """Return the stored parts by number, with their MD5 ETags and sizes."""
-        self.record(upload_id, key)
+        self.multipart_record(upload_id, key)
         return [
             PartRef(number, file_md5(path).hex(), path.stat().st_size)
             for number, path in self._part_files(upload_id)
@@ -109,7 +129,7 @@ class LocalUploads:
 
     def complete(self, key: str, upload_id: str, parts: Sequence[PartRef]) -> None:
         """Join the chosen parts, checking each one's ETag, into the object and end the upload."""
-        record = self.record(upload_id, key)
+        record = self.multipart_record(upload_id, key)
         paths = self._checked_part_paths(upload_id, check_part_order(parts))
         digests: list[bytes] = []
         written = self._files.write_temp(_join_parts(paths, parts, digests))
@@ -143,14 +163,21 @@ class LocalUploads:
             return
         shutil.rmtree(self._base / upload_id, ignore_errors=True)
 
-    def list_uploads(self, prefix: str) -> list[MultipartUpload]:
-        """Return unfinished uploads whose key starts with prefix, by key then start time."""
+    def list_uploads(self, prefix: str, with_single: bool = False) -> list[MultipartUpload]:
+        """Return unfinished uploads whose key starts with prefix, by key then start time
+        (single PUTs' records too when with_single); lapsed single PUT records are removed."""
         found = []
         for folder in self._base.iterdir():
             try:
                 record = self.record(folder.name)
             except UploadNotFound:
                 continue
+            if record.single_until is not None:
+                if record.single_until <= self._clock():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    continue
+                if not with_single:
+                    continue
             if record.key.startswith(prefix):
                 found.append(MultipartUpload(record.key, record.upload_id, record.initiated))
         return sorted(found, key=lambda upload: (upload.key, upload.initiated))

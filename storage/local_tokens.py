@@ -30,7 +30,8 @@ class TokenAction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """The verified content of a token; upload_id and part_number are set for multipart parts."""
+    """The verified content of a token. Upload tokens name an upload id (and, for a multipart
+    part, its number); the key and content type come from the server's upload record."""
 
     action: TokenAction
     key: str
@@ -43,7 +44,7 @@ class TokenClaims:
     @property
     def is_part(self) -> bool:
         """True when the token is for one part of a multipart upload."""
-        return self.upload_id is not None
+        return self.upload_id is not None and self.part_number is not None
 
 
 class TokenSigner:
@@ -62,18 +63,18 @@ class TokenSigner:
 
     def sign(self, claims: TokenClaims) -> str:
         """Return the URL-safe token for claims."""
-        # Part tokens leave the key out: the upload id already binds it server-side, and the
-        # URL then shows no key text at all.
-        shown_key = None if claims.is_part else claims.key
+        # Upload tokens leave the key and content type out: the upload id binds them on the
+        # server, so the URL shows no key text (user, dataset or item ids) at all.
+        named_upload = claims.upload_id is not None
         payload = json.dumps(
             [
                 claims.action.value,
-                shown_key,
+                None if named_upload else claims.key,
                 claims.upload_id,
                 claims.part_number,
                 claims.expires_at,
                 claims.filename,
-                claims.content_type,
+                None if named_upload else claims.content_type,
             ],
             separators=(",", ":"),
             ensure_ascii=False,
@@ -84,10 +85,14 @@ class TokenSigner:
         self,
         token: str,
         expected_action: TokenAction | str,
-        key_of_upload: Callable[[str], str | None],
+        target_of_upload: Callable[[str], tuple[str, str | None] | None],
     ) -> TokenClaims:
-        """Return a genuine, unexpired token's claims for expected_action; else InvalidToken."""
-        claims = _parse(token, key_of_upload)
+        """Return a genuine, unexpired token's claims for expected_action; else InvalidToken.
+
+        target_of_upload maps an upload id to the (key, content type) its record holds, or None
+        once the upload has ended.
+        """
+        claims = _parse(token, target_of_upload)
         signature = _b64decode(token.rpartition(".")[2])
         if not hmac.compare_digest(signature, self._mac(claims)):
             raise InvalidToken("token signature does not match")
@@ -115,7 +120,9 @@ class TokenSigner:
         return hmac.new(self._secret, message, hashlib.sha256).digest()
 
 
-def _parse(token: str, key_of_upload: Callable[[str], str | None]) -> TokenClaims:
+def _parse(
+    token: str, target_of_upload: Callable[[str], tuple[str, str | None] | None]
+) -> TokenClaims:
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
         raise InvalidToken("malformed token")
     try:
@@ -128,10 +135,17 @@ def _parse(token: str, key_of_upload: Callable[[str], str | None]) -> TokenClaim
         raise InvalidToken("malformed token")
     if not _all_optional(str, content_type) or not _all_optional(int, part_number):
         raise InvalidToken("malformed token")
+    if action is TokenAction.UPLOAD and upload_id is None:
+        # Upload tokens made before upload records named their key; they are not honoured.
+        raise InvalidToken("malformed token")
     if upload_id is not None:
-        key = key_of_upload(upload_id)
+        target = target_of_upload(upload_id)
+        if target is None:
+            raise InvalidToken("the upload this link was made for has ended")
+        key, recorded_type = target
+        content_type = recorded_type if part_number is None else None
     if key is None:
-        raise InvalidToken("token names no object or no live upload")
+        raise InvalidToken("token names no object")
     return TokenClaims(action, key, expires_at, upload_id, part_number, filename, content_type)
 
 

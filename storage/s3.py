@@ -34,6 +34,11 @@ from storage.s3_delete import VersionDeleter
 from storage.s3_errors import error_code, translated_errors
 
 AddressingStyle = Literal["auto", "path", "virtual"]
+# S3 copies up to 5 GiB in one CopyObject, which copies one version atomically. Larger objects
+# are copied part by part (UploadPartCopy), each part pinned by s3transfer to the ETag it saw
+# first, so every part comes from the same version.
+MAX_SINGLE_COPY_BYTES = 5 * 1024**3
+COPY_PART_BYTES = 512 * 1024 * 1024
 
 
 class S3Storage:
@@ -51,6 +56,8 @@ class S3Storage:
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 8.0,
         max_attempts: int = 3,
+        *,
+        single_copy_limit: int = MAX_SINGLE_COPY_BYTES,
     ) -> None:
         if addressing_style not in ("auto", "path", "virtual"):
             raise ValueError(
@@ -86,6 +93,12 @@ class S3Storage:
             else self._client
         )
         self._transfer = TransferConfig(multipart_threshold=8 * 1024 * 1024, max_concurrency=4)
+        # single_copy_limit is S3's own limit; tests lower it to reach the part-by-part path.
+        self._copy_transfer = TransferConfig(
+            multipart_threshold=single_copy_limit,
+            multipart_chunksize=min(COPY_PART_BYTES, max(single_copy_limit // 2, 5 * 1024**2)),
+            max_concurrency=4,
+        )
         self._deleter = VersionDeleter(self._client, bucket)
 
     @property
@@ -185,6 +198,18 @@ class S3Storage:
             last_modified=head["LastModified"],
             content_type=head.get("ContentType"),
         )
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        """Copy one object inside the bucket, with its content type; raises ObjectNotFound."""
+        validate_key(source_key)
+        validate_key(target_key)
+        with translated_errors(source_key):
+            self._client.copy(
+                {"Bucket": self.bucket, "Key": source_key},
+                self.bucket,
+                target_key,
+                Config=self._copy_transfer,
+            )
 
     def delete(self, key: str) -> None:
         """Remove the object and every stored version of it; a missing key is not an error."""

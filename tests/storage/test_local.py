@@ -19,8 +19,10 @@ from storage import (
     PayloadTooLarge,
     StorageError,
     TokenAction,
+    TokenClaims,
     UploadNotFound,
 )
+from storage.local_tokens import TokenSigner
 from tests.storage.conftest import LOCAL_SECRET
 from tests.storage.local_http import LocalRoutesServer
 
@@ -123,6 +125,53 @@ def test_part_tokens_hide_the_key_and_die_with_the_upload(local: LocalStorage) -
     local.abort_multipart(key, upload_id)
     with pytest.raises(InvalidToken):
         local.verify_token(token, "upload")
+
+
+def test_put_tokens_name_an_upload_record_not_the_key(
+    local: LocalStorage, clock: FakeClock
+) -> None:
+    key = "users/41/datasets/52/items/63/upload/original.png"
+    token = token_of(local.presign_put(key, "image/png", 600))
+
+    shown = base64.urlsafe_b64decode(token.split(".")[0] + "==")
+    assert b"users" not in shown and b"41" not in shown and b"image/png" not in shown
+    claims = local.verify_token(token, "upload")
+    assert (claims.key, claims.content_type, claims.part_number) == (key, "image/png", None)
+    local.write_upload(claims, io.BytesIO(b"png bytes"), max_bytes=100)
+    assert local.get(key) == b"png bytes"
+    assert local.stat(key).content_type == "image/png"  # type: ignore[union-attr]
+    # The record is no multipart upload: not listed, not completable, takes no parts.
+    assert local.list_multipart_uploads("users/") == []
+    with pytest.raises(UploadNotFound):
+        local.complete_multipart(key, claims.upload_id or "", [])
+    with pytest.raises(UploadNotFound):
+        local.write_part(claims.upload_id or "", 1, io.BytesIO(b"x"), max_bytes=100)
+
+    local.delete_prefix("users/41/datasets/52/items/63/")  # deleting the item ends its URL
+    with pytest.raises(InvalidToken, match="has ended"):
+        local.verify_token(token, "upload")
+
+
+def test_put_records_lapse_with_their_url_and_are_swept(
+    local: LocalStorage, clock: FakeClock
+) -> None:
+    token = token_of(local.presign_put("users/1/a.png", "image/png", 60))
+    upload_id = local.verify_token(token, "upload").upload_id
+    clock.now += 60
+    with pytest.raises(InvalidToken):
+        local.verify_token(token, "upload")
+    assert (local.root / ".multipart" / str(upload_id)).exists()
+    local.list_multipart_uploads("")  # the hourly stale-upload sweep lists them
+    assert not (local.root / ".multipart" / str(upload_id)).exists()
+
+
+def test_upload_tokens_that_name_a_key_are_refused(local: LocalStorage, clock: FakeClock) -> None:
+    # The format upload tokens had before upload records: signed, but naming the key itself.
+    claims = TokenClaims(
+        TokenAction.UPLOAD, "users/1/a.png", int(clock.now) + 600, content_type="image/png"
+    )
+    with pytest.raises(InvalidToken, match="malformed"):
+        local.verify_token(TokenSigner(LOCAL_SECRET, clock).sign(claims), "upload")
 
 
 def test_uploads_stop_at_max_bytes_and_leave_nothing(local: LocalStorage) -> None:

@@ -163,3 +163,19 @@ def _watch_delete_batches(backend: Backend) -> list[int]:
 
         backend.s3_client.meta.events.register("provide-client-params.s3.DeleteObjects", record)
     return sizes
+
+
+def test_copy_keeps_bytes_and_type_and_stays_apart_from_its_source(backend: Backend) -> None:
+    storage = backend.storage
+    storage.put("users/1/upload/a.png", b"validated bytes", content_type="image/png")
+    storage.copy("users/1/upload/a.png", "users/1/accepted/a.png")
+    storage.put("users/1/upload/a.png", b"swapped later", content_type="image/png")
+
+    assert storage.get("users/1/accepted/a.png") == b"validated bytes"
+    info = storage.stat("users/1/accepted/a.png")
+    assert info is not None and info.content_type == "image/png"
+    storage.copy("users/1/upload/a.png", "users/1/accepted/a.png")  # replaces the target
+    assert storage.get("users/1/accepted/a.png") == b"swapped later"
+    with pytest.raises(ObjectNotFound):
+        storage.copy("users/1/upload/missing.png", "users/1/accepted/b.png")
+    assert storage.stat("users/1/accepted/b.png") is None

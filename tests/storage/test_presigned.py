@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -156,3 +157,20 @@ def test_set_cors_lets_the_app_origin_put_and_read_etag(seaweedfs_s3: SeaweedSer
     rules = storage.client.get_bucket_cors(Bucket="cors-check")["CORSRules"]
     assert rules[0]["AllowedOrigins"] == ["https://attune.example"]
     assert "PUT" in rules[0]["AllowedMethods"] and rules[0]["ExposeHeaders"] == ["ETag"]
+
+
+def test_copies_past_the_single_copy_limit_go_in_parts(seaweedfs_s3: SeaweedServer) -> None:
+    # S3 copies at most 5 GiB in one request; lowering the limit takes the part-by-part path
+    # (UploadPartCopy) that a larger object would, here on a real S3 server.
+    storage = seaweed_storage(
+        seaweedfs_s3, f"t-{uuid.uuid4().hex[:16]}", single_copy_limit=6 * 1024 * 1024
+    )
+    storage.ensure_bucket()
+    payload = bytes(range(256)) * (13 * 4096)  # 13 MiB: three parts of at most 5 MiB
+    storage.put("users/1/upload/clip.mp4", payload, content_type="video/mp4")
+
+    storage.copy("users/1/upload/clip.mp4", "users/1/accepted/clip.mp4")
+
+    assert storage.get("users/1/accepted/clip.mp4") == payload
+    info = storage.stat("users/1/accepted/clip.mp4")
+    assert info is not None and info.etag.endswith("-3") and info.content_type == "video/mp4"
