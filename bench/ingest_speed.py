@@ -81,10 +81,11 @@ def bench_ingest(count: int) -> float:
                     content_type="image/jpeg",
                     media_kind="image",
                     size_bytes=len(samples[index % len(samples)]),
-                    storage_key=f"{dataset.storage_prefix()}items/{index}/original.jpg",
+                    storage_key="",
+                    upload_key=f"{dataset.storage_prefix()}items/{index}/upload/original.jpg",
                     status="uploaded",
                 )
-                get_storage().put(item.storage_key, samples[index % len(samples)], "image/jpeg")
+                get_storage().put(item.upload_key, samples[index % len(samples)], "image/jpeg")
                 items.append(item)
             db.session.add_all(items)
             db.session.commit()

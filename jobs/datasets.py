@@ -23,6 +23,11 @@ from storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
 
+REPLACED_REASON = (
+    "The file was replaced after its upload had finished, so it is not the file that arrived. "
+    "Upload it again."
+)
+
 
 def ingest(item_id: int) -> str:
     """Validate one uploaded item; safe to run twice (a settled item is left as it is)."""
@@ -34,17 +39,23 @@ def ingest(item_id: int) -> str:
 
 
 def ingest_item(item: DatasetItem) -> str:
-    """Download the item's bytes, check them, and mark it ready or rejected (zips: unpack)."""
+    """Take the item's bytes out of the browser's reach, check them, and mark it ready or
+    rejected (zips: unpack). A settled item is left as it is: its upload is gone."""
+    if item.is_settled:
+        return item.status
     logger = job_logger(__name__, f"ingest item {item.id}")
     scratch = get_settings().scratch_dir
     scratch.mkdir(parents=True, exist_ok=True)
+    extension = extension_of(item.upload_key or "")
     with tempfile.TemporaryDirectory(prefix="attune-ingest-", dir=scratch) as tmp:
-        local = Path(tmp) / f"upload{extension_of(item.storage_key)}"
+        local = Path(tmp) / f"upload{extension}"
         try:
-            get_storage().download_file(item.storage_key, local)
+            checked_key = fetch_upload(item, local)
         except ObjectNotFound:
             # Other storage errors fail the job instead, leaving the item to be ingested again.
             return reject_item(item, "The uploaded file is missing from storage; upload it again.")
+        if local.stat().st_size != item.size_bytes:
+            return reject_item(item, REPLACED_REASON)
         try:
             if item.media_kind == "archive":
                 owner = db.session.get(User, item.dataset.user_id)
@@ -53,24 +64,50 @@ def ingest_item(item: DatasetItem) -> str:
                 count = unpack_archive(item, local, Path(tmp), allowance, logger)
                 logger.info("unpacked %d entries", count)
                 return "unpacked"
-            facts = check_file(local, extension_of(item.storage_key))
+            facts = check_file(local, extension)
         except Rejected as exc:
             logger.info("rejected: %s", exc)
             return reject_item(item, str(exc))
-    accept_item(item, facts, f"{item.object_prefix()}thumbnail.webp")
+    accept_item(item, facts, checked_key, f"{item.object_prefix()}thumbnail.webp")
     logger.info("ready: %s %dx%d", facts.media_kind, facts.width, facts.height)
     return "ready"
 
 
-def accept_item(item: DatasetItem, facts: MediaFacts, thumbnail_key: str) -> None:
-    """Store the thumbnail and record what ingest learnt; the item is ready."""
-    get_storage().put(thumbnail_key, facts.thumbnail, "image/webp")
-    item.thumbnail_key = thumbnail_key
+def fetch_upload(item: DatasetItem, local: Path) -> str:
+    """Download the bytes to check into `local`; return the key they lie at in storage.
+
+    The browser may still write to its upload key (S3 honours a presigned PUT until it
+    expires), so media is first copied inside storage to a key nothing presigns, and that copy
+    is what is checked and, once ready, trained on, captioned and exported. A zip is read once
+    and unpacked from the worker's copy, so it needs no copy in storage.
+    """
+    storage, upload_key = get_storage(), item.upload_key
+    if not upload_key:
+        raise ObjectNotFound(f"item {item.id} has no upload key")
+    if item.media_kind == "archive":
+        storage.download_file(upload_key, local)
+        return upload_key
+    accepted_key = item.accepted_object_key(extension_of(upload_key))
+    storage.copy(upload_key, accepted_key)
+    storage.download_file(accepted_key, local)
+    return accepted_key
+
+
+def accept_item(item: DatasetItem, facts: MediaFacts, checked_key: str, thumbnail_key: str) -> None:
+    """Store the thumbnail and record what ingest learnt; the item is ready, its data the
+    checked copy, and the browser's upload is deleted."""
+    storage = get_storage()
+    storage.put(thumbnail_key, facts.thumbnail, "image/webp")
+    item.storage_key, item.thumbnail_key = checked_key, thumbnail_key
     item.media_kind, item.content_type = facts.media_kind, facts.content_type
     item.width, item.height = facts.width, facts.height
     item.duration_s, item.fps, item.frame_count = facts.duration_s, facts.fps, facts.frame_count
     item.status, item.reject_reason = "ready", None
     db.session.commit()
+    if item.upload_key and item.upload_key != checked_key:
+        # After the commit: a crash here leaves only an unread object, which deleting the
+        # item or dataset removes with its prefix. A PUT that recreates it is never read.
+        storage.delete(item.upload_key)
 
 
 def reject_item(item: DatasetItem, reason: str) -> str:

@@ -47,7 +47,8 @@ def unpack_archive(
     db.session.add_all(rows)
     db.session.delete(item)
     db.session.commit()
-    storage.delete(item.storage_key)
+    if item.upload_key:
+        storage.delete(item.upload_key)
     return len(rows)
 
 

@@ -34,9 +34,10 @@ def abort_stale_uploads() -> int:
             if not items:
                 break
             for item in items:
-                if item.upload_id:
-                    storage.abort_multipart(item.storage_key, item.upload_id)
-                storage.delete(item.storage_key)
+                if item.upload_id and item.upload_key:
+                    storage.abort_multipart(item.upload_key, item.upload_id)
+                if item.upload_key:
+                    storage.delete(item.upload_key)
                 db.session.delete(item)
             db.session.commit()
             removed += len(items)

@@ -12,6 +12,10 @@ from app.extensions import db
 
 ITEM_STATUSES = ("uploading", "uploaded", "ready", "rejected")
 MEDIA_KINDS = ("image", "video", "archive")
+# Inside an item's prefix: where the browser's bytes land, and where ingest puts the bytes it
+# checked. Only the first is ever presigned for writing.
+UPLOAD_FOLDER = "upload/"
+ACCEPTED_FOLDER = "accepted/"
 
 
 class Dataset(db.Model):
@@ -40,7 +44,10 @@ class DatasetItem(db.Model):
     """One uploaded file: an image or a clip, its caption, and what ingest made of it."""
 
     __tablename__ = "dataset_items"
-    __table_args__ = (Index("ix_dataset_items_dataset_status", "dataset_id", "status"),)
+    __table_args__ = (
+        Index("ix_dataset_items_dataset_status", "dataset_id", "status"),
+        Index("ix_dataset_items_upload_key", "upload_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
@@ -48,7 +55,13 @@ class DatasetItem(db.Model):
     content_type: Mapped[str] = mapped_column(String(100))
     media_kind: Mapped[str | None] = mapped_column(String(16))
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The bytes ingest checked, at a key only the server writes: what training, captions and
+    # exports read. Empty until the item is ready (rows ingested before upload keys existed
+    # keep their original key here, see migration 0006).
     storage_key: Mapped[str] = mapped_column(String(1024))
+    # Where the browser sends the bytes (presigned); never read as the item's data. Kept after
+    # ingest so the local upload route can say why its URL no longer works.
+    upload_key: Mapped[str | None] = mapped_column(String(1024))
     thumbnail_key: Mapped[str | None] = mapped_column(String(1024))
     upload_id: Mapped[str | None] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16), default="uploading")
@@ -70,7 +83,23 @@ class DatasetItem(db.Model):
         """Where this item's objects (original, thumbnail, unpacked entries) live."""
         return f"{self.dataset.storage_prefix()}items/{self.id}/"
 
+    def upload_object_key(self, extension: str) -> str:
+        """The key the browser's bytes are presigned to; built on the server only."""
+        return f"{self.object_prefix()}{UPLOAD_FOLDER}original{extension}"
+
+    def accepted_object_key(self, extension: str) -> str:
+        """The key ingest copies the bytes to before checking them; never presigned."""
+        return f"{self.object_prefix()}{ACCEPTED_FOLDER}original{extension}"
+
     @property
     def is_settled(self) -> bool:
         """True once ingest has decided: ready or rejected."""
         return self.status in ("ready", "rejected")
+
+
+def is_upload_key(key: str) -> bool:
+    """True for a key in some item's upload folder: bytes a browser sent, not yet (or never)
+    checked, which nothing may read as an item's data."""
+    folder, _, _ = key.rpartition("/")
+    parent, _, name = folder.rpartition("/")
+    return f"{name}/" == UPLOAD_FOLDER and parent.rpartition("/")[0].endswith("/items")

@@ -169,8 +169,8 @@ def storage_allowance(user: User) -> int:
 def delete_item(item: DatasetItem) -> None:
     """Remove one item's row and every object it has (original, thumbnail, unfinished upload)."""
     storage = get_storage()
-    if item.upload_id:
-        storage.abort_multipart(item.storage_key, item.upload_id)
+    if item.upload_id and item.upload_key:
+        storage.abort_multipart(item.upload_key, item.upload_id)
     storage.delete_prefix(item.object_prefix())
     for key in (item.storage_key, item.thumbnail_key):
         if key and not key.startswith(item.object_prefix()):

@@ -107,7 +107,7 @@ def start_upload(
     )
     db.session.add(item)
     db.session.flush()
-    item.storage_key = f"{dataset.storage_prefix()}items/{item.id}/original{extension}"
+    item.upload_key = item.upload_object_key(extension)
     try:
         target = _presign(item, size)
     except StorageError:
@@ -145,13 +145,13 @@ def _check_unfinished(user: User) -> None:
 
 
 def _presign(item: DatasetItem, size: int) -> UploadTarget:
-    storage, expiry = get_storage(), get_settings().upload_url_expiry_s
+    storage, expiry, key = get_storage(), get_settings().upload_url_expiry_s, _upload_key(item)
     if size <= SINGLE_PUT_LIMIT:
-        url = storage.presign_put(item.storage_key, item.content_type, expiry)
+        url = storage.presign_put(key, item.content_type, expiry)
         return UploadTarget(item, "single", [url], size)
-    item.upload_id = storage.create_multipart(item.storage_key, item.content_type)
+    item.upload_id = storage.create_multipart(key, item.content_type)
     urls = [
-        storage.presign_part(item.storage_key, item.upload_id, number, expiry)
+        storage.presign_part(key, item.upload_id, number, expiry)
         for number in range(1, part_count(item) + 1)
     ]
     return UploadTarget(item, "multipart", urls, PART_SIZE)
@@ -168,6 +168,35 @@ def _uploading(item: DatasetItem) -> DatasetItem:
     return item
 
 
+def _upload_key(item: DatasetItem) -> str:
+    """The key the item's bytes are sent to (every item that uploads has one)."""
+    if not item.upload_key:
+        raise DatasetError(f"“{item.filename}” was not uploaded from the browser.")
+    return item.upload_key
+
+
+def upload_refusal(key: str) -> str | None:
+    """Why the browser may no longer send bytes to `key`; None while its item is uploading.
+
+    The local storage route asks before writing, so an upload URL stops working the moment its
+    item is completed, cancelled, refused or deleted (S3 URLs live until they expire; nothing
+    reads an upload key after ingest, see jobs.datasets).
+    """
+    query = select(DatasetItem.status, DatasetItem.filename).where(DatasetItem.upload_key == key)
+    # Its own short connection: the upload that follows may stream for minutes, and should not
+    # hold a transaction open meanwhile.
+    with db.engine.connect() as connection:
+        row = connection.execute(query).first()
+    status, name = (row.status, row.filename) if row is not None else (None, "")
+    if status == "uploading":
+        return None
+    if status is None:
+        return "This upload was cancelled or its file deleted; this link takes no more bytes."
+    if status == "rejected":
+        return f"“{name}” was refused; upload it again as a new file."
+    return f"“{name}” has already been uploaded; this link takes no more bytes."
+
+
 def sign_part(item: DatasetItem, part_number: int) -> str:
     """A fresh presigned URL for one part of the item's multipart upload."""
     _uploading(item)
@@ -176,7 +205,7 @@ def sign_part(item: DatasetItem, part_number: int) -> str:
     if not 1 <= part_number <= part_count(item):
         raise DatasetError(f"“{item.filename}” has parts 1 to {part_count(item)} only.")
     expiry = get_settings().upload_url_expiry_s
-    return get_storage().presign_part(item.storage_key, item.upload_id, part_number, expiry)
+    return get_storage().presign_part(_upload_key(item), item.upload_id, part_number, expiry)
 
 
 def list_parts(item: DatasetItem) -> list[PartRef]:
@@ -185,7 +214,7 @@ def list_parts(item: DatasetItem) -> list[PartRef]:
     if not item.upload_id:
         return []
     try:
-        return get_storage().list_parts(item.storage_key, item.upload_id)
+        return get_storage().list_parts(_upload_key(item), item.upload_id)
     except UploadNotFound as exc:
         raise DatasetError(f"The upload of “{item.filename}” has ended; start it again.") from exc
 
@@ -193,10 +222,10 @@ def list_parts(item: DatasetItem) -> list[PartRef]:
 def complete_upload(item: DatasetItem, parts: list[PartRef]) -> DatasetItem:
     """Finish the item's upload, check what arrived and queue the ingest job."""
     _uploading(item)
-    storage = get_storage()
+    storage, key = get_storage(), _upload_key(item)
     if item.upload_id:
         try:
-            storage.complete_multipart(item.storage_key, item.upload_id, parts)
+            storage.complete_multipart(key, item.upload_id, parts)
         except (InvalidPart, ValueError) as exc:
             raise DatasetError(
                 f"Some parts of “{item.filename}” are missing or damaged; send them again."
@@ -207,7 +236,7 @@ def complete_upload(item: DatasetItem, parts: list[PartRef]) -> DatasetItem:
             ) from exc
         item.upload_id = None
         db.session.commit()
-    info = storage.stat(item.storage_key)
+    info = storage.stat(key)
     if info is None:
         raise DatasetError(f"“{item.filename}” has not arrived yet; upload it again.")
     if info.size != item.size_bytes:
@@ -250,8 +279,8 @@ def abort_upload(item: DatasetItem) -> None:
 
 def _discard(item: DatasetItem) -> None:
     storage = get_storage()
-    if item.upload_id:
-        storage.abort_multipart(item.storage_key, item.upload_id)
+    if item.upload_id and item.upload_key:
+        storage.abort_multipart(item.upload_key, item.upload_id)
     storage.delete_prefix(item.object_prefix())
     db.session.delete(item)
     db.session.commit()

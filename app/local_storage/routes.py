@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, request
 
 from app.datasets.services import PART_SIZE
+from app.datasets.uploads import upload_refusal
 from app.extensions import csrf, get_storage
 from storage import (
     InvalidToken,
@@ -32,13 +33,18 @@ def _local() -> LocalStorage:
 
 @bp.route("/upload/<token>", methods=["PUT"])
 def upload(token: str) -> Response:
-    """Accept one object or one part, as S3 would for a presigned PUT."""
+    """Accept one object or one part while its item is still uploading, as S3 would for a
+    presigned PUT; afterwards the link answers 403 with the reason."""
     storage = _local()
     try:
         claims = storage.verify_token(token, "upload")
-        etag = storage.write_upload(claims, request.stream, PART_SIZE)
     except InvalidToken:
-        abort(403, "This upload link is invalid or has expired.")
+        abort(403, "This upload link is invalid or has expired, or its upload has ended.")
+    refusal = upload_refusal(claims.key)
+    if refusal is not None:
+        abort(403, refusal)
+    try:
+        etag = storage.write_upload(claims, request.stream, PART_SIZE)
     except PayloadTooLarge:
         abort(413)
     except StorageError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy import Table, inspect, select
 
 from app.accounts.models import Identity, User
 from app.billing.models import GpuUsage, Subscription
-from app.datasets.models import Dataset, DatasetItem
+from app.datasets.models import Dataset, DatasetItem, is_upload_key
 from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
@@ -177,14 +177,17 @@ def _json_value(value: Any) -> Any:
 
 
 def _write_zip(user: User, path: Path) -> None:
-    """attune-export.json plus every stored object of the person except earlier exports."""
+    """attune-export.json plus every stored object of the person except earlier exports and
+    unchecked uploads."""
     storage, prefix = get_storage(), f"users/{user.id}/"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         text = json.dumps(account_data(user), indent=2, ensure_ascii=False, default=str)
         archive.writestr("attune-export.json", text, compress_type=zipfile.ZIP_DEFLATED)
         for info in storage.list(prefix):
             relative = info.key[len(prefix) :]
-            if relative.startswith("exports/"):
+            # Earlier exports, and bytes a browser sent that ingest has not (or not yet) taken
+            # as an item's data: the export holds what the service keeps, the checked copies.
+            if relative.startswith("exports/") or is_upload_key(info.key):
                 continue
             name, big = f"files/{relative}", info.size >= 2**31
             with (

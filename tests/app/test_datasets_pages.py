@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 from rq import Queue
 
+from app.datasets.limits import extension_of
 from app.datasets.models import Dataset, DatasetItem
 from app.extensions import db, get_redis, get_storage
 from jobs.datasets import store_preview
@@ -30,6 +31,7 @@ def _ready_item(
     with app.app_context():
         item = db.session.get(DatasetItem, item_id)
         assert item is not None
+        item.storage_key = item.accepted_object_key(extension_of(name))
         get_storage().put(item.storage_key, b"x" * 1000)
         item.status = "ready"
         for field, value in {"width": 640, "height": 480, **facts}.items():

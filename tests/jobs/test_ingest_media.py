@@ -139,8 +139,8 @@ def uploaded_item(name: str, data: bytes, user_email: str = "ada@example.com") -
     )
     db.session.add(item)
     db.session.flush()
-    item.storage_key = f"{dataset.storage_prefix()}items/{item.id}/original{extension}"
-    get_storage().put(item.storage_key, data, kind.content_type)
+    item.upload_key = item.upload_object_key(extension)
+    get_storage().put(item.upload_key, data, kind.content_type)
     db.session.commit()
     return item
 
@@ -198,7 +198,7 @@ def test_zip_entries_become_items_with_paired_captions(ingest_app: Flask, tmp_pa
     )
     item = uploaded_item("holiday.zip", archive)
     dataset_id = item.dataset_id
-    zip_key = item.storage_key
+    zip_key = item.upload_key
     assert ingest_item(item) == "unpacked"
 
     found = {i.filename: i for i in items_of(dataset_id)}

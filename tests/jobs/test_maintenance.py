@@ -44,7 +44,7 @@ def test_uploads_abandoned_for_a_day_are_aborted_and_forgotten(sweep_app: Flask)
         upload_id = storage.create_multipart(key, "image/jpeg")
         item = DatasetItem(
             dataset_id=dataset.id, filename=f"{age_hours}.jpg", content_type="image/jpeg",
-            storage_key=key, upload_id=upload_id, size_bytes=10,
+            storage_key="", upload_key=key, upload_id=upload_id, size_bytes=10,
             created_at=utcnow() - timedelta(hours=age_hours),
         )  # fmt: skip
         db.session.add(item)

@@ -203,7 +203,7 @@ def test_hostile_files_are_refused_clearly_and_leave_nothing(
         for name, item_id in clean_ids.items():
             item = items[item_id]
             assert item.status == "ready" and item.filename == CLEANED_NAMES[name]
-            assert item.storage_key.endswith(f"/items/{item_id}/original.png")
+            assert item.storage_key.endswith(f"/items/{item_id}/accepted/original.png")
         by_name = {item.filename: item for item in items.values()}
         assert by_name["cat.png"].status == "ready" and by_name["cat.png"].caption is None
         assert "longer than 2,000 characters" in (by_name["cat.txt"].reject_reason or "")

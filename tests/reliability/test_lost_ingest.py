@@ -103,4 +103,4 @@ def test_lost_and_failed_ingest_jobs_are_queued_again(
         item = db.session.get(DatasetItem, hopeless)
         assert item is not None and item.status == "rejected"
         assert "upload it again" in (item.reject_reason or "")
-        assert get_storage().stat(item.storage_key) is None
+        assert item.upload_key and get_storage().stat(item.upload_key) is None

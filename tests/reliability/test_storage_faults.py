@@ -84,7 +84,7 @@ def dangling(app: Flask) -> list[str]:
         for item in db.session.scalars(select(DatasetItem)):
             keys = [item.storage_key, item.thumbnail_key] if item.status == "ready" else []
             if item.status == "uploaded":
-                keys = [item.storage_key]
+                keys = [item.upload_key]
             missing += [key for key in keys if key and storage.stat(key) is None]
         for export in db.session.scalars(select(DataExport).where(DataExport.status == "ready")):
             if export.storage_key and storage.stat(export.storage_key) is None:
