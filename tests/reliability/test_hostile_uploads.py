@@ -199,7 +199,7 @@ def test_hostile_files_are_refused_clearly_and_leave_nothing(
             assert item.status == "rejected", (name, item.status)
             assert REFUSED_BY_INGEST[name][1] in (item.reject_reason or ""), item.reject_reason
             assert list(storage.list(item.object_prefix())) == []
-            assert storage.stat(item.storage_key) is None
+            assert item.upload_key and storage.stat(item.upload_key) is None
         for name, item_id in clean_ids.items():
             item = items[item_id]
             assert item.status == "ready" and item.filename == CLEANED_NAMES[name]
