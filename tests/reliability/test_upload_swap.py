@@ -97,6 +97,18 @@ def training_copy(app: Flask, client: FlaskClient, token: str, dataset_id: int, 
     return {path.name: path.read_bytes() for path in (tmp / "data").iterdir()}
 
 
+S3_PUT: dict[str, Any] = {"headers": {"Content-Type": "image/png"}, "timeout": 10}
+
+
+def s3_upload(client: FlaskClient, token: str, dataset_id: int) -> tuple[str, int]:
+    """Upload VALIDATED as cat.png straight to S3 and complete it: (PUT URL, item id)."""
+    target = start(client, token, dataset_id, "cat.png", len(VALIDATED))
+    url, item_id = target["urls"][0], target["item"]["id"]
+    assert requests.put(url, data=VALIDATED, **S3_PUT).status_code == 200
+    complete(client, token, dataset_id, item_id)
+    return url, item_id
+
+
 @pytest.fixture
 def local_person(any_db_app: Flask) -> Person:
     """Ada on the Pro plan with an empty dataset, on the local backend."""
@@ -197,17 +209,13 @@ def test_s3_swap_after_ingest_never_reaches_training_thumbnails_or_exports(
     with s3_app(request, seaweedfs_s3) as app:
         client, token, dataset_id = person_with_dataset(app, "Swap")
         activate_plan(app, "ada@example.com", "pro")
-        target = start(client, token, dataset_id, "cat.png", len(VALIDATED))
-        url, item_id = target["urls"][0], target["item"]["id"]
-        put = {"headers": {"Content-Type": "image/png"}, "timeout": 10}
-        assert requests.put(url, data=VALIDATED, **put).status_code == 200
-        complete(client, token, dataset_id, item_id)
+        url, item_id = s3_upload(client, token, dataset_id)
         item = ingest(app, item_id)
         assert item.status == "ready" and (item.width, item.height) == (48, 48)
 
         # The presigned URL is still valid (S3 cannot revoke it), so the PUT lands, but at a
         # key nothing reads: training gets the checked bytes,
-        assert requests.put(url, data=SWAPPED, **put).status_code == 200
+        assert requests.put(url, data=SWAPPED, **S3_PUT).status_code == 200
         copied = training_copy(app, client, token, dataset_id, tmp_path)
         assert copied == {f"item-{item_id}.png": VALIDATED}
         with app.app_context():
@@ -227,20 +235,15 @@ def test_s3_swap_after_ingest_never_reaches_training_thumbnails_or_exports(
         assert archive.read(originals[0]) == VALIDATED
 
 
-def test_s3_swap_between_completion_and_ingest_is_checked_or_refused(
+def test_s3_swap_between_completion_and_ingest_of_another_size_is_refused(
     request: pytest.FixtureRequest,
     seaweedfs_s3: SeaweedServer,  # noqa: F811
-    tmp_path: Path,
 ) -> None:
     with s3_app(request, seaweedfs_s3) as app:
         client, token, dataset_id = person_with_dataset(app, "Swap")
-        target = start(client, token, dataset_id, "cat.png", len(VALIDATED))
-        url, item_id = target["urls"][0], target["item"]["id"]
-        put = {"headers": {"Content-Type": "image/png"}, "timeout": 10}
-        assert requests.put(url, data=VALIDATED, **put).status_code == 200
-        complete(client, token, dataset_id, item_id)
+        url, item_id = s3_upload(client, token, dataset_id)
         # Bigger bytes than the size checked at completion (and counted against the allowance).
-        assert requests.put(url, data=SWAPPED, **put).status_code == 200
+        assert requests.put(url, data=SWAPPED, **S3_PUT).status_code == 200
 
         item = ingest(app, item_id)
         assert item.status == "rejected" and item.reject_reason == REPLACED_REASON

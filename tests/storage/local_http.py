@@ -1,7 +1,8 @@
 """A tiny HTTP server in front of LocalStorage, doing what the app's two storage routes do.
 
 It lets the shared suite drive the local backend's signed URLs with real HTTP requests, exactly
-as it drives S3's presigned URLs, without starting the Flask app.
+as it drives S3's presigned URLs, without starting the Flask app. (The app's upload route also
+asks whether the item behind the key is still uploading; storage knows nothing of items.)
 """
 
 from __future__ import annotations

@@ -127,9 +127,7 @@ def test_part_tokens_hide_the_key_and_die_with_the_upload(local: LocalStorage) -
         local.verify_token(token, "upload")
 
 
-def test_put_tokens_name_an_upload_record_not_the_key(
-    local: LocalStorage, clock: FakeClock
-) -> None:
+def test_put_tokens_name_an_upload_record_not_the_key(local: LocalStorage) -> None:
     key = "users/41/datasets/52/items/63/upload/original.png"
     token = token_of(local.presign_put(key, "image/png", 600))
 
