@@ -128,8 +128,7 @@ class LocalStorage:
         """Remove every object and unfinished upload under prefix; return keys removed."""
         validate_prefix(prefix, allow_empty=False)
         removed = sum(self._files.remove(key) for key in self._files.keys(prefix))
-        # Ending the single PUTs' records too makes their URLs stop working at once.
-        for upload in self._uploads.list_uploads(prefix, with_single=True):
+        for upload in self._uploads.list_uploads(prefix):
             self._uploads.abort(upload.key, upload.upload_id)
         return removed
 
@@ -172,19 +171,23 @@ class LocalStorage:
         self._uploads.abort(key, upload_id)
 
     def list_multipart_uploads(self, prefix: str = "") -> builtins.list[MultipartUpload]:
-        """Return the unfinished uploads whose key starts with prefix."""
-        return self._uploads.list_uploads(validate_prefix(prefix))
+        """Return the unfinished uploads whose key starts with prefix (and forget lapsed PUT URLs;
+        the hourly stale-upload sweep calls this)."""
+        validate_prefix(prefix)
+        self._uploads.sweep_single()
+        return self._uploads.list_uploads(prefix)
 
     # Signed URLs and the app routes behind them
 
     def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
         """Return the app URL that takes one small object by PUT, stored with content_type.
 
-        The URL names a random upload id whose record (under .multipart/) holds the key and
-        content type until the URL lapses, so the URL itself shows no key.
+        The URL names a random upload id whose record (.multipart/single/) holds the key and
+        content type until the URL lapses, so the URL itself shows no key. Whether the upload
+        is still wanted is the app's to say before it calls write_upload.
         """
         expires_at = self._signer.expiry(validate_expires_in(expires_in))
-        upload_id = self._uploads.create(key, content_type, single_until=expires_at)
+        upload_id = self._uploads.create_single(key, content_type, expires_at)
         claims = TokenClaims(
             TokenAction.UPLOAD, key, expires_at, upload_id=upload_id, content_type=content_type
         )
@@ -199,7 +202,13 @@ class LocalStorage:
 
     def verify_token(self, token: str, expected_action: TokenAction | str) -> TokenClaims:
         """Return a genuine, unexpired token's claims; raises InvalidToken otherwise."""
-        return self._signer.verify(token, expected_action, self._uploads.target_of)
+        return self._signer.verify(token, expected_action, self._upload_target)
+
+    def _upload_target(self, upload_id: str, is_part: bool) -> tuple[str, str | None] | None:
+        if not is_part:
+            return self._uploads.single_target(upload_id)
+        key = self._uploads.key_of(upload_id)
+        return None if key is None else (key, None)
 
     def write_part(
         self, upload_id: str, part_number: int, stream: Readable, max_bytes: int

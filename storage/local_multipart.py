@@ -1,6 +1,6 @@
-"""Uploads on the local backend, kept under root/.multipart/<upload_id>/: multipart uploads
-(a record and their parts) and the records behind presigned single PUTs, which let a PUT URL
-name a random upload id instead of its key (they hold no parts and lapse with their URL)."""
+"""Uploads on the local backend: multipart uploads under root/.multipart/<upload_id>/, and the
+records behind presigned single PUTs under root/.multipart/single/<upload_id>.json, which let a
+PUT URL name a random id instead of its key (they lapse with their URL)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from storage.local_files import MULTIPART_DIR, ObjectFiles, file_md5, read_chunk
 
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 _RECORD = "upload.json"
+# Not a valid upload id, so listing multipart uploads passes over it.
+_SINGLE_DIR = "single"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,6 @@ class UploadRecord:
     upload_id: str
     content_type: str | None
     initiated: datetime
-    # Set for the record behind one presigned PUT: the epoch second its URL lapses.
-    single_until: int | None = None
 
 
 class LocalUploads:
@@ -51,10 +51,12 @@ class LocalUploads:
     def __init__(self, files: ObjectFiles, clock: Callable[[], float] = time.time) -> None:
         self._files = files
         self._base = files.root / MULTIPART_DIR
+        self._single = self._base / _SINGLE_DIR
+        self._single.mkdir(exist_ok=True)
         self._clock = clock
 
-    def create(self, key: str, content_type: str | None, single_until: int | None = None) -> str:
-        """Start an upload for a valid key and return its id (a single PUT's when single_until)."""
+    def create(self, key: str, content_type: str | None) -> str:
+        """Start an upload for a valid key and return its id."""
         self._files.data_path(key)  # validates the key before anything is written
         upload_id = secrets.token_urlsafe(24)
         folder = self._base / upload_id
@@ -63,7 +65,6 @@ class LocalUploads:
             "key": key,
             "content_type": content_type,
             "initiated": datetime.now(UTC).isoformat(),
-            "single_until": single_until,
         }
         written = self._files.write_temp([json.dumps(record).encode("utf-8")])
         written.path.replace(folder / _RECORD)
@@ -81,34 +82,53 @@ class LocalUploads:
             # S3 answers NoSuchUpload when the id belongs to another key; do the same.
             raise UploadNotFound("no such upload for this key")
         initiated = datetime.fromisoformat(data["initiated"])
-        single_until = data.get("single_until")
-        return UploadRecord(
-            data["key"], upload_id, data.get("content_type"), initiated, single_until
-        )
+        return UploadRecord(data["key"], upload_id, data.get("content_type"), initiated)
 
-    def multipart_record(self, upload_id: str, key: str | None = None) -> UploadRecord:
-        """Return a multipart upload's record; a single PUT's record is no multipart upload."""
-        record = self.record(upload_id, key)
-        if record.single_until is not None:
-            raise UploadNotFound("no such multipart upload")
-        return record
+    def create_single(self, key: str, content_type: str | None, until: int) -> str:
+        """Record the key and content type one presigned PUT writes, until its URL lapses."""
+        self._files.data_path(key)  # validates the key before anything is written
+        upload_id = secrets.token_urlsafe(24)
+        record = {"key": key, "content_type": content_type, "until": until}
+        written = self._files.write_temp([json.dumps(record).encode("utf-8")])
+        written.path.replace(self._single / f"{upload_id}.json")
+        return upload_id
 
-    def target_of(self, upload_id: str) -> tuple[str, str | None] | None:
-        """Return the key and content type an upload writes, or None if it has ended."""
+    def single_target(self, upload_id: str) -> tuple[str, str | None] | None:
+        """Return the key and content type a single PUT writes, or None once it has lapsed."""
+        if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
+            return None
         try:
-            record = self.record(upload_id)
+            record = json.loads((self._single / f"{upload_id}.json").read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        if record["until"] <= self._clock():
+            return None
+        return record["key"], record.get("content_type")
+
+    def sweep_single(self) -> None:
+        """Remove the records of single PUTs whose URLs have lapsed."""
+        now = self._clock()
+        for path in self._single.glob("*.json"):
+            try:
+                lapsed = json.loads(path.read_bytes())["until"] <= now
+            except (FileNotFoundError, ValueError, KeyError):
+                continue
+            if lapsed:
+                path.unlink(missing_ok=True)
+
+    def key_of(self, upload_id: str) -> str | None:
+        """Return the key an upload writes to, or None if there is no such upload."""
+        try:
+            return self.record(upload_id).key
         except UploadNotFound:
             return None
-        if record.single_until is not None and record.single_until <= self._clock():
-            return None
-        return record.key, record.content_type
 
     def write_part(
         self, upload_id: str, part_number: int, stream: Readable, max_bytes: int
     ) -> PartRef:
         """Store one part from a readable, replacing an earlier try of the same part."""
         validate_part_number(part_number)
-        self.multipart_record(upload_id)
+        self.record(upload_id)
         written = self._files.write_temp(read_chunks(stream), max_bytes=max_bytes)
         try:
             written.path.replace(self._part_path(upload_id, part_number))
@@ -121,7 +141,7 @@ class LocalUploads:
 
     def list_parts(self, key: str, upload_id: str) -> list[PartRef]:
         """Return the stored parts by number, with their MD5 ETags and sizes."""
-        self.multipart_record(upload_id, key)
+        self.record(upload_id, key)
         return [
             PartRef(number, file_md5(path).hex(), path.stat().st_size)
             for number, path in self._part_files(upload_id)
@@ -129,7 +149,7 @@ class LocalUploads:
 
     def complete(self, key: str, upload_id: str, parts: Sequence[PartRef]) -> None:
         """Join the chosen parts, checking each one's ETag, into the object and end the upload."""
-        record = self.multipart_record(upload_id, key)
+        record = self.record(upload_id, key)
         paths = self._checked_part_paths(upload_id, check_part_order(parts))
         digests: list[bytes] = []
         written = self._files.write_temp(_join_parts(paths, parts, digests))
@@ -163,21 +183,14 @@ class LocalUploads:
             return
         shutil.rmtree(self._base / upload_id, ignore_errors=True)
 
-    def list_uploads(self, prefix: str, with_single: bool = False) -> list[MultipartUpload]:
-        """Return unfinished uploads whose key starts with prefix, by key then start time
-        (single PUTs' records too when with_single); lapsed single PUT records are removed."""
+    def list_uploads(self, prefix: str) -> list[MultipartUpload]:
+        """Return unfinished uploads whose key starts with prefix, by key then start time."""
         found = []
         for folder in self._base.iterdir():
             try:
                 record = self.record(folder.name)
             except UploadNotFound:
                 continue
-            if record.single_until is not None:
-                if record.single_until <= self._clock():
-                    shutil.rmtree(folder, ignore_errors=True)
-                    continue
-                if not with_single:
-                    continue
             if record.key.startswith(prefix):
                 found.append(MultipartUpload(record.key, record.upload_id, record.initiated))
         return sorted(found, key=lambda upload: (upload.key, upload.initiated))

@@ -85,12 +85,12 @@ class TokenSigner:
         self,
         token: str,
         expected_action: TokenAction | str,
-        target_of_upload: Callable[[str], tuple[str, str | None] | None],
+        target_of_upload: Callable[[str, bool], tuple[str, str | None] | None],
     ) -> TokenClaims:
         """Return a genuine, unexpired token's claims for expected_action; else InvalidToken.
 
-        target_of_upload maps an upload id to the (key, content type) its record holds, or None
-        once the upload has ended.
+        target_of_upload(upload_id, is_part) gives the (key, content type) the server's record
+        of the upload holds, or None once the upload has ended.
         """
         claims = _parse(token, target_of_upload)
         signature = _b64decode(token.rpartition(".")[2])
@@ -121,7 +121,7 @@ class TokenSigner:
 
 
 def _parse(
-    token: str, target_of_upload: Callable[[str], tuple[str, str | None] | None]
+    token: str, target_of_upload: Callable[[str, bool], tuple[str, str | None] | None]
 ) -> TokenClaims:
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:
         raise InvalidToken("malformed token")
@@ -139,7 +139,7 @@ def _parse(
         # Upload tokens made before upload records named their key; they are not honoured.
         raise InvalidToken("malformed token")
     if upload_id is not None:
-        target = target_of_upload(upload_id)
+        target = target_of_upload(upload_id, part_number is not None)
         if target is None:
             raise InvalidToken("the upload this link was made for has ended")
         key, recorded_type = target

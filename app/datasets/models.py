@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func
@@ -84,8 +85,11 @@ class DatasetItem(db.Model):
         return f"{self.dataset.storage_prefix()}items/{self.id}/"
 
     def upload_object_key(self, extension: str) -> str:
-        """The key the browser's bytes are presigned to; built on the server only."""
-        return f"{self.object_prefix()}{UPLOAD_FOLDER}original{extension}"
+        """A new key for the browser's bytes to be presigned to; built on the server only."""
+        # A random name, because ids come back (SQLite hands out the highest id again once its
+        # row is deleted): a URL made for a cancelled or deleted item must never name the
+        # upload of the item that later gets its id.
+        return f"{self.object_prefix()}{UPLOAD_FOLDER}{secrets.token_urlsafe(12)}{extension}"
 
     def accepted_object_key(self, extension: str) -> str:
         """The key ingest copies the bytes to before checking them; never presigned."""

@@ -192,6 +192,8 @@ def upload_refusal(key: str) -> str | None:
         return None
     if status is None:
         return "This upload was cancelled or its file deleted; this link takes no more bytes."
+    if status == "rejected":
+        return f"“{name}” was refused; upload it again as a new file."
     return f"“{name}” has already been uploaded; this link takes no more bytes."
 
 
