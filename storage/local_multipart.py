@@ -46,7 +46,8 @@ class UploadRecord:
 
 
 class LocalUploads:
-    """Creates, fills, joins and drops multipart uploads; each part is one file named by number."""
+    """Creates, fills, joins and drops multipart uploads (each part one file named by number),
+    and keeps the records of single PUTs."""
 
     def __init__(self, files: ObjectFiles, clock: Callable[[], float] = time.time) -> None:
         self._files = files
