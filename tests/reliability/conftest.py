@@ -133,7 +133,8 @@ def build_world(app: Flask, email: str = "owner@example.com") -> World:
         )  # fmt: skip
         pending = DatasetItem(
             dataset_id=dataset.id, filename="b.png", content_type="image/png",
-            media_kind="image", size_bytes=100, storage_key=f"{prefix}items/b/original.png",
+            media_kind="image", size_bytes=100, storage_key="",
+            upload_key=f"{prefix}items/b/upload/original.png",
         )  # fmt: skip
         db.session.add_all([item, pending])
         storage.put(item.storage_key, png_bytes(), "image/png")
