@@ -140,6 +140,23 @@ FAMILIES: dict[str, FamilyFacts] = {
             "negative prompts unused.",
         ),
         FamilyFacts(
+            name="qwen-image",
+            label="Qwen-Image",
+            media="image",
+            module="training.models.qwen_image",
+            hub_id="Qwen/Qwen-Image",
+            gpu_class="gpu-80gb",  # 20B transformer in bf16 (41 GB); 24 GB needs quantised weights
+            default_resolution=1024,
+            min_resolution=256,
+            max_resolution=1536,
+            resolution_multiple=16,
+            base_steps=2000,  # ai-toolkit train_lora_qwen_image_24gb.yaml
+            learning_rate=1e-4,
+            seconds_per_step=1.2,  # SimpleTuner's H100 figure at 1024 px; an estimate until benched
+            startup_seconds=360,
+            notes="Samples use true classifier-free guidance (4.0) against the empty prompt.",
+        ),
+        FamilyFacts(
             name="wan21-t2v-1.3b",
             label="Wan 2.1 T2V 1.3B",
             media="video",

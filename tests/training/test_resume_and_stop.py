@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.training.killed_run import assert_same_lora, kill_after_first_checkpoint
 from training import ProgressEvent, TrainingConfig, train
-from training.checkpoints import list_checkpoints
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _lora_tensors(path: str | None) -> dict[str, object]:
-    from safetensors.torch import load_file
-
-    assert path is not None
-    return load_file(path)
 
 
 def test_killed_run_resumes_from_its_checkpoint_and_matches_an_unbroken_run(
@@ -31,30 +16,10 @@ def test_killed_run_resumes_from_its_checkpoint_and_matches_an_unbroken_run(
     image_dataset: Callable[..., Path],
     tiny_config: Callable[..., TrainingConfig],
 ) -> None:
-    import torch
-
     data = image_dataset([(64, 64), (80, 64), (64, 96)])
     config = tiny_config(steps=80, checkpoint_every=5, keep_checkpoints=2, caption_dropout=0.3)
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config.to_dict()), encoding="utf-8")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "training", "train", "--config", str(config_file)]
-    command += ["--data", str(data), "--out", str(out)]
-    process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list_checkpoints(out) and process.poll() is None:
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.02)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
-    saved = list_checkpoints(out)
-    assert saved and process.returncode == -signal.SIGKILL
-    last = int(saved[-1].name.removeprefix("step-"))
-    assert 0 < last < config.steps
+    last = kill_after_first_checkpoint(config, data, out, tmp_path)
 
     events: list[ProgressEvent] = []
     resumed = train(config, data, out, on_progress=events.append)
@@ -64,9 +29,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_matches_an_unbroken_run(
     assert len(resumed.checkpoints) == 2  # rotated to keep_checkpoints
 
     unbroken = train(config, data, tmp_path / "unbroken")
-    expected = _lora_tensors(unbroken.lora_path)
-    for key, tensor in _lora_tensors(resumed.lora_path).items():
-        torch.testing.assert_close(tensor, expected[key], rtol=1e-5, atol=1e-6)
+    assert_same_lora(resumed.lora_path, unbroken.lora_path)
 
 
 def test_stop_request_ends_within_one_step_and_saves_a_checkpoint(

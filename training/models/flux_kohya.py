@@ -15,6 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from training.errors import ExportError
+from training.models.native_lora import block_diagonal
 
 if TYPE_CHECKING:
     import torch
@@ -104,13 +105,8 @@ def _fuse(
     name: str, parts: dict[int | None, dict[str, torch.Tensor]], expected: int, alpha: float
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Block-diagonal LoRA for a fused BFL linear from its separate diffusers parts."""
-    import torch
-
     slots = sorted(slot for slot in parts if slot is not None)
     if slots != list(range(expected)) or any(len(parts[s]) != 2 for s in slots):
         raise ExportError(f"{name} needs LoRA on all {expected} fused projections, got {slots}")
-    downs = [parts[s]["down"] for s in slots]
-    ups = [parts[s]["up"] for s in slots]
-    if len({d.shape[0] for d in downs}) != 1:
-        raise ExportError(f"{name}: fused projections must share one rank")
-    return torch.cat(downs, dim=0), torch.block_diag(*ups), alpha * expected
+    down, up = block_diagonal([parts[s]["down"] for s in slots], [parts[s]["up"] for s in slots])
+    return down, up, alpha * expected

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import torch
     from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -19,6 +20,12 @@ TOY_WORDS = (
     *("photo", "of", "a", "the", "in", "an", "and", "with", "style", "portrait", "dog", "cat"),
     *("person", "man", "woman", "sks", "ohwx", "painting", "drawing", "red", "blue", "green"),
     *("on", "at", "by"),
+)
+TOY_SENTENCES = (  # corpus the toy T5 and Qwen tokenizers are trained on
+    "a photo of a dog in the style of sks",
+    "a painting of a cat on a red chair",
+    "portrait of a man and a woman with blue and green light",
+    "a drawing by ohwx of a person at the beach, video of a dog running",
 )
 TINY_SEED = 0
 
@@ -121,3 +128,23 @@ def tiny_vae() -> AutoencoderKL:
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(**tiny_vae_kwargs())
+
+
+def calibration_pixels(count: int = 4, side: int = 64) -> torch.Tensor:
+    """Photo-like test images in [-1, 1], (count, 3, side, side): smooth gradients plus grain.
+
+    Tiny VAEs are random, so their latents have no meaningful scale; a tiny model measures its
+    VAE on these and records the statistics the way real checkpoints record theirs, so its
+    normalised latents are roughly unit variance like a real model's.
+    """
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(TINY_SEED)
+    y, x = np.mgrid[0:side, 0:side] / max(1, side - 1)
+    images = []
+    for index in range(count):
+        phase = index / max(1, count)
+        base = np.stack([x, y, (x + y + phase) % 1.0]) * 2 - 1
+        images.append(np.clip(base + rng.normal(0, 0.15, base.shape), -1, 1))
+    return torch.tensor(np.stack(images), dtype=torch.float32)

@@ -9,17 +9,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from training.models.tiny_parts import TOY_WORDS
+from training.models.tiny_parts import TOY_SENTENCES, TOY_WORDS
 
 if TYPE_CHECKING:
     from transformers import T5TokenizerFast
-
-_SENTENCES = (
-    "a photo of a dog in the style of sks",
-    "a painting of a cat on a red chair",
-    "portrait of a man and a woman with blue and green light",
-    "a drawing by ohwx of a person at the beach, video of a dog running",
-)
 
 
 def build_toy_t5_tokenizer(max_length: int = 32) -> T5TokenizerFast:
@@ -34,7 +27,7 @@ def build_toy_t5_tokenizer(max_length: int = 32) -> T5TokenizerFast:
         special_tokens=["<pad>", "</s>", "<unk>"],  # T5's fixed ids 0, 1, 2
         unk_token="<unk>",
     )
-    corpus = [*_SENTENCES, " ".join(TOY_WORDS)]
+    corpus = [*TOY_SENTENCES, " ".join(TOY_WORDS)]
     tokenizer.train_from_iterator(corpus, trainer)
     # Rebuild from the trained pieces so T5's own normaliser/post-processor (adds </s>) apply.
     vocab = [tuple(piece) for piece in json.loads(tokenizer.to_str())["model"]["vocab"]]

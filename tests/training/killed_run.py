@@ -1,0 +1,58 @@
+"""A training run killed with SIGKILL once it has written a checkpoint, for resume tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from training import TrainingConfig
+from training.checkpoints import list_checkpoints
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def kill_after_first_checkpoint(
+    config: TrainingConfig, data: Path, out: Path, work: Path, timeout_s: float = 180
+) -> int:
+    """Run ``python -m training train`` and SIGKILL it at its first checkpoint; the last step.
+
+    Asserts the process really died mid-run (killed, with a checkpoint before the last step).
+    """
+    config_file = work / "config.json"
+    config_file.write_text(json.dumps(config.to_dict()), encoding="utf-8")
+    command = [sys.executable, "-m", "training", "train", "--config", str(config_file)]
+    command += ["--data", str(data), "--out", str(out)]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not list_checkpoints(out) and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    saved = list_checkpoints(out)
+    assert saved and process.returncode == -signal.SIGKILL
+    last = int(saved[-1].name.removeprefix("step-"))
+    assert 0 < last < config.steps
+    return last
+
+
+def assert_same_lora(path: str | None, expected_path: str | None) -> None:
+    """Two LoRA files hold the same tensors (to fp32 rounding)."""
+    import torch
+    from safetensors.torch import load_file
+
+    assert path is not None and expected_path is not None
+    expected = load_file(expected_path)
+    got = load_file(path)
+    assert set(got) == set(expected)
+    for key, tensor in got.items():
+        torch.testing.assert_close(tensor, expected[key], rtol=1e-5, atol=1e-6)
