@@ -157,6 +157,24 @@ FAMILIES: dict[str, FamilyFacts] = {
             notes="Samples use true classifier-free guidance (4.0) against the empty prompt.",
         ),
         FamilyFacts(
+            name="z-image",
+            label="Z-Image Turbo",
+            media="image",
+            module="training.models.z_image",
+            hub_id="Tongyi-MAI/Z-Image-Turbo",
+            gpu_class="gpu-24gb",  # 6B transformer in bf16 (12 GB) with gradient checkpointing
+            default_resolution=1024,
+            min_resolution=256,
+            max_resolution=1536,
+            resolution_multiple=16,
+            base_steps=3000,  # ai-toolkit train_lora_zimage_turbo_32gb.yaml
+            learning_rate=1e-4,
+            seconds_per_step=1.11,  # public int8 figure from the issue; an estimate until benched
+            startup_seconds=180,
+            notes="Step-distilled: trains with a de-distillation adapter merged into the base "
+            "(not into the LoRA); samples take 8 steps without CFG.",
+        ),
+        FamilyFacts(
             name="wan21-t2v-1.3b",
             label="Wan 2.1 T2V 1.3B",
             media="video",

@@ -48,6 +48,9 @@ class TrainingConfig:
     lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
     lr_warmup_steps: int = 0
     output_name: str = "lora"  # file stem of the exported LoRA files
+    # LoRA merged into the base for training only (not exported): "" = the family's default,
+    # "none" = the bare base, else a local file/folder or hub id (families that have one).
+    training_adapter: str = ""
 
     def __post_init__(self) -> None:
         from training.models import get_family
@@ -65,6 +68,8 @@ class TrainingConfig:
         _check_ranges(self)
         _check_resolution(self, spec.min_resolution, spec.max_resolution, spec.size_multiple)
         _check_text(self)
+        if self.training_adapter not in ("", "none") and not spec.training_adapter:
+            raise ConfigError("training_adapter", f"{self.family} has no training adapter")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe dict of every field (tuples become lists)."""
@@ -116,7 +121,14 @@ _FLOAT_FIELDS = (
     "adam_epsilon",
     "max_grad_norm",
 )
-_STR_FIELDS = ("family", "base_model", "trigger_word", "caption_template", "output_name")
+_STR_FIELDS = (
+    "family",
+    "base_model",
+    "trigger_word",
+    "caption_template",
+    "output_name",
+    "training_adapter",
+)
 
 
 def _check_type(cfg: TrainingConfig) -> None:

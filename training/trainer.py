@@ -103,7 +103,7 @@ def precision_dtype(mixed_precision: str, device: torch.device) -> torch.dtype:
 def load_family(
     config: TrainingConfig, device: torch.device | None = None
 ) -> tuple[Family, LoadedModel]:
-    """Resolve the family and load its frozen pipeline on device (default: the fastest).
+    """Resolve the family, load its frozen pipeline on device (default: the fastest), ready it.
 
     Attention runs through PyTorch SDPA (diffusers' default processor); TF32 matmuls on CUDA.
     """
@@ -111,6 +111,7 @@ def load_family(
     prepare_backends(device)
     family = get_family(config.family)
     model = family.load(config.base_model, dtype=weight_dtype(config, device), device=device)
+    family.prepare_training(model, config.training_adapter)
     return family, model
 
 

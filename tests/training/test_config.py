@@ -79,7 +79,7 @@ def test_unknown_key_is_a_config_error() -> None:
 def test_registry_names_every_family() -> None:
     assert set(FAMILY_NAMES) == {
         *("tiny-sd", "sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b"),
-        "qwen-image",
+        *("qwen-image", "z-image"),
     }
     for name in ("tiny-sd", "sd15", "sdxl"):
         assert get_family(name).spec.name == name

@@ -70,6 +70,9 @@ class FamilySpec:
     fps: int | None = None  # video: frames per second the model was trained at
     frame_counts: tuple[int, ...] = ()  # video: allowed clip lengths in frames, e.g. (17, 33, 81)
     default_guidance_scale: float = 7.5
+    # A LoRA merged into the frozen base while training only, never exported (e.g. Z-Image
+    # Turbo's de-distillation adapter): its hub id; "" = the family trains on the bare base.
+    training_adapter: str = ""
     notes: str = ""
 
     @property
@@ -258,6 +261,15 @@ class Family(ABC):
         self.load_lora(model, path, adapter_name)
         missed = sorted(expected - self.lora_modules(model, adapter_name))
         return missed
+
+    def prepare_training(self, model: LoadedModel, training_adapter: str) -> None:
+        """Ready a loaded base for training, before the LoRA is added; by default nothing.
+
+        ``training_adapter`` is ``TrainingConfig.training_adapter``: "" for the spec's default,
+        "none", or a local file/folder or hub id. Only training calls this; sampling with
+        ``sample`` must still render as the plain base plus the LoRA would.
+        """
+        del model, training_adapter  # most families train on the base exactly as loaded
 
     def compile_denoiser(self, model: LoadedModel) -> None:
         """Regionally torch.compile the denoiser's repeated blocks (faster than whole-model)."""
