@@ -3,11 +3,13 @@
 The dicts below reproduce the architecture fields of each model's public ``config.json`` on the
 Hugging Face hub (weights are never fetched): stable-diffusion-v1-5/stable-diffusion-v1-5,
 stabilityai/stable-diffusion-xl-base-1.0, black-forest-labs/FLUX.1-dev and
-Wan-AI/Wan2.1-T2V-1.3B-Diffusers. Tokenizers are the offline toy ones padded to the real
+Wan-AI/Wan2.1-T2V-1.3B-Diffusers; ``bench/full_size_qwen.py`` holds Qwen-Image's and Z-Image
+Turbo's. Tokenizers are the offline toy ones padded to the real
 sequence lengths (77 CLIP tokens, 512 T5 tokens): compute depends on the length, not the vocab.
 
-``python bench/full_size.py`` builds each on the meta device and prints parameter counts, to
-compare with the published sizes without allocating memory.
+``python bench/full_size.py [family ...]`` builds each on the meta device and prints parameter
+counts next to the published sizes without allocating memory; it exits 1 when one is more than
+1% off.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench import full_size_qwen  # noqa: E402
 
 _ENC4 = ["DownEncoderBlock2D"] * 4
 _DEC4 = ["UpDecoderBlock2D"] * 4
@@ -220,6 +224,7 @@ PUBLISHED_PARAMS = {  # millions, as published, for the meta-device check
         "text_encoder_2": 4762.3,
     },
     "wan21-t2v-1.3b": {},
+    **full_size_qwen.PUBLISHED_PARAMS,
 }
 
 
@@ -331,6 +336,8 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "sdxl": _sdxl,
     "flux-dev": _flux,
     "wan21-t2v-1.3b": _wan,
+    "qwen-image": full_size_qwen.build_qwen_image,
+    "z-image": full_size_qwen.build_z_image,
 }
 
 
@@ -376,13 +383,25 @@ def parameter_counts(family: str) -> dict[str, float]:
 
 
 def main() -> int:
-    """Print parameter counts next to the published ones."""
-    for family in BUILDERS:
+    """Print parameter counts next to the published ones; non-zero exit if one is 1% off."""
+    families = sys.argv[1:] or list(BUILDERS)
+    off = 0
+    for family in families:
         counts = parameter_counts(family)
         published = PUBLISHED_PARAMS[family]
         for name, millions in counts.items():
-            print(f"{family:16} {name:16} {millions:9.1f}M  published {published.get(name, '-')}")
-    return 0
+            print(
+                f"{family:16} {name:16} {millions:9.1f}M  {_versus(millions, published.get(name))}"
+            )
+            off += bool(published.get(name)) and abs(millions / published[name] - 1) > 0.01
+    return 1 if off else 0
+
+
+def _versus(millions: float, published: float | None) -> str:
+    """'published 20400.0 (+0.15%)', or 'published -' where no figure is known."""
+    if not published:
+        return "published -"
+    return f"published {published:.1f} ({millions / published - 1:+.2%})"
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 from bench.reference_loop import build_reference, write_dataset  # noqa: E402
 
-FULL_SIZE = ("sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b")
+FULL_SIZE = ("sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b", "qwen-image", "z-image")
 # Dense bf16 tensor-core peaks (TFLOP/s) by device name; fp32 runs use TF32 (half of these).
 GPU_PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
 
