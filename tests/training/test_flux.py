@@ -22,6 +22,8 @@ from tests.training.tiny_assets_flow import (
     add_lora,
     assert_files_reproduce,
     export_both,
+    first_prompt_request,
+    image_batch,
     kohya_deltas,
     load_cpu,
     peft_deltas,
@@ -33,7 +35,7 @@ from training import train
 from training.errors import ExportError, ModelLoadError
 from training.lora_files import read_metadata
 from training.models import get_family
-from training.models.base import LatentBatch, LoadedModel, SampleRequest
+from training.models.base import LoadedModel
 
 FLUX = get_family("flux-dev")
 PROMPTS = ["a photo of sks dog", "a red painting of a cat in the style of ohwx"]
@@ -41,18 +43,6 @@ PROMPTS = ["a photo of sks dog", "a red painting of a cat in the style of ohwx"]
 
 def load(folder: Path, text_encoders: bool = True) -> LoadedModel:
     return load_cpu(FLUX, folder, text_encoders)
-
-
-def batch_for(model: LoadedModel, embeds: dict[str, torch.Tensor], side: int) -> LatentBatch:
-    images = torch.rand(len(PROMPTS), 3, side, side, generator=torch.Generator().manual_seed(0))
-    latents = FLUX.encode_media(model, images * 2 - 1)
-    sizes = ((side, side),) * len(PROMPTS)
-    return LatentBatch(latents, embeds, sizes, ((0, 0),) * len(PROMPTS))
-
-
-def request(embeds: dict[str, torch.Tensor]) -> SampleRequest:
-    one = {k: v[:1] for k, v in embeds.items()}
-    return SampleRequest(embeds=one, negative_embeds=None, seed=7, steps=2, width=64, height=64)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +55,7 @@ def with_single_blocks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(with_single_blocks: Path) -> Trained:
     model = load(with_single_blocks)
     embeds = FLUX.encode_prompts(model, PROMPTS)
-    losses = train_steps(FLUX, model, batch_for(model, embeds, 64), steps=3)
+    losses = train_steps(FLUX, model, image_batch(FLUX, model, embeds, 64), steps=3)
     return Trained(model, embeds, losses)
 
 
@@ -182,11 +172,11 @@ def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_image(
     folder = tiny_model("flux-dev")
     model = load(folder)
     embeds = FLUX.encode_prompts(model, PROMPTS)
-    train_steps(FLUX, model, batch_for(model, embeds, 64), steps=2, lr=5e-2)
+    train_steps(FLUX, model, image_batch(FLUX, model, embeds, 64), steps=2, lr=5e-2)
     files = export_both(FLUX, model, tmp_path)
 
     def render(pipeline: LoadedModel) -> np.ndarray:
-        return pixels(FLUX.sample(pipeline, request(embeds)))
+        return pixels(FLUX.sample(pipeline, first_prompt_request(embeds)))
 
     expected = FLUX.lora_modules(model, "default")
     assert_files_reproduce(FLUX, folder, files, expected, render, render(model))

@@ -21,6 +21,8 @@ from tests.training.tiny_assets_flow import (
     Trained,
     assert_files_reproduce,
     export_both,
+    first_prompt_request,
+    image_batch,
     kohya_deltas,
     load_cpu,
     peft_deltas,
@@ -30,7 +32,7 @@ from tests.training.tiny_assets_flow import (
 )
 from training import train
 from training.models import get_family
-from training.models.base import LatentBatch, LoadedModel, SampleRequest
+from training.models.base import LoadedModel
 from training.models.tiny_parts import calibration_pixels
 
 QWEN = get_family("qwen-image")
@@ -41,24 +43,11 @@ def load(folder: Path, text_encoders: bool = True) -> LoadedModel:
     return load_cpu(QWEN, folder, text_encoders)
 
 
-def batch_for(model: LoadedModel, embeds: dict[str, torch.Tensor], side: int) -> LatentBatch:
-    images = torch.rand(len(PROMPTS), 3, side, side, generator=torch.Generator().manual_seed(0))
-    latents = QWEN.encode_media(model, images * 2 - 1)
-    sizes = ((side, side),) * len(PROMPTS)
-    return LatentBatch(latents, embeds, sizes, ((0, 0),) * len(PROMPTS))
-
-
-def request(trained: Trained) -> SampleRequest:
-    one = {k: v[:1] for k, v in trained.embeds.items()}
-    negative = QWEN.encode_prompts(trained.model, [""])
-    return SampleRequest(embeds=one, negative_embeds=negative, seed=7, steps=2, width=64, height=64)
-
-
 @pytest.fixture(scope="module")
 def trained(tiny_model: Callable[[str], Path]) -> Trained:
     model = load(tiny_model("qwen-image"))
     embeds = QWEN.encode_prompts(model, PROMPTS)
-    losses = train_steps(QWEN, model, batch_for(model, embeds, 64), steps=3, lr=5e-2)
+    losses = train_steps(QWEN, model, image_batch(QWEN, model, embeds, 64), steps=3, lr=5e-2)
     return Trained(model, embeds, losses)
 
 
@@ -145,7 +134,7 @@ def test_comfyui_file_uses_the_native_names_with_the_same_update(
 def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_image(
     trained: Trained, tmp_path: Path
 ) -> None:
-    sample = request(trained)
+    sample = first_prompt_request(trained.embeds, QWEN.encode_prompts(trained.model, [""]))
 
     def render(pipeline: LoadedModel) -> np.ndarray:
         return pixels(QWEN.sample(pipeline, sample))

@@ -21,6 +21,8 @@ from tests.training.tiny_assets_flow import (
     Trained,
     assert_files_reproduce,
     export_both,
+    first_prompt_request,
+    image_batch,
     kohya_deltas,
     load_cpu,
     peft_deltas,
@@ -32,7 +34,7 @@ from training import train
 from training.config import TrainingConfig
 from training.errors import ConfigError, ModelLoadError
 from training.models import get_family
-from training.models.base import LatentBatch, LoadedModel, SampleRequest
+from training.models.base import LoadedModel
 from training.models.training_adapter import AdapterSource, adapter_source
 from training.models.z_image import ADAPTER_FILE
 
@@ -49,18 +51,6 @@ def load(folder: Path, text_encoders: bool = True, adapter: str | None = "") -> 
     return model
 
 
-def batch_for(model: LoadedModel, embeds: dict[str, torch.Tensor], side: int) -> LatentBatch:
-    images = torch.rand(len(PROMPTS), 3, side, side, generator=torch.Generator().manual_seed(0))
-    latents = ZIMAGE.encode_media(model, images * 2 - 1)
-    sizes = ((side, side),) * len(PROMPTS)
-    return LatentBatch(latents, embeds, sizes, ((0, 0),) * len(PROMPTS))
-
-
-def request(embeds: dict[str, torch.Tensor]) -> SampleRequest:
-    one = {k: v[:1] for k, v in embeds.items()}
-    return SampleRequest(embeds=one, negative_embeds=None, seed=7, steps=2, width=64, height=64)
-
-
 @pytest.fixture(scope="module")
 def folder(tiny_model: Callable[[str], Path]) -> Path:
     return tiny_model("z-image")
@@ -70,7 +60,7 @@ def folder(tiny_model: Callable[[str], Path]) -> Path:
 def trained(folder: Path) -> Trained:
     model = load(folder)
     embeds = ZIMAGE.encode_prompts(model, PROMPTS)
-    losses = train_steps(ZIMAGE, model, batch_for(model, embeds, 64), steps=3, lr=5e-2)
+    losses = train_steps(ZIMAGE, model, image_batch(ZIMAGE, model, embeds, 64), steps=3, lr=5e-2)
     return Trained(model, embeds, losses)
 
 
@@ -117,12 +107,12 @@ def test_the_training_adapter_is_merged_for_the_loss_and_left_out_of_samples(
     base = plain.pipeline.transformer.get_submodule(name).weight
     torch.testing.assert_close(weight, base + up @ down)  # alpha == rank in the tiny adapter
     embeds = ZIMAGE.encode_prompts(plain, PROMPTS)
+    batch = image_batch(ZIMAGE, plain, embeds, 64)  # the VAE is the same in both
     losses = [
-        ZIMAGE.training_loss(m, batch_for(m, embeds, 64), torch.Generator().manual_seed(0))
-        for m in (plain, adapted)
+        ZIMAGE.training_loss(m, batch, torch.Generator().manual_seed(0)) for m in (plain, adapted)
     ]
     assert abs(losses[0].item() - losses[1].item()) > 1e-3  # training sees the adapter
-    renders = [pixels(ZIMAGE.sample(m, request(embeds))) for m in (plain, adapted)]
+    renders = [pixels(ZIMAGE.sample(m, first_prompt_request(embeds))) for m in (plain, adapted)]
     assert abs(renders[0] - renders[1]).max() <= 1  # samples show plain Turbo
 
 
@@ -192,7 +182,7 @@ def kohya_deltas_dot(kohya: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def test_both_files_load_fully_into_plain_turbo_and_render_the_training_samples(
     trained: Trained, folder: Path, tmp_path: Path
 ) -> None:
-    sample = request(trained.embeds)
+    sample = first_prompt_request(trained.embeds)
 
     def render(pipeline: LoadedModel) -> np.ndarray:
         return pixels(ZIMAGE.sample(pipeline, sample))

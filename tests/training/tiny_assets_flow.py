@@ -11,13 +11,14 @@ import torch
 
 from training.config import TrainingConfig
 from training.lora_files import save_with_metadata
+from training.models.base import LatentBatch, SampleRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from PIL import Image
 
-    from training.models.base import Family, LatentBatch, LoadedModel
+    from training.models.base import Family, LoadedModel
 
 CPU = torch.device("cpu")
 RANK, ALPHA = 4, 8.0  # alpha != rank, so a file that loses alpha loads at the wrong strength
@@ -68,6 +69,24 @@ def train_config(family: str, base_model: Path, **fields: object) -> TrainingCon
         "mixed_precision": "fp32",
     }
     return TrainingConfig(**{**values, **fields})  # type: ignore[arg-type]
+
+
+def image_batch(
+    family: Family, model: LoadedModel, embeds: dict[str, torch.Tensor], side: int
+) -> LatentBatch:
+    """One seeded random side x side image per prompt in embeds, through the family's VAE."""
+    count = next(iter(embeds.values())).shape[0]
+    images = torch.rand(count, 3, side, side, generator=torch.Generator().manual_seed(0))
+    latents = family.encode_media(model, images * 2 - 1)
+    return LatentBatch(latents, embeds, ((side, side),) * count, ((0, 0),) * count)
+
+
+def first_prompt_request(
+    embeds: dict[str, torch.Tensor], negative: dict[str, torch.Tensor] | None = None
+) -> SampleRequest:
+    """A 2-step 64 px sample of the first prompt in embeds, seed 7."""
+    one = {k: v[:1] for k, v in embeds.items()}
+    return SampleRequest(embeds=one, negative_embeds=negative, seed=7, steps=2, width=64, height=64)
 
 
 def assert_files_reproduce(
