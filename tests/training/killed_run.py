@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from training import TrainingConfig
+from tests.training.conftest import write_image
+from tests.training.tiny_assets_flow import train_config
+from training import TrainingConfig, TrainResult, train
 from training.checkpoints import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,3 +58,22 @@ def assert_same_lora(path: str | None, expected_path: str | None) -> None:
     assert set(got) == set(expected)
     for key, tensor in got.items():
         torch.testing.assert_close(tensor, expected[key], rtol=1e-5, atol=1e-6)
+
+
+def assert_image_run_resumes_exactly(family: str, base_model: Path, work: Path) -> TrainResult:
+    """8 steps on two images, killed at the first checkpoint and resumed, equal an unbroken run.
+
+    Returns the unbroken run's result (both LoRA files written and verified by the export).
+    """
+    data = work / "data"
+    write_image(data / "a.png", 256, 256, seed=1)
+    write_image(data / "b.png", 320, 256, seed=2)
+    (data / "a.txt").write_text("a painting of [trigger] dog", encoding="utf-8")
+    config = train_config(family, base_model, steps=8, checkpoint_every=2, sample_every=8)
+    last = kill_after_first_checkpoint(config, data, work / "out", work)
+    resumed = train(config, data, work / "out")
+    assert resumed.resumed_from == last and resumed.steps_done == config.steps
+    unbroken = train(config, data, work / "unbroken")
+    assert_same_lora(resumed.lora_path, unbroken.lora_path)
+    assert Path(unbroken.comfyui_path or "").is_file()
+    return unbroken

@@ -13,8 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.training.conftest import write_image
-from tests.training.killed_run import assert_same_lora, kill_after_first_checkpoint
+from tests.training.killed_run import assert_image_run_resumes_exactly
 from tests.training.tiny_assets_flow import (
     ALPHA,
     RANK,
@@ -27,10 +26,8 @@ from tests.training.tiny_assets_flow import (
     load_cpu,
     peft_deltas,
     pixels,
-    train_config,
     train_steps,
 )
-from training import train
 from training.models import get_family
 from training.models.base import LoadedModel
 from training.models.tiny_parts import calibration_pixels
@@ -150,18 +147,6 @@ def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_image(
 def test_a_killed_run_resumes_bit_for_bit_and_exports_verified_files(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    write_image(data / "a.png", 256, 256, seed=1)
-    write_image(data / "b.png", 320, 256, seed=2)
-    (data / "a.txt").write_text("a painting of [trigger] dog", encoding="utf-8")
-    config = train_config(
-        "qwen-image", tiny_model("qwen-image"), steps=8, checkpoint_every=2, sample_every=8
-    )
-    last = kill_after_first_checkpoint(config, data, tmp_path / "out", tmp_path)
-    resumed = train(config, data, tmp_path / "out")
-    assert resumed.resumed_from == last and resumed.steps_done == 8
-    unbroken = train(config, data, tmp_path / "unbroken")
-    assert_same_lora(resumed.lora_path, unbroken.lora_path)
-    assert math.isfinite(unbroken.final_loss or math.nan)
-    assert Path(unbroken.comfyui_path or "").is_file()  # export verified both files on load
-    assert [Path(p).suffix for p in unbroken.samples] == [".png"]
+    result = assert_image_run_resumes_exactly("qwen-image", tiny_model("qwen-image"), tmp_path)
+    assert math.isfinite(result.final_loss or math.nan)
+    assert [Path(p).suffix for p in result.samples] == [".png"]
