@@ -4,8 +4,9 @@ Qwen-Image's Qwen2.5-VL and Z-Image's Qwen3 both tokenize with ``Qwen2Tokenizer`
 BPE with ``<|im_start|>``/``<|im_end|>`` chat markers. The toy tokenizer is trained here, with
 Qwen2Tokenizer's own pre-tokenizer, until every word of a small corpus (the toy sentences and
 Qwen-Image's prompt template) is one token, so Qwen-Image's system prompt is 34 tokens long
-exactly as with the real tokenizer (the pipeline drops a fixed 34 tokens of template). It is saved with ``save_pretrained`` and loaded back
-through the pipeline's ``from_pretrained``, like a real checkpoint's.
+exactly as with the real tokenizer (the pipeline drops a fixed 34 tokens of template). It is
+saved with ``save_pretrained`` and loaded back through the pipeline's ``from_pretrained``, like
+a real checkpoint's.
 """
 
 from __future__ import annotations
