@@ -50,6 +50,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     from app.billing import models as _billing  # noqa: F401
     from app.datasets import models as _datasets  # noqa: F401
     from app.trainings import models as _trainings  # noqa: F401
+    from app.webhooks import models as _webhooks  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
@@ -64,6 +65,7 @@ def register_blueprints(app: Flask) -> None:
     from app.pages import bp as pages_bp
     from app.privacy.routes import bp as privacy_bp
     from app.trainings.routes import bp as trainings_bp
+    from app.webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(pages_bp)
     app.register_blueprint(accounts_bp)
@@ -75,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(billing_bp)
     app.register_blueprint(local_storage_bp)
     app.register_blueprint(api_docs_bp)
+    app.register_blueprint(webhooks_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

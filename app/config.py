@@ -95,6 +95,16 @@ class Settings:
     stripe_timeout_s: int = 10
     stripe_max_network_retries: int = 2
     stripe_meter_event_name: str = "attune_gpu_seconds"
+    # Webhooks go only to https URLs on public addresses; the two switches are for
+    # development and tests, and production refuses to start with either of them on.
+    webhooks_allow_http: bool = False
+    webhooks_allow_private: bool = False
+    webhooks_ca_bundle: str = ""  # empty: the system's trusted certificates
+    webhook_timeout_s: int = 10
+    # Waits before each retry (Standard Webhooks' schedule: about 28 hours in all).
+    webhook_retry_schedule_s: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_progress_interval_s: int = 5
+    webhook_log_retention_days: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -190,6 +200,7 @@ def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
     _check_billing(settings)
+    _check_webhooks(settings)
     unknown = set(settings.enabled_families) - set(settings.family_queues)
     if unknown:
         raise ConfigurationError(
@@ -213,6 +224,11 @@ def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
             "set ATTUNE_BILLING_MODE=stripe with ATTUNE_STRIPE_SECRET_KEY and "
             "ATTUNE_STRIPE_WEBHOOK_SECRET; development billing gives plans away"
         )
+    if settings.webhooks_allow_http or settings.webhooks_allow_private:
+        problems.append(
+            "unset ATTUNE_WEBHOOKS_ALLOW_HTTP and ATTUNE_WEBHOOKS_ALLOW_PRIVATE; they let "
+            "webhooks reach plain http and private addresses"
+        )
     if problems:
         raise ConfigurationError("refusing to start in production: " + "; ".join(problems))
 
@@ -230,6 +246,17 @@ def _check_billing(settings: Settings) -> None:
         )
 
 
+def _check_webhooks(settings: Settings) -> None:
+    """Delivery timing must make sense: a positive timeout, no negative waits."""
+    if settings.webhook_timeout_s < 1 or settings.webhook_progress_interval_s < 0:
+        raise ConfigurationError(
+            "ATTUNE_WEBHOOK_TIMEOUT_S must be 1 or more and "
+            "ATTUNE_WEBHOOK_PROGRESS_INTERVAL_S 0 or more"
+        )
+    if any(wait < 0 for wait in settings.webhook_retry_schedule_s):
+        raise ConfigurationError("ATTUNE_WEBHOOK_RETRY_SCHEDULE_S takes seconds of 0 or more")
+
+
 def _parse(name: str, raw: str) -> Any:
     """Convert one environment string to the type of the Settings field it sets."""
     default = {f.name: f for f in dataclasses.fields(Settings)}[name]
@@ -245,6 +272,8 @@ def _parse(name: str, raw: str) -> Any:
             return Path(raw)
         if kind == "tuple[str, ...]":
             return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "tuple[int, ...]":
+            return tuple(int(part) for part in raw.split(",") if part.strip())
     except ValueError as exc:
         raise ConfigurationError(f"{PREFIX}{name.upper()} has an invalid value: {raw!r}") from exc
     return raw

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rq import Queue, Retry
@@ -32,8 +33,22 @@ def enqueue_task(
     job_id: str | None = None,
     description: str | None = None,
     retry: Retry | None = None,
+    at: datetime | None = None,
 ) -> Job:
-    """Put `task` (a dotted name such as "jobs.training.run") on `queue` with explicit TTLs."""
+    """Put `task` (a dotted name such as "jobs.training.run") on `queue` with explicit TTLs;
+    with `at`, the workers' scheduler queues it at that time."""
+    if at is not None:
+        return get_queue(queue).enqueue_at(
+            at,
+            task,
+            *args,
+            job_timeout=timeout_s,
+            result_ttl=RESULT_TTL_S,
+            failure_ttl=FAILURE_TTL_S,
+            job_id=job_id,
+            description=description or f"{task}{args}",
+            retry=retry,
+        )
     return get_queue(queue).enqueue_call(
         task,
         args=args,

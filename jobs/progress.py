@@ -17,9 +17,10 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from app.db_types import utcnow
-from app.extensions import db
+from app.extensions import db, get_settings
 from app.trainings.models import TrainingRun
 from app.trainings.services import LOG_KEY, LOSS_KEY, PROGRESS_KEY
+from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class RunReporter:
         self.keys = {k: t.format(run_id=run.id) for k, t in (
             ("progress", PROGRESS_KEY), ("loss", LOSS_KEY), ("log", LOG_KEY))}  # fmt: skip
         self._last_db_write = 0.0
+        self._last_webhook = float("-inf")
+        self._webhook_interval = get_settings().webhook_progress_interval_s
         self._last_cancel_check = 0.0
         self._cancelled = False
 
@@ -79,6 +82,9 @@ class RunReporter:
             self.run.step, self.run.loss = int(data["step"]), data.get("loss")
             self.run.heartbeat_at = utcnow()
             db.session.commit()
+        if now - self._last_webhook >= self._webhook_interval:  # throttled per run
+            self._last_webhook = now
+            emit_run_event_safely(self.run, "progress", live)
 
     def _record_sample(self, path: Path) -> None:
         key = run_files.upload_sample(self.run, path)

@@ -7,7 +7,7 @@ import logging
 from rq.cron import CronScheduler
 
 from app.config import load_settings
-from jobs import billing, maintenance, retention
+from jobs import billing, maintenance, retention, webhooks
 from jobs.worker import wait_for_redis
 
 HOUR = 3600
@@ -33,6 +33,12 @@ def build_scheduler(connection: object) -> CronScheduler:
     )
     scheduler.register(
         retention.apply_retention, "cpu", interval=HOUR, job_timeout=3 * HOUR, result_ttl=HOUR
+    )
+    scheduler.register(
+        webhooks.requeue_lost_deliveries, "cpu", interval=300, job_timeout=300, result_ttl=HOUR
+    )
+    scheduler.register(
+        webhooks.purge_webhook_log, "cpu", interval=HOUR, job_timeout=900, result_ttl=HOUR
     )
     return scheduler
 

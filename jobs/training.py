@@ -20,6 +20,7 @@ from app.extensions import db, get_redis, get_settings
 from app.mail import send_email
 from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
+from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
 from jobs.billing import record_gpu_usage
 from jobs.context import app_context, job_logger
@@ -56,6 +57,7 @@ def run(run_id: int) -> str:
         log = job_logger(__name__, f"run {run_id} attempt {training_run.attempts}")
         reporter = RunReporter(training_run, get_redis())
         reporter.log(f"attempt {training_run.attempts} started")
+        emit_run_event_safely(training_run, "start")
         settings = get_settings()
         scratch = settings.scratch_dir / f"run-{run_id}"
         started, clock = training_run.started_at, time.monotonic()
@@ -144,6 +146,7 @@ def finish(run: TrainingRun, outcome: Outcome) -> None:
     run.finished_at = utcnow()
     db.session.commit()
     release_reservation(run)
+    emit_run_event_safely(run, "completed")
     notify_owner(run)
 
 

@@ -26,7 +26,11 @@ from app.trainings.models import TrainingRun
 
 EXPORT_TIMEOUT_S = 2 * 3600
 # Never exported: secrets and server-side bookkeeping that would only help an attacker.
-SECRET_COLUMNS = {"users": {"password_hash", "session_version"}}
+SECRET_COLUMNS = {
+    "users": {"password_hash", "session_version"},
+    "webhook_endpoints": {"secret", "previous_secret"},
+    "webhook_run_secrets": {"secret", "previous_secret"},
+}
 SECTIONS: dict[str, type] = {
     "identities": Identity,
     "datasets": Dataset,

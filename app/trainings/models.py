@@ -52,6 +52,10 @@ class TrainingRun(db.Model):
     reservation_open: Mapped[bool] = mapped_column(default=False)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     artifacts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The run's own webhook (like Replicate's `webhook`) and the events it wants; see
+    # app/webhooks.
+    webhook: Mapped[str | None] = mapped_column(String(2048))
+    webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=func.now()
     )

@@ -90,7 +90,8 @@ def _preset_table() -> dict[str, dict[str, dict[str, Any]]]:
 @bp.route("/api/runs", methods=["POST"])
 @login_required
 def api_start() -> tuple[Response, int]:
-    """Start a run from JSON: {dataset_id, family, preset, name?, params: {...}}."""
+    """Start a run from JSON: {dataset_id, family, preset, name?, params: {...}, webhook?,
+    webhook_events_filter?}."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify(error="Send a JSON object."), 400
@@ -101,6 +102,7 @@ def api_start() -> tuple[Response, int]:
         run = services.start_run(
             current_user, get_dataset(current_user, dataset_id), str(body.get("family", "")),
             str(body.get("preset", "character")), params, str(body.get("name", "")),
+            webhook=body.get("webhook"), webhook_events_filter=body.get("webhook_events_filter"),
         )  # fmt: skip
     except services.ParamsError as exc:
         return jsonify(error=str(exc), errors=exc.errors), 400

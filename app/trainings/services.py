@@ -21,6 +21,8 @@ from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.params import validate_params
 from app.trainings.presets import preset_defaults, presets_for
 from app.trainings.quota import QuotaError, period_quota, release_reservation, reserve_gpu_quota
+from app.webhooks.events import emit_run_event_safely
+from app.webhooks.services import WebhookError, set_run_webhook
 
 PROGRESS_KEY = "attune:run:{run_id}:progress"
 LOSS_KEY = "attune:run:{run_id}:loss"
@@ -107,8 +109,11 @@ def start_run(
     params: dict[str, Any],
     name: str = "",
     parent: TrainingRun | None = None,
+    webhook: Any = None,
+    webhook_events_filter: Any = None,
 ) -> TrainingRun:
-    """Check the plan, reserve the estimate, record the run and queue it on its GPU class."""
+    """Check the plan, reserve the estimate, record the run and queue it on its GPU class;
+    `webhook` (+ `webhook_events_filter`) gets the run's events (app/webhooks)."""
     plan = _plan_for_start(user, family)
     if item_counts(dataset).get("ready", 0) == 0:
         raise RunError("The dataset has no ready images yet. Upload some and wait for them.")
@@ -124,6 +129,10 @@ def start_run(
         queue=queue_for_family(family),
         parent_run_id=parent.id if parent else None,
     )
+    try:
+        set_run_webhook(run, webhook, webhook_events_filter)
+    except WebhookError as exc:
+        raise ParamsError({exc.field: exc.message}) from exc
     db.session.add(run)
     db.session.flush()
     try:
@@ -183,6 +192,7 @@ def cancel_run(run: TrainingRun) -> None:
         run.status, run.finished_at = "cancelled", utcnow()
         db.session.commit()
         release_reservation(run)
+        emit_run_event_safely(run, "completed")
         return
     db.session.commit()
 

@@ -1,0 +1,1 @@
+"""Webhooks: signed event deliveries to people's endpoints, per account and per training run."""
