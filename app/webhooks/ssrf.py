@@ -105,6 +105,8 @@ def check_url_shape(url: str, policy: DestinationPolicy) -> tuple[str, str, int,
     parts = urlsplit(url)
     schemes = ("https", "http") if policy.allow_http else ("https",)
     if parts.scheme.lower() not in schemes:
+        if policy.allow_http:
+            raise UnsafeDestination("Use an http:// or https:// URL.")
         raise UnsafeDestination("Use an https:// URL: webhooks are only sent over https.")
     if "@" in parts.netloc:
         raise UnsafeDestination(

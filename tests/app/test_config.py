@@ -66,20 +66,42 @@ def test_production_refuses_embedded_stand_ins(tmp_path: Path) -> None:
         assert needed in message
 
 
+def production_environment(tmp_path: Path) -> dict[str, str]:
+    """Every variable production needs, pointing at real (made-up) services."""
+    return {
+        "ATTUNE_INSTANCE_PATH": str(tmp_path),
+        "ATTUNE_ENV": "production",
+        "ATTUNE_SECRET_KEY": "k" * 40,
+        "ATTUNE_DATABASE_URL": "postgresql+psycopg://attune@db/attune",
+        "ATTUNE_REDIS_URL": "redis://redis:6379/0",
+        "ATTUNE_STORAGE_BACKEND": "s3",
+        "ATTUNE_S3_BUCKET": "attune",
+        "ATTUNE_BASE_URL": "https://attune.example",
+        "ATTUNE_STRIPE_SECRET_KEY": "sk_live_x",
+        "ATTUNE_STRIPE_WEBHOOK_SECRET": "whsec_x",
+    }
+
+
 def test_production_starts_with_real_services(tmp_path: Path) -> None:
-    settings = load_settings(
-        {
-            "ATTUNE_INSTANCE_PATH": str(tmp_path),
-            "ATTUNE_ENV": "production",
-            "ATTUNE_SECRET_KEY": "k" * 40,
-            "ATTUNE_DATABASE_URL": "postgresql+psycopg://attune@db/attune",
-            "ATTUNE_REDIS_URL": "redis://redis:6379/0",
-            "ATTUNE_STORAGE_BACKEND": "s3",
-            "ATTUNE_S3_BUCKET": "attune",
-            "ATTUNE_BASE_URL": "https://attune.example",
-            "ATTUNE_STRIPE_SECRET_KEY": "sk_live_x",
-            "ATTUNE_STRIPE_WEBHOOK_SECRET": "whsec_x",
-        }
-    )
+    settings = load_settings(production_environment(tmp_path))
     assert settings.session_cookie_secure is True
     assert not (tmp_path / "secret_key").exists()
+    assert (settings.webhooks_allow_http, settings.webhooks_allow_private) == (False, False)
+
+
+@pytest.mark.parametrize("switch", ["ATTUNE_WEBHOOKS_ALLOW_HTTP", "ATTUNE_WEBHOOKS_ALLOW_PRIVATE"])
+def test_production_refuses_the_webhook_development_switches(tmp_path: Path, switch: str) -> None:
+    with pytest.raises(ConfigurationError, match=switch):
+        load_settings({**production_environment(tmp_path), switch: "true"})
+
+
+def test_webhook_timing_is_read_and_checked(tmp_path: Path) -> None:
+    base = {"ATTUNE_INSTANCE_PATH": str(tmp_path)}
+    settings = load_settings({**base, "ATTUNE_WEBHOOK_RETRY_SCHEDULE_S": "1, 60,3600"})
+    assert settings.webhook_retry_schedule_s == (1, 60, 3600)
+    assert load_settings(base).webhook_retry_schedule_s == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    for name, value in [("ATTUNE_WEBHOOK_RETRY_SCHEDULE_S", "5,soon"),
+                        ("ATTUNE_WEBHOOK_RETRY_SCHEDULE_S", "5,-1"),
+                        ("ATTUNE_WEBHOOK_TIMEOUT_S", "0")]:  # fmt: skip
+        with pytest.raises(ConfigurationError, match=name):
+            load_settings({**base, name: value})

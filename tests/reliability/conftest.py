@@ -20,6 +20,8 @@ from app.db_types import utcnow
 from app.extensions import db, get_storage
 from app.privacy.models import DataExport
 from app.trainings.models import Generation, TrainingRun
+from app.webhooks.models import EVENT_TYPES, WebhookEndpoint
+from app.webhooks.signing import new_secret
 from tests.app.conftest import GOOD_PASSWORD, sign_in
 from tests.conftest import DATABASES, activate_plan, csrf_token, running_app
 
@@ -97,6 +99,7 @@ class World:
     run_id: int  # succeeded, with a LoRA, a checkpoint and a sample
     generation_id: int
     export_id: int
+    endpoint_id: int  # a webhook endpoint
     sample_name: str = "sample-0001.png"
     media_name: str = "image-0.png"
 
@@ -108,6 +111,7 @@ class World:
             "run_id": self.run_id,
             "generation_id": self.generation_id,
             "export_id": self.export_id,
+            "endpoint_id": self.endpoint_id,
             "part_number": 1,
             "kind": "lora",
             "name": self.sample_name,
@@ -164,7 +168,13 @@ def build_world(app: Flask, email: str = "owner@example.com") -> World:
             user_id=user_id, status="ready", storage_key=f"users/{user_id}/exports/1/e.zip",
             finished_at=now, expires_at=now + timedelta(days=7),
         )  # fmt: skip
-        db.session.add_all([generation, export])
+        endpoint = WebhookEndpoint(
+            user_id=user_id, url="https://hooks.example.com/attune", event_types=list(EVENT_TYPES),
+            secret=new_secret(),
+        )  # fmt: skip
+        db.session.add_all([generation, export, endpoint])
         storage.put(export.storage_key or "", b"PK", "application/zip")
         db.session.commit()
-        return World(user_id, dataset.id, item.id, pending.id, run.id, generation.id, export.id)
+        return World(
+            user_id, dataset.id, item.id, pending.id, run.id, generation.id, export.id, endpoint.id
+        )

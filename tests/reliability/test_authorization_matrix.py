@@ -35,9 +35,10 @@ PUBLIC = {
     "accounts.google_start", "accounts.google_callback", "accounts.google_sign_up",
     "billing.webhook", "local_storage.upload", "local_storage.download", "api_docs.openapi",
 }  # fmt: skip
-OWNED_PARAMS = {"dataset_id", "item_id", "run_id", "generation_id", "export_id"}
+OWNED_PARAMS = {"dataset_id", "item_id", "run_id", "generation_id", "export_id", "endpoint_id"}
 # Run last, in this order, so they do not pull the world from under the other calls.
 LAST = [
+    "webhooks.delete",
     "datasets_api.abort_upload",
     "datasets.delete_item",
     "datasets.delete",
