@@ -17,6 +17,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from app.extensions import get_settings
+from tests.app.webhooks.conftest import hooks_app, receiver  # noqa: F401 (fixtures, shared)
 from tests.conftest import DATABASES, running_app
 from tests.support.processes import free_port
 
@@ -117,12 +118,14 @@ def live_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Liv
         yield from _serve_with_worker(app, port, tmp_path)
 
 
-def _serve_with_worker(application: Flask, port: int, tmp_path: Path) -> Iterator[LiveService]:
+def _serve_with_worker(
+    application: Flask, port: int, tmp_path: Path, worker_env: dict[str, str] | None = None
+) -> Iterator[LiveService]:
     server = make_server("127.0.0.1", port, application, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     service = LiveService(f"http://127.0.0.1:{port}", application, None, tmp_path / "worker.log")  # type: ignore[arg-type]
-    service.extra_env = {"ATTUNE_RUN_HEARTBEAT_INTERVAL_S": "1"}
+    service.extra_env = {"ATTUNE_RUN_HEARTBEAT_INTERVAL_S": "1", **(worker_env or {})}
     service.start_worker()
     try:
         yield service

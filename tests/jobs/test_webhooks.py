@@ -16,13 +16,7 @@ from app.webhooks.events import send_test_event
 from app.webhooks.models import WebhookAttempt, WebhookDelivery
 from jobs.webhooks import purge_webhook_log, requeue_lost_deliveries
 from tests.app.privacy.support import make_user
-from tests.app.webhooks.conftest import (  # noqa: F401 (fixtures)
-    add_endpoint,
-    attempts_of,
-    deliver,
-    hooks_app,
-    receiver,
-)
+from tests.app.webhooks.conftest import add_endpoint, attempts_of, deliver
 from tests.support.webhook_receiver import WebhookReceiver
 
 
