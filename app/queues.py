@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from rq import Queue, Retry
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from app.extensions import get_redis, get_settings
 
@@ -37,19 +37,8 @@ def enqueue_task(
 ) -> Job:
     """Put `task` (a dotted name such as "jobs.training.run") on `queue` with explicit TTLs;
     with `at`, the workers' scheduler queues it at that time."""
-    if at is not None:
-        return get_queue(queue).enqueue_at(
-            at,
-            task,
-            *args,
-            job_timeout=timeout_s,
-            result_ttl=RESULT_TTL_S,
-            failure_ttl=FAILURE_TTL_S,
-            job_id=job_id,
-            description=description or f"{task}{args}",
-            retry=retry,
-        )
-    return get_queue(queue).enqueue_call(
+    rq_queue = get_queue(queue)
+    job = rq_queue.create_job(
         task,
         args=args,
         timeout=timeout_s,
@@ -58,4 +47,6 @@ def enqueue_task(
         job_id=job_id,
         description=description or f"{task}{args}",
         retry=retry,
+        status=JobStatus.SCHEDULED if at is not None else JobStatus.QUEUED,
     )
+    return rq_queue.enqueue_job(job) if at is None else rq_queue.schedule_job(job, at)

@@ -112,21 +112,16 @@ def rotate(endpoint_id: int) -> Response:
     return _secret_page(_show(endpoint, {"label": endpoint.url, "secret": secret}))
 
 
-@bp.route("/<int:endpoint_id>/disable", methods=["POST"])
+@bp.route("/<int:endpoint_id>/disable", methods=["POST"], defaults={"on": False})
+@bp.route("/<int:endpoint_id>/enable", methods=["POST"], defaults={"on": True})
 @login_required
-def disable(endpoint_id: int) -> Response:
-    """Stop sending to the endpoint, pending retries included."""
-    services.set_endpoint_disabled(services.get_endpoint(current_user, endpoint_id), True)
-    flash("The endpoint is off: it gets no deliveries until you turn it on again.", "info")
-    return redirect(url_for("webhooks.show", endpoint_id=endpoint_id))
-
-
-@bp.route("/<int:endpoint_id>/enable", methods=["POST"])
-@login_required
-def enable(endpoint_id: int) -> Response:
-    """Send to the endpoint again (events from now on)."""
-    services.set_endpoint_disabled(services.get_endpoint(current_user, endpoint_id), False)
-    flash("The endpoint is on again.", "success")
+def switch(endpoint_id: int, on: bool) -> Response:
+    """Turn the endpoint off (pending retries stop too) or on again (events from now on)."""
+    services.set_endpoint_disabled(services.get_endpoint(current_user, endpoint_id), not on)
+    if on:
+        flash("The endpoint is on again.", "success")
+    else:
+        flash("The endpoint is off: it gets no deliveries until you turn it on again.", "info")
     return redirect(url_for("webhooks.show", endpoint_id=endpoint_id))
 
 

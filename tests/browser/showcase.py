@@ -57,6 +57,29 @@ def serve_site(request: pytest.FixtureRequest, folder: Path) -> Iterator[LiveSer
     yield from _serve_with_worker(application, port, folder)
 
 
+def add_webhook_endpoint(service: LiveService) -> int:
+    """Grace's webhook endpoint with a test event on its way (its host does not resolve here,
+    so the log fills with retried attempts, as it would for a mistyped URL)."""
+    from sqlalchemy import select
+
+    from app.accounts.models import User
+    from app.extensions import db
+    from app.webhooks.events import send_test_event
+    from app.webhooks.models import EVENT_TYPES, WebhookEndpoint
+    from app.webhooks.signing import new_secret
+
+    with service.app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "grace@example.com"))
+        endpoint = WebhookEndpoint(
+            user_id=user_id, url="https://hooks.grace-studio.example/attune/runs",
+            description="Studio render farm", event_types=list(EVENT_TYPES), secret=new_secret(),
+        )  # fmt: skip
+        db.session.add(endpoint)
+        db.session.commit()
+        send_test_event(endpoint)
+        return endpoint.id
+
+
 def upload_progress(page: Page, timeout: float = 60) -> list[int]:
     """Uppy's total progress (0-100), sampled every 50 ms until it reaches 100 or time is up."""
     seen: list[int] = []
@@ -107,6 +130,7 @@ class Showcase:
     person: Person
     dataset_id: int
     run_id: int
+    endpoint_id: int = 0
 
     @classmethod
     def create(cls, service: LiveService) -> Showcase:
@@ -133,7 +157,8 @@ class Showcase:
             },
         )
         assert response.status_code == 201, response.text
-        return cls(service, person, dataset_id, int(response.json()["id"]))
+        run_id = int(response.json()["id"])
+        return cls(service, person, dataset_id, run_id, add_webhook_endpoint(service))
 
     def wait_trained(self) -> dict[str, Any]:
         """Wait until the run has finished; it must have succeeded."""
@@ -169,6 +194,8 @@ class Showcase:
             KeyPage("billing", "/billing", True, "#cancel-button"),
             KeyPage("my-data", "/my-data", True, "#exports button[type=submit]"),
             KeyPage("account", "/account", True, "#profile button[type=submit]"),
+            KeyPage("webhooks", "/account/webhooks", True, "#new-endpoint button[type=submit]"),
+            KeyPage("webhook", f"/account/webhooks/{self.endpoint_id}", True, "#endpoint button"),
             KeyPage("privacy-policy", "/privacy", True, "main a[href='/my-data']"),
             KeyPage("not-found", "/no-such-page", True, "#error a.button", status=404),
             KeyPage("runs", "/runs", True, f"main a[href='/runs/{self.run_id}']"),

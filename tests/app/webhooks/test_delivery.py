@@ -225,3 +225,25 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
     assert verified(after, new)
     with pytest.raises(WebhookVerificationError):
         verified(after, old)
+
+
+def test_a_receiver_that_never_answers_times_out_and_is_retried(
+    request: pytest.FixtureRequest,
+) -> None:
+    from tests.reliability.test_hardening import BlackHole
+
+    hole = BlackHole()  # accepts the connection, never answers
+    port = hole.server.getsockname()[1]
+    try:
+        with running_app(request, "sqlite", {**DEVELOPMENT, "webhook_timeout_s": 1}) as app:
+            with app.app_context():
+                endpoint = add_endpoint(make_user(), f"http://127.0.0.1:{port}/hook")
+                delivery_id = send_test_event(endpoint).id
+            started = utcnow()
+            assert deliver(app, delivery_id) == "pending"
+            assert utcnow() - started < timedelta(seconds=5)
+            with app.app_context():
+                [(_, code, error)] = attempts_of(delivery_id)
+            assert code is None and error == "No answer within 1 s."
+    finally:
+        hole.close()
