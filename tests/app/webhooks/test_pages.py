@@ -144,3 +144,25 @@ def test_the_per_run_secret_is_created_and_replaced_on_the_page(hooks_app: Flask
     assert "Replace the per-run secret" in again and "whsec_" not in again
     [second] = set(SECRET.findall(post(client, "/account/webhooks/run-secret/rotate").text))
     assert second != first
+
+
+def test_an_account_has_at_most_twenty_endpoints(hooks_app: Flask) -> None:
+    client = signed_in(hooks_app)
+    for number in range(20):
+        assert add(client, f"http://127.0.0.1:9/hook/{number}").status_code == 201
+    refused = add(client, "http://127.0.0.1:9/hook/21")
+    assert refused.status_code == 422
+    assert "at most 20 webhook endpoints" in refused.get_data(as_text=True)
+
+
+def test_test_events_are_limited_per_account(hooks_app: Flask) -> None:
+    client = signed_in(hooks_app)
+    add(client, "http://127.0.0.1:9/hook")
+    with hooks_app.app_context():
+        endpoint_id = db.session.scalar(select(WebhookEndpoint.id))
+    token = csrf_token(client.get("/account/webhooks").get_data(as_text=True))
+    path = f"/account/webhooks/{endpoint_id}/test"
+    statuses = [client.post(path, data={"csrf_token": token}).status_code for _ in range(31)]
+    assert statuses[:30] == [302] * 30 and statuses[30] == 429
+    with hooks_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 30
