@@ -1,7 +1,7 @@
 """Webhooks: endpoints, the per-run webhook secret, deliveries and attempts; run webhooks (issue 13)
 
-Revision ID: 0006_webhooks
-Revises: 0005
+Revision ID: 0007_webhooks
+Revises: 0006
 Create Date: 2026-11-24
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0006_webhooks"
-down_revision = "0005"
+revision = "0007_webhooks"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
