@@ -75,6 +75,7 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
         seed=generation.seed,
         steps=SAMPLE_STEPS,
         resolution=config.get("resolution"),
+        quantize=config.get("quantize", "none"),  # as the run loaded its base
     )
     fps = get_family(training_run.family).spec.fps or 16
     keys = []

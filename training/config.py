@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from training.errors import ConfigError
+from training.quantize import QUANTIZE_MODES
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LR_SCHEDULERS = ("constant", "linear", "cosine")
@@ -38,6 +39,7 @@ class TrainingConfig:
     sample_steps: int = 20
     mixed_precision: Literal["auto", "bf16", "fp32"] = "auto"
     gradient_checkpointing: Literal["auto"] | bool = "auto"
+    quantize: Literal["none", "int8", "fp8"] = "none"  # frozen base weights (training/quantize.py)
     compile: bool = False
     optimizer: Literal["adamw"] = "adamw"
     weight_decay: float = 1e-4
@@ -183,6 +185,8 @@ def _check_ranges(cfg: TrainingConfig) -> None:
         raise ConfigError("learning_rate", f"must be > 0 and <= 1, got {cfg.learning_rate:g}")
     if cfg.mixed_precision not in ("auto", "bf16", "fp32"):
         raise ConfigError("mixed_precision", "must be 'auto', 'bf16' or 'fp32'")
+    if cfg.quantize not in QUANTIZE_MODES:
+        raise ConfigError("quantize", f"must be one of {', '.join(QUANTIZE_MODES)}")
     if cfg.gradient_checkpointing not in ("auto", True, False):
         raise ConfigError("gradient_checkpointing", "must be 'auto', true or false")
     if cfg.optimizer != "adamw":

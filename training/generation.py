@@ -35,12 +35,14 @@ def generate(
     resolution: int | None = None,
     device: str | torch.device | None = None,
     frames: int | None = None,
+    quantize: str = "none",
 ) -> list[list[Image.Image]]:
     """One list per prompt: [image] for image families, the clip's frames for video families.
 
     ``resolution`` is the square side in pixels (None = the family default), ``frames`` the clip
     length for video (None = the longest the family trains on); prompt i renders with seed+i.
-    ``lora_path`` None renders the base model alone.
+    ``lora_path`` None renders the base model alone. ``quantize`` loads the base as the run
+    trained it (its TrainingConfig.quantize), so try-it fits the same GPU class.
     """
     import torch
 
@@ -58,11 +60,14 @@ def generate(
         base_model or family.spec.default_base_model,
         dtype=precision_dtype("auto", target),
         device=target,
+        quantize=quantize,
     )
+    # Encode first: freeing the encoders places (and quantises) the staged denoiser, and the
+    # LoRA must wrap the placed layers.
+    positive, negative = _encode(family, model, prompts)
     if lora is not None:
         family.load_lora(model, lora, ADAPTER)
         model.pipeline.set_adapters([ADAPTER], [float(strength)])
-    positive, negative = _encode(family, model, prompts)
     rendered = []
     for index, embeds in enumerate(positive):
         request = SampleRequest(

@@ -110,7 +110,12 @@ def load_family(
     device = device or pick_device()
     prepare_backends(device)
     family = get_family(config.family)
-    model = family.load(config.base_model, dtype=weight_dtype(config, device), device=device)
+    model = family.load(
+        config.base_model,
+        dtype=weight_dtype(config, device),
+        device=device,
+        quantize=config.quantize,
+    )
     family.prepare_training(model, config.training_adapter)
     return family, model
 
@@ -177,7 +182,13 @@ def export(session: TrainSession, steps_done: int, fingerprint: str) -> Exported
     dtype, device = session.model.dtype, session.model.device
     session.model.pipeline = None  # drop the trained weights before loading a second copy
     release_memory(session.model)
-    fresh = family.load(config.base_model, dtype=dtype, device=device, text_encoders=False)
+    fresh = family.load(
+        config.base_model,
+        dtype=dtype,
+        device=device,
+        text_encoders=False,
+        quantize=config.quantize,  # the check must fit the same GPU as the run
+    )
     verify_lora_files(family, fresh, files, expected)
     session.reporter.log(steps_done, f"exported {files.diffusers.name} and {files.comfyui.name}")
     return files

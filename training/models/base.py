@@ -112,6 +112,8 @@ class LoadedModel:
     device: torch.device
     source: str  # the local folder or hub id it came from
     extras: dict[str, Any] = field(default_factory=dict)  # family-private state
+    quantize: str = "none"  # weight-only quantisation of the denoisers ("none", "int8", "fp8")
+    staged: tuple[str, ...] = ()  # denoisers waiting on the CPU until the encoders are freed
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,8 @@ class Family(ABC):
     """A model family: load, encode, loss, LoRA targets, sample, save, make a tiny model."""
 
     spec: FamilySpec
+    # The big frozen networks (component names) that load_frozen_pipeline quantises and stages.
+    denoiser_components: tuple[str, ...] = ()
 
     @abstractmethod
     def load(
@@ -151,11 +155,14 @@ class Family(ABC):
         dtype: torch.dtype,
         device: torch.device,
         text_encoders: bool = True,
+        quantize: str = "none",
     ) -> LoadedModel:
         """Load the pipeline from a local hub-layout folder or hub id (``from_pretrained``).
 
         Frozen weights (``requires_grad_(False)``) in ``dtype`` on ``device``, eval mode.
         ``text_encoders=False`` skips text encoders and tokenizers (used to check LoRA files).
+        ``quantize`` ("int8"/"fp8") loads the denoisers weight-only quantised through
+        ``load_frozen_pipeline`` (training/quantize.py); the LoRA stays full precision.
         Raise ``ModelLoadError`` when the source is missing or not this family's layout.
         """
 
@@ -236,7 +243,10 @@ class Family(ABC):
     # Concrete helpers shared by all families; override only with a reason.
 
     def free_encoders(self, model: LoadedModel) -> None:
-        """Drop text encoders, tokenizers and the VAE encoder once embeddings are cached."""
+        """Drop text encoders and the VAE encoder, then bring the staged denoisers to the device."""
+        from training.cache import release_memory
+        from training.quantize import place_staged
+
         pipe = model.pipeline
         for name in ("text_encoder", "text_encoder_2", "text_encoder_3"):
             if getattr(pipe, name, None) is not None:
@@ -244,6 +254,8 @@ class Family(ABC):
         vae = getattr(pipe, "vae", None)
         if vae is not None and getattr(vae, "encoder", None) is not None:
             vae.encoder = None
+        release_memory(model)  # the encoders' memory goes back before the denoisers move in
+        place_staged(model)
 
     def lora_modules(self, model: LoadedModel, adapter_name: str) -> set[str]:
         """Names of denoiser modules that carry LoRA weights for ``adapter_name``."""
@@ -285,19 +297,35 @@ def load_frozen_pipeline(
     dtype: torch.dtype,
     device: torch.device,
     omit: Iterable[str] = (),
+    quantize: str = "none",
+    denoisers: tuple[str, ...] = (),
+    stage: bool = False,
 ) -> LoadedModel:
     """``pipeline_class.from_pretrained`` without ``omit`` components; frozen, eval, on device.
 
+    ``denoisers`` are weight-only quantised when ``quantize`` is "int8"/"fp8"; with ``stage``
+    (text encoders loaded) they wait on the CPU until ``Family.free_encoders`` places them.
     Loading errors become ModelLoadError naming the family and the source.
     """
+    from training.quantize import QUANTIZE_MODES, place_staged
+
+    if quantize not in QUANTIZE_MODES:
+        raise ModelLoadError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}")
     try:
         pipe = pipeline_class.from_pretrained(location, dtype=dtype, **dict.fromkeys(omit))
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, ImportError) as exc:
         raise ModelLoadError(f"cannot load {family} model from {source!r}: {exc}") from exc
-    pipe.to(device)
+    present = tuple(name for name in denoisers if getattr(pipe, name, None) is not None)
     for name, module in pipe.components.items():
         if hasattr(module, "requires_grad_") and name != "scheduler":
             module.requires_grad_(False)
             module.eval()
+            if name not in present:
+                module.to(device)
     pipe.set_progress_bar_config(disable=True)
-    return LoadedModel(pipeline=pipe, dtype=dtype, device=device, source=source)
+    model = LoadedModel(
+        pipeline=pipe, dtype=dtype, device=device, source=source, quantize=quantize, staged=present
+    )
+    if not stage:
+        place_staged(model)
+    return model

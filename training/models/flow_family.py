@@ -32,6 +32,7 @@ class FlowTransformerFamily(Family):
 
     pipeline_class_name: str
     text_components: tuple[str, ...]  # left out when load(text_encoders=False)
+    denoiser_components = (DENOISER,)
 
     def _pipeline_class(self) -> Any:
         import diffusers
@@ -45,8 +46,9 @@ class FlowTransformerFamily(Family):
         dtype: torch.dtype,
         device: torch.device,
         text_encoders: bool = True,
+        quantize: str = "none",
     ) -> LoadedModel:
-        """from_pretrained the family's pipeline; frozen, eval, on device."""
+        """from_pretrained the family's pipeline; frozen, eval, on device (denoisers staged)."""
         location = resolve_source(self, source)
         self._check_layout(location, source)
         return load_frozen_pipeline(
@@ -57,6 +59,9 @@ class FlowTransformerFamily(Family):
             dtype=dtype,
             device=device,
             omit=() if text_encoders else self.text_components,
+            quantize=quantize,
+            denoisers=self.denoiser_components,
+            stage=text_encoders,
         )
 
     def _check_layout(self, location: str, source: str) -> None:

@@ -34,6 +34,7 @@ class StableDiffusionFamily(Family):
 
     pipeline_class_name = "StableDiffusionPipeline"
     text_components: tuple[str, ...] = ("text_encoder", "tokenizer")  # skipped for LoRA checks
+    denoiser_components = ("unet",)
 
     def __init__(self, spec: FamilySpec) -> None:
         self.spec = spec
@@ -50,6 +51,7 @@ class StableDiffusionFamily(Family):
         dtype: torch.dtype,
         device: torch.device,
         text_encoders: bool = True,
+        quantize: str = "none",
     ) -> LoadedModel:
         """Load with the pipeline class's from_pretrained; frozen, eval, on device."""
         return load_frozen_pipeline(
@@ -60,6 +62,8 @@ class StableDiffusionFamily(Family):
             dtype=dtype,
             device=device,
             omit=() if text_encoders else self.text_components,
+            quantize=quantize,
+            denoisers=self.denoiser_components,
         )
 
     def encode_prompts(self, model: LoadedModel, prompts: list[str]) -> dict[str, torch.Tensor]:
