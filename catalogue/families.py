@@ -33,6 +33,9 @@ class FamilyFacts:
     learning_rate: float
     seconds_per_step: float  # on its GPU class at the default resolution, for estimates
     startup_seconds: int  # load, cache and export around the steps, for estimates
+    # How the frozen base loads on its GPU class: "none" (full precision) or weight-only
+    # "int8"/"fp8" (training/quantize.py) where that is what makes it fit the class.
+    quantize: Literal["none", "int8", "fp8"] = "none"
     fps: int | None = None  # video: frames per second the model was trained at
     max_frames: int = 0  # video: longest clip in frames
     frame_step: int = 1  # video: clip lengths are k * frame_step + 1 (the VAE's time factor)
@@ -45,6 +48,8 @@ class FamilyFacts:
             raise ValueError(f"{self.name}: default resolution outside its range")
         if self.media == "video" and (self.fps is None or self.max_frames < 1):
             raise ValueError(f"{self.name}: a video family needs fps and max_frames")
+        if self.quantize not in ("none", "int8", "fp8"):
+            raise ValueError(f"{self.name}: quantize must be 'none', 'int8' or 'fp8'")
 
     @property
     def is_video(self) -> bool:
@@ -193,6 +198,27 @@ FAMILIES: dict[str, FamilyFacts] = {
             max_frames=81,
             frame_step=4,
             notes="Video at 16 fps, 4k+1 frames up to 81; images train as 1-frame clips.",
+        ),
+        # FLUX.2: 16 px multiples (8x VAE, 2x2 patches). Recipes: diffusers README_flux2.md
+        # and musubi-tuner docs/flux_2.md (lr 1e-4, rank 16-32, ~500-1500 steps). The s/step
+        # and start-up figures are estimates until bench/train_speed.py has run on a GPU.
+        FamilyFacts(
+            name="flux2-klein",
+            label="FLUX.2 [klein] base 4B",
+            media="image",
+            module="training.models.flux2_klein",
+            hub_id="black-forest-labs/FLUX.2-klein-base-4B",
+            gpu_class="gpu-24gb",
+            default_resolution=1024,
+            min_resolution=256,
+            max_resolution=2048,
+            resolution_multiple=16,
+            base_steps=1000,
+            learning_rate=1e-4,
+            seconds_per_step=0.8,
+            startup_seconds=180,
+            quantize="int8",  # as ai-toolkit's klein preset: int8 base leaves room at 1024 px
+            notes="Undistilled base: samples use CFG with an empty negative prompt. Apache-2.0.",
         ),
     )
 }
