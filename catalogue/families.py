@@ -203,6 +203,24 @@ FAMILIES: dict[str, FamilyFacts] = {
         # and musubi-tuner docs/flux_2.md (lr 1e-4, rank 16-32, ~500-1500 steps). The s/step
         # and start-up figures are estimates until bench/train_speed.py has run on a GPU.
         FamilyFacts(
+            name="flux2-dev",
+            label="FLUX.2 [dev]",
+            media="image",
+            module="training.models.flux2",
+            hub_id="black-forest-labs/FLUX.2-dev",
+            gpu_class="gpu-80gb",  # bf16 32B transformer (64 GB); the 24B encoder is staged
+            default_resolution=1024,
+            min_resolution=256,
+            max_resolution=2048,
+            resolution_multiple=16,
+            base_steps=1000,
+            learning_rate=1e-4,
+            seconds_per_step=2.5,
+            startup_seconds=600,
+            notes="Guidance-distilled: samples use the guidance input, not CFG; "
+            "negative prompts unused. Non-commercial licence (FLUX.2 [dev]).",
+        ),
+        FamilyFacts(
             name="flux2-klein",
             label="FLUX.2 [klein] base 4B",
             media="image",

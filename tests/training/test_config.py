@@ -80,6 +80,7 @@ def test_registry_names_every_family() -> None:
     assert set(FAMILY_NAMES) == {
         *("tiny-sd", "sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b"),
         *("qwen-image", "z-image"),
+        *("flux2-dev", "flux2-klein"),
     }
     for name in ("tiny-sd", "sd15", "sdxl"):
         assert get_family(name).spec.name == name
