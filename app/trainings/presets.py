@@ -30,4 +30,6 @@ def preset_defaults(preset: str, family: str) -> dict[str, Any]:
         "checkpoint_every": max(1, steps // 4),
         "sample_every": max(1, steps // 4),
         "seed": 42,
+        # How the frozen base loads on the family's GPU class (int8 where that makes it fit).
+        "quantize": facts.quantize,
     }

@@ -52,6 +52,7 @@ def test_every_family_has_a_queue_a_source_and_presets_in_the_app(
         defaults = preset_defaults(preset, name)
         assert defaults["learning_rate"] == facts.learning_rate
         assert defaults["resolution"] == facts.default_resolution
+        assert defaults["quantize"] == facts.quantize
 
 
 def test_plans_offer_every_family_by_its_media_and_refuse_unknown_ones() -> None:
@@ -69,6 +70,19 @@ def test_an_entry_that_contradicts_itself_is_refused() -> None:
         FamilyFacts(**{**vars(FAMILIES["sd15"]), "default_resolution": 4096})
     with pytest.raises(ValueError, match="fps and max_frames"):
         FamilyFacts(**{**vars(FAMILIES["sd15"]), "media": "video"})
+    with pytest.raises(ValueError, match="quantize"):
+        FamilyFacts(**{**vars(FAMILIES["sd15"]), "quantize": "int4"})
+
+
+def test_the_24gb_class_loads_flux2_klein_int8_and_the_config_takes_it() -> None:
+    from training.config import TrainingConfig
+
+    assert family_facts("flux2-klein").gpu_class == "gpu-24gb"
+    defaults = preset_defaults("character", "flux2-klein")
+    assert defaults["quantize"] == "int8"
+    config = TrainingConfig.from_dict({"family": "flux2-klein", **defaults})
+    assert config.quantize == "int8"
+    assert preset_defaults("character", "flux2-dev")["quantize"] == "none"
 
 
 def test_the_catalogue_imports_only_the_standard_library() -> None:
