@@ -4,8 +4,9 @@ The dicts below reproduce the architecture fields of each model's public ``confi
 Hugging Face hub (weights are never fetched): stable-diffusion-v1-5/stable-diffusion-v1-5,
 stabilityai/stable-diffusion-xl-base-1.0, black-forest-labs/FLUX.1-dev and
 Wan-AI/Wan2.1-T2V-1.3B-Diffusers; ``bench/full_size_qwen.py`` holds Qwen-Image's and Z-Image
-Turbo's. Tokenizers are the offline toy ones padded to the real
-sequence lengths (77 CLIP tokens, 512 T5 tokens): compute depends on the length, not the vocab.
+Turbo's, ``bench/full_size_flux2.py`` FLUX.2 [dev]'s and [klein]'s. Tokenizers are the
+offline toy ones padded to the real sequence lengths (77 CLIP tokens, 512 T5 tokens): compute
+depends on the length, not the vocab.
 
 ``python bench/full_size.py [family ...]`` builds each on the meta device and prints parameter
 counts next to the published sizes without allocating memory; it exits 1 when one is more than
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import full_size_qwen  # noqa: E402
+from bench import full_size_flux2, full_size_qwen  # noqa: E402
 
 _ENC4 = ["DownEncoderBlock2D"] * 4
 _DEC4 = ["UpDecoderBlock2D"] * 4
@@ -225,6 +226,7 @@ PUBLISHED_PARAMS = {  # millions, as published, for the meta-device check
     },
     "wan21-t2v-1.3b": {},
     **full_size_qwen.PUBLISHED_PARAMS,
+    **full_size_flux2.PUBLISHED_PARAMS,
 }
 
 
@@ -338,6 +340,10 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "wan21-t2v-1.3b": _wan,
     "qwen-image": full_size_qwen.build_qwen_image,
     "z-image": full_size_qwen.build_z_image,
+    "flux2-dev": lambda: full_size_flux2.flux2_dev(_host),
+    "flux2-klein": lambda: full_size_flux2.flux2_klein(_host),
+    # Not a family of its own: the 9B base the flux2-klein family also loads (size check only).
+    "flux2-klein-9b": lambda: full_size_flux2.flux2_klein(_host, nine_b=True),
 }
 
 

@@ -39,7 +39,10 @@ if str(ROOT) not in sys.path:
 
 from bench.reference_loop import build_reference, write_dataset  # noqa: E402
 
-FULL_SIZE = ("sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b", "qwen-image", "z-image")
+FULL_SIZE = (
+    *("sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b", "qwen-image", "z-image"),
+    *("flux2-klein", "flux2-dev"),
+)
 # Dense bf16 tensor-core peaks (TFLOP/s) by device name; fp32 runs use TF32 (half of these).
 GPU_PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
 
@@ -80,6 +83,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=0, help="video clip length, 0 = standard")
     parser.add_argument("--threads", type=int, default=0, help="torch threads, 0 = default")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    parser.add_argument(
+        "--quantize", choices=("none", "int8", "fp8", "preset"), default="none",
+        help="frozen base weights; 'preset' = the family's catalogue setting",
+    )  # fmt: skip
     parser.add_argument("--shared", action="store_true", help="one pipeline for both (GPU way)")
     parser.add_argument("--compile", action="store_true", help="our loop with compile=True")
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="for MFU; 0 = guess")
@@ -153,6 +160,7 @@ class Loop:
 
 def job(family: str, device: Any, args: argparse.Namespace, tmp: Path) -> tuple[Any, Path]:
     """The TrainingConfig and a synthetic dataset at the family's standard size."""
+    from catalogue.families import family_facts
     from training.config import TrainingConfig
     from training.models import get_family
 
@@ -175,6 +183,7 @@ def job(family: str, device: Any, args: argparse.Namespace, tmp: Path) -> tuple[
         trigger_word="sks",
         mixed_precision=args.precision,
         compile=args.compile,
+        quantize=family_facts(family).quantize if args.quantize == "preset" else args.quantize,
     )
     source = round(resolution * args.source_scale)
     data = write_dataset(tmp / "data", spec, max(args.images, args.batch_size), source, frames)
@@ -229,7 +238,14 @@ def load_model(config: Any, device: Any) -> Any:
     from training.trainer import load_family, weight_dtype
 
     if device.type == "cuda":
-        return build_loaded(config.family, device, weight_dtype(config, device))
+        from training.models import get_family
+        from training.quantize import quantize_frozen
+
+        model = build_loaded(config.family, device, weight_dtype(config, device))
+        for name in get_family(config.family).denoiser_components:
+            quantize_frozen(getattr(model.pipeline, name), config.quantize, device)
+        model.quantize = config.quantize
+        return model
     return load_family(config, device)[1]
 
 
