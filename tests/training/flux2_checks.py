@@ -155,7 +155,7 @@ def check_train_end_to_end(family_name: str, folder: Path, tmp: Path) -> None:
 def check_killed_run_resumes(family_name: str, folder: Path, tmp: Path) -> None:
     """A run SIGKILLed after a checkpoint resumes there and ends bit-for-bit as an unbroken one."""
     config = train_config(
-        family_name, folder, steps=8, checkpoint_every=2, sample_every=0, caption_dropout=0.3
+        family_name, folder, steps=6, checkpoint_every=3, sample_every=0, caption_dropout=0.3
     )
     data = image_data(tmp / "data")
     killed = kill_after_first_checkpoint(config, data, tmp / "out")
