@@ -93,7 +93,7 @@ def flux2_dev(host: Any) -> Any:
     )
 
     from training.models.flux2_family import flux2_scheduler
-    from training.models.tiny_llm import build_toy_mistral_tokenizer
+    from training.models.tiny_mistral import build_toy_mistral_tokenizer
 
     config = Mistral3Config(
         text_config=MistralConfig(**MISTRAL_SMALL_3_TEXT),
@@ -122,7 +122,7 @@ def flux2_klein(host: Any, nine_b: bool = False) -> Any:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     from training.models.flux2_family import flux2_scheduler
-    from training.models.tiny_llm import build_toy_qwen_tokenizer
+    from training.models.tiny_qwen import build_toy_qwen_tokenizer
 
     transformer = FLUX2_KLEIN_9B_TRANSFORMER if nine_b else FLUX2_KLEIN_4B_TRANSFORMER
     return Flux2KleinPipeline(

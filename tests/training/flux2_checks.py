@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from tests.training.conftest import write_image
-from tests.training.resume_check import assert_resume_matches_unbroken, kill_after_first_checkpoint
+from tests.training.killed_run import assert_image_run_resumes_exactly
 from tests.training.tiny_assets_flow import (
     ALPHA,
     RANK,
@@ -21,6 +21,8 @@ from tests.training.tiny_assets_flow import (
     Trained,
     assert_files_reproduce,
     export_both,
+    first_prompt_request,
+    image_batch,
     load_cpu,
     peft_deltas,
     pixels,
@@ -28,7 +30,7 @@ from tests.training.tiny_assets_flow import (
     train_steps,
 )
 from training import train
-from training.models.base import LatentBatch, SampleRequest
+from training.models.base import SampleRequest
 
 if TYPE_CHECKING:
     from training.models.base import Family, LoadedModel
@@ -41,20 +43,16 @@ def train_tiny(family: Family, folder: Path, steps: int = 3, lr: float = 2e-2) -
     """Load, encode the prompts and two random images, free the encoders, run real steps."""
     model = load_cpu(family, folder)
     embeds = family.encode_prompts(model, PROMPTS)
-    images = torch.rand(len(PROMPTS), 3, SIDE, SIDE, generator=torch.Generator().manual_seed(0))
-    latents = family.encode_media(model, images * 2 - 1)
+    batch = image_batch(family, model, embeds, SIDE)
     negative = family.encode_prompts(model, [""])
     family.free_encoders(model)
-    batch = LatentBatch(latents, embeds, ((SIDE, SIDE),) * 2, ((0, 0),) * 2)
-    model.extras["negative"], model.extras["latents"] = negative, latents
+    model.extras["negative"], model.extras["latents"] = negative, batch.latents
     return Trained(model, embeds, train_steps(family, model, batch, steps=steps, lr=lr))
 
 
 def sample_request(trained: Trained) -> SampleRequest:
     """Two steps of the first prompt at the tiny size, CFG negative included."""
-    one = {k: v[:1] for k, v in trained.embeds.items()}
-    negative = trained.model.extras["negative"]
-    return SampleRequest(one, negative, seed=7, steps=2, width=SIDE, height=SIDE)
+    return first_prompt_request(trained.embeds, trained.model.extras["negative"])
 
 
 def check_latents_are_patchified_and_unit_scale(trained: Trained) -> None:
@@ -154,9 +152,5 @@ def check_train_end_to_end(family_name: str, folder: Path, tmp: Path) -> None:
 
 def check_killed_run_resumes(family_name: str, folder: Path, tmp: Path) -> None:
     """A run SIGKILLed after a checkpoint resumes there and ends bit-for-bit as an unbroken one."""
-    config = train_config(
-        family_name, folder, steps=6, checkpoint_every=3, sample_every=0, caption_dropout=0.3
-    )
-    data = image_data(tmp / "data")
-    killed = kill_after_first_checkpoint(config, data, tmp / "out")
-    assert_resume_matches_unbroken(config, data, tmp / "out", tmp / "unbroken", killed)
+    result = assert_image_run_resumes_exactly(family_name, folder, tmp)
+    assert math.isfinite(result.final_loss or math.nan)

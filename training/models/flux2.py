@@ -44,18 +44,12 @@ class Flux2DevFamily(Flux2Family):
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random dev pipeline: toy Mistral 3 (30 layers, 16 wide), calibrated VAE, 2 blocks.
 
-        The toy tokenizer is trained on the pipeline's own system message too, so the message
-        plus a prompt fits its 512 tokens as it fits Mistral's.
+        The toy tokenizer is trained on the pipeline's own system message too (tiny_mistral.py),
+        so the message plus a prompt fits its 512 tokens as it fits Mistral's.
         """
         import torch
         from diffusers import Flux2Pipeline
         from diffusers.pipelines.flux2.system_messages import SYSTEM_MESSAGE
-        from transformers import (
-            Mistral3Config,
-            Mistral3ForConditionalGeneration,
-            MistralConfig,
-            PixtralVisionConfig,
-        )
 
         from training.models.flux2_family import (
             MAX_TEXT_TOKENS,
@@ -63,33 +57,19 @@ class Flux2DevFamily(Flux2Family):
             tiny_flux2_transformer,
             tiny_flux2_vae,
         )
-        from training.models.tiny_llm import build_toy_mistral_tokenizer, tiny_decoder_kwargs
+        from training.models.tiny_mistral import build_toy_mistral_tokenizer, tiny_mistral3
         from training.models.tiny_parts import TINY_SEED
 
         torch.manual_seed(TINY_SEED)
         tokenizer = build_toy_mistral_tokenizer((SYSTEM_MESSAGE,), MAX_TEXT_TOKENS)
-        text_config = MistralConfig(**tiny_decoder_kwargs(len(tokenizer), MISTRAL_LAYERS))
-        vision_config = PixtralVisionConfig(
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            head_dim=8,
-            image_size=32,
-            patch_size=16,
-        )
-        config = Mistral3Config(
-            text_config=text_config,
-            vision_config=vision_config,
-            image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
-            spatial_merge_size=1,
-        )
+        image_token = tokenizer.convert_tokens_to_ids("[IMG]")
+        text_encoder = tiny_mistral3(len(tokenizer), image_token, MISTRAL_LAYERS, hidden_size=16)
         pipe = Flux2Pipeline(
             scheduler=flux2_scheduler(),
             vae=tiny_flux2_vae(),
-            text_encoder=Mistral3ForConditionalGeneration(config),
+            text_encoder=text_encoder,
             tokenizer=tokenizer,
-            transformer=tiny_flux2_transformer(text_config.hidden_size, guidance_embeds=True),
+            transformer=tiny_flux2_transformer(16, guidance_embeds=True),
         )
         pipe.save_pretrained(str(out_dir), safe_serialization=True)
         return out_dir

@@ -14,10 +14,11 @@ ComfyUI file: the original (BFL) checkpoint's names under ``diffusion_model.``, 
 this (0.3.64, Oct 2025) predates FLUX.2 and has no FLUX.2 key map; it loads any
 ``diffusion_model.<native name>`` through its generic path (comfy/lora.py
 ``model_lora_keys_unet``), which is how newer ComfyUI loads FLUX.2 LoRAs from ai-toolkit too.
-q, k, v are fused in the original double blocks: the fused LoRA is block-diagonal (down =
-cat(A_q, A_k, A_v), up = diag(B_q, B_k, B_v)), the same update, and diffusers'
-``_convert_non_diffusers_flux2_lora_to_diffusers`` splits it back. The file carries no alpha
-keys (that converter refuses them), so alpha / rank is folded into the up weights.
+q, k, v are fused in the original double blocks: ``native_lora`` writes the block-diagonal LoRA
+(the same update), which diffusers' ``_convert_non_diffusers_flux2_lora_to_diffusers`` splits
+back. The file carries no alpha keys (that converter refuses them) and uses the lora_A/lora_B
+spelling (``.lora_down`` would send it to diffusers' kohya converter), so alpha / rank is
+folded into the up weights.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from training.errors import ExportError, ModelLoadError
+from training.errors import ModelLoadError
 from training.models.base import LatentBatch, LoadedModel, SampleRequest
 from training.models.flow_family import FlowTransformerFamily
 from training.models.flow_matching import (
@@ -34,6 +35,7 @@ from training.models.flow_matching import (
     sample_sigmas,
     velocity_loss,
 )
+from training.models.native_lora import PEFT_SPELLING, NativeModule, native_lora
 
 if TYPE_CHECKING:
     import torch
@@ -54,26 +56,36 @@ LORA_TARGETS = [
     *(f"single_transformer_blocks.{i}.attn.to_out" for i in range(MAX_SINGLE_BLOCKS)),
 ]
 
-# diffusers module inside a block -> (original module, slot in its fused q/k/v or None).
+# diffusers module inside a block -> (original module, slot in its fused q/k/v, parts fused).
 _DOUBLE = {
-    "attn.to_q": ("img_attn.qkv", 0),
-    "attn.to_k": ("img_attn.qkv", 1),
-    "attn.to_v": ("img_attn.qkv", 2),
-    "attn.add_q_proj": ("txt_attn.qkv", 0),
-    "attn.add_k_proj": ("txt_attn.qkv", 1),
-    "attn.add_v_proj": ("txt_attn.qkv", 2),
-    "attn.to_out.0": ("img_attn.proj", None),
-    "attn.to_add_out": ("txt_attn.proj", None),
-    "ff.linear_in": ("img_mlp.0", None),
-    "ff.linear_out": ("img_mlp.2", None),
-    "ff_context.linear_in": ("txt_mlp.0", None),
-    "ff_context.linear_out": ("txt_mlp.2", None),
+    "attn.to_q": ("img_attn.qkv", 0, 3),
+    "attn.to_k": ("img_attn.qkv", 1, 3),
+    "attn.to_v": ("img_attn.qkv", 2, 3),
+    "attn.add_q_proj": ("txt_attn.qkv", 0, 3),
+    "attn.add_k_proj": ("txt_attn.qkv", 1, 3),
+    "attn.add_v_proj": ("txt_attn.qkv", 2, 3),
+    "attn.to_out.0": ("img_attn.proj", 0, 1),
+    "attn.to_add_out": ("txt_attn.proj", 0, 1),
+    "ff.linear_in": ("img_mlp.0", 0, 1),
+    "ff.linear_out": ("img_mlp.2", 0, 1),
+    "ff_context.linear_in": ("txt_mlp.0", 0, 1),
+    "ff_context.linear_out": ("txt_mlp.2", 0, 1),
 }
-_SINGLE = {"attn.to_qkv_mlp_proj": ("linear1", None), "attn.to_out": ("linear2", None)}
-_KEY = re.compile(
-    r"^(?:transformer\.)?(transformer_blocks|single_transformer_blocks)\.(\d+)\."
-    r"(.+)\.lora(_A|_B|\.down|\.up)\.weight$"
-)
+_SINGLE = {"attn.to_qkv_mlp_proj": ("linear1", 0, 1), "attn.to_out": ("linear2", 0, 1)}
+_BLOCK = re.compile(r"^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)$")
+
+
+def native_module(module: str) -> NativeModule | None:
+    """The original FLUX.2 module (and fused slot) of a diffusers module path, or None."""
+    match = _BLOCK.match(module)
+    if match is None:
+        return None
+    double = match[1] == "transformer_blocks"
+    target = (_DOUBLE if double else _SINGLE).get(match[3])
+    if target is None:
+        return None
+    kind = "double_blocks" if double else "single_blocks"
+    return NativeModule(f"{kind}.{match[2]}.{target[0]}", slot=target[1], parts=target[2])
 
 
 class Flux2Family(FlowTransformerFamily):
@@ -179,52 +191,9 @@ class Flux2Family(FlowTransformerFamily):
         self, lora_state_dict: dict[str, torch.Tensor], alpha: float
     ) -> dict[str, torch.Tensor]:
         """``diffusion_model.`` + original FLUX.2 names, lora_A/lora_B, alpha folded in."""
-        groups = _group_by_original(lora_state_dict)
-        converted: dict[str, torch.Tensor] = {}
-        for name, slots in sorted(groups.items()):
-            down, up = _combine(name, slots)
-            scale = alpha / next(iter(slots.values()))["down"].shape[0]
-            converted[f"{name}.lora_A.weight"] = down.detach().float().contiguous()
-            converted[f"{name}.lora_B.weight"] = (up.detach().float() * scale).contiguous()
-        return converted
-
-
-def _group_by_original(
-    lora_state_dict: dict[str, torch.Tensor],
-) -> dict[str, dict[int | None, dict[str, torch.Tensor]]]:
-    """Original module name -> fused slot -> {"down", "up"}; ExportError for unknown tensors."""
-    groups: dict[str, dict[int | None, dict[str, torch.Tensor]]] = {}
-    unmapped = []
-    for key, tensor in lora_state_dict.items():
-        match = _KEY.match(key)
-        double = match is not None and match[1] == "transformer_blocks"
-        target = (_DOUBLE if double else _SINGLE).get(match[3]) if match else None
-        if target is None:
-            unmapped.append(key)
-            continue
-        kind = "double_blocks" if double else "single_blocks"
-        name = f"diffusion_model.{kind}.{match[2]}.{target[0]}"
-        part = "down" if match[4] in ("_A", ".down") else "up"
-        groups.setdefault(name, {}).setdefault(target[1], {})[part] = tensor
-    if unmapped:
-        raise ExportError("no original FLUX.2 name for these LoRA tensors", unmapped)
-    return groups
-
-
-def _combine(
-    name: str, slots: dict[int | None, dict[str, torch.Tensor]]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The module's (down, up); fused q/k/v become one block-diagonal LoRA."""
-    import torch
-
-    if None in slots:
-        return slots[None]["down"], slots[None]["up"]
-    if sorted(slots) != [0, 1, 2] or any(len(parts) != 2 for parts in slots.values()):
-        raise ExportError(f"{name} needs LoRA on all of q, k and v, got slots {sorted(slots)}")
-    downs = [slots[i]["down"] for i in range(3)]
-    if len({down.shape[0] for down in downs}) != 1:
-        raise ExportError(f"{name}: q, k and v must share one rank")
-    return torch.cat(downs, dim=0), torch.block_diag(*(slots[i]["up"] for i in range(3)))
+        return native_lora(
+            lora_state_dict, alpha, native_module, spelling=PEFT_SPELLING, fold_alpha=True
+        )
 
 
 def tiny_flux2_vae() -> object:

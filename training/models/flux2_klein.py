@@ -62,12 +62,13 @@ class Flux2KleinFamily(Flux2Family):
             tiny_flux2_transformer,
             tiny_flux2_vae,
         )
-        from training.models.tiny_llm import build_toy_qwen_tokenizer, tiny_decoder_kwargs
         from training.models.tiny_parts import TINY_SEED
+        from training.models.tiny_qwen import build_toy_qwen_tokenizer, tiny_qwen_text_kwargs
 
         torch.manual_seed(TINY_SEED)
-        tokenizer = build_toy_qwen_tokenizer()
-        config = Qwen3Config(**tiny_decoder_kwargs(len(tokenizer), QWEN3_LAYERS))
+        tokenizer = build_toy_qwen_tokenizer(max_length=64)
+        text = tiny_qwen_text_kwargs(len(tokenizer), hidden_size=16)
+        config = Qwen3Config(**{**text, "num_hidden_layers": QWEN3_LAYERS})
         text_encoder = Qwen3ForCausalLM(config)
         pipe = Flux2KleinPipeline(
             scheduler=flux2_scheduler(),

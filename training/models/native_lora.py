@@ -30,6 +30,7 @@ _PARTS = {
 }
 KOHYA_SPELLING = (".lora_down.weight", ".lora_up.weight")
 DOT_SPELLING = (".lora.down.weight", ".lora.up.weight")  # ComfyUI reads it too
+PEFT_SPELLING = (".lora_A.weight", ".lora_B.weight")  # ai-toolkit's FLUX.2 files; ComfyUI too
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,13 @@ def native_lora(
     alpha: float,
     native_of: Callable[[str], NativeModule | None],
     spelling: tuple[str, str] = KOHYA_SPELLING,
+    fold_alpha: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """diffusers LoRA tensors -> ``diffusion_model.<native>`` down/up/alpha, fp32, fused."""
+    """diffusers LoRA tensors -> ``diffusion_model.<native>`` down/up/alpha, fp32, fused.
+
+    ``fold_alpha``: no ``.alpha`` keys; alpha / rank is multiplied into the up weights instead
+    (diffusers' FLUX.2 converter refuses alpha keys in this layout; ComfyUI then scales by 1).
+    """
     import torch
 
     converted: dict[str, torch.Tensor] = {}
@@ -71,9 +77,13 @@ def native_lora(
         else:
             down, up = block_diagonal([p["down"] for p in ordered], [p["up"] for p in ordered])
         key = NATIVE_PREFIX + name
+        up = up.detach().float()
+        if fold_alpha:
+            up = up * (float(alpha) * parts / down.shape[0])
+        else:
+            converted[key + ".alpha"] = torch.tensor(float(alpha) * parts)
         converted[key + spelling[0]] = down.detach().float().contiguous()
-        converted[key + spelling[1]] = up.detach().float().contiguous()
-        converted[key + ".alpha"] = torch.tensor(float(alpha) * parts)
+        converted[key + spelling[1]] = up.contiguous()
     return converted
 
 

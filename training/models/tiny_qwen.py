@@ -37,8 +37,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def toy_qwen_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Byte-level BPE trained until every word of the toy corpus is one token."""
+def toy_qwen_vocab(
+    extra_text: tuple[str, ...] = (), specials: tuple[str, ...] = SPECIAL_TOKENS
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Byte-level BPE trained until every word of the toy corpus (plus extra_text) is one token."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
@@ -52,12 +54,12 @@ def toy_qwen_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     trainer = trainers.BpeTrainer(
         vocab_size=4096,  # more than the corpus can fill: training stops when all words are whole
         min_frequency=1,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(specials),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     words = (*TOY_WORDS, *_CHAT_WORDS)
-    corpus = [*TOY_SENTENCES, " ".join(words), "\n".join(words), QWEN_IMAGE_TEMPLATE]
+    corpus = [*TOY_SENTENCES, " ".join(words), "\n".join(words), QWEN_IMAGE_TEMPLATE, *extra_text]
     tokenizer.train_from_iterator(corpus, trainer)
     model = json.loads(tokenizer.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]

@@ -15,11 +15,6 @@ if TYPE_CHECKING:
     from transformers import T5TokenizerFast
 
 
-def toy_sentences() -> tuple[str, ...]:
-    """The sentences every toy tokenizer is trained on."""
-    return _SENTENCES
-
-
 def build_toy_t5_tokenizer(max_length: int = 32) -> T5TokenizerFast:
     """A T5 tokenizer (<pad>=0, </s>=1, <unk>=2) trained offline on toy sentences."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
