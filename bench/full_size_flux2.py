@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.full_size_qwen import QWEN3_4B  # Z-Image's text encoder is klein 4B's too
+
 FLUX2_DEV_TRANSFORMER: dict[str, Any] = {}  # Flux2Transformer2DModel's defaults are FLUX.2-dev
 FLUX2_KLEIN_4B_TRANSFORMER = {
     "num_attention_heads": 24,
@@ -52,26 +54,13 @@ PIXTRAL_VISION = {
     "image_size": 1540,
     "patch_size": 14,
 }
-QWEN3_4B = {
-    "vocab_size": 151936,
-    "hidden_size": 2560,
-    "intermediate_size": 9728,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "max_position_embeddings": 40960,
-    "rms_norm_eps": 1e-06,
-    "rope_theta": 1000000.0,
-    "tie_word_embeddings": True,
-}
 QWEN3_8B = {**QWEN3_4B, "hidden_size": 4096, "intermediate_size": 12288}
 QWEN3_8B["tie_word_embeddings"] = False
 PUBLISHED_PARAMS = {  # millions, as BFL and the text encoders' model cards state them
     # klein 4B's transformer is published only as "~4B" (BFL, NVIDIA's model card); its
     # architecture counts 3875.5M, so it is the one row bench/full_size.py reports 3.1% off.
     "flux2-dev": {"transformer": 32000.0, "text_encoder": 24000.0},
-    "flux2-klein": {"transformer": 4000.0, "text_encoder": 4000.0},
+    "flux2-klein": {"transformer": 4000.0, "text_encoder": 4020.0},  # Qwen3-4B: 4.02B
     "flux2-klein-9b": {"transformer": 9000.0, "text_encoder": 8200.0},
 }
 
