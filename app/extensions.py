@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask_limiter import Limiter
@@ -12,7 +12,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from redis import Redis
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import event
+from sqlalchemy.orm import DeclarativeBase, Mapper
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -26,6 +27,18 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+@event.listens_for(db.Model, "instrument_class", propagate=True)
+def _never_reuse_ids(mapper: Mapper[Any], model: type) -> None:
+    """SQLite otherwise hands a deleted row's id to the next row, and ids name Redis keys,
+    storage prefixes, job ids and ledger segments that may outlive the row (PostgreSQL
+    sequences never go back). Migration 0006 rebuilt the existing tables so."""
+    table = getattr(model, "__table__", None)
+    if table is not None:
+        table.dialect_kwargs["sqlite_autoincrement"] = True
+
+
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

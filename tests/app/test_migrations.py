@@ -25,3 +25,30 @@ def test_migrations_are_at_head(app: Flask) -> None:
         config = current_app.extensions["migrate"].migrate.get_config()
         head = ScriptDirectory.from_config(config).get_current_head()
     assert current == head
+
+
+def test_a_deleted_rows_id_is_never_handed_out_again(app: Flask) -> None:
+    """SQLite reuses the newest id after a delete unless the table has AUTOINCREMENT; an id
+    names Redis keys, storage prefixes, job ids and ledger segments, so it must stay unique."""
+    from sqlalchemy import delete, inspect, text
+
+    from app.accounts.models import User
+    from tests.app.privacy.support import make_user
+
+    with app.app_context():
+        first = make_user("first@example.com")
+        db.session.execute(delete(User).where(User.id == first))
+        db.session.commit()
+        assert make_user("second@example.com") > first
+        if db.engine.dialect.name == "sqlite":
+            with db.engine.connect() as connection:
+                ddl = dict(connection.execute(text("SELECT name, sql FROM sqlite_master")).all())
+                tables = inspect(connection).get_table_names()
+            integer_ids = [
+                name
+                for name in tables
+                if name in db.metadata.tables
+                and str(db.metadata.tables[name].c.get("id", "").type) == "INTEGER"
+            ]
+            assert len(integer_ids) == 13
+            assert [t for t in integer_ids if "PRIMARY KEY AUTOINCREMENT" not in ddl[t]] == []
