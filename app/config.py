@@ -69,7 +69,10 @@ class Settings:
     free_storage_mb: int = 1024
     caption_model: str = ""
     caption_queue: str = "gpu-24gb"
-    download_url_expiry_s: int = 300
+    # Download links are signed on each click, after the owner check, and used at once (a
+    # redirect); short, because an S3 presigned URL cannot be revoked: after an account
+    # deletion one works at most this long, or until the erasure removed the bytes.
+    download_url_expiry_s: int = 60
     training_job_timeout_s: int = 6 * 3600
     run_heartbeat_interval_s: int = 10
     run_heartbeat_timeout_s: int = 120

@@ -1,18 +1,25 @@
 """Outgoing e-mail: SMTP when configured, else an outbox folder under instance/ (embedded mode).
 
 Web requests never talk to SMTP themselves: they call queue_email(), and a CPU worker sends.
+Every e-mail names the account it is for, and send_email() drops it when that account is
+deleted or being deleted, however long ago it was queued: this is the one place that rule
+lives. Only the deletion receipt goes to an address with no account behind it any more.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 import smtplib
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 
+from app.accounts.services import account_is_leaving
 from app.extensions import get_settings
 from app.queues import CPU_QUEUE, enqueue_task
 
+log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 60
 
 
@@ -28,8 +35,12 @@ def build_message(to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
-def send_email(to: str, subject: str, body: str) -> None:
-    """Send now: through SMTP, or into instance/outbox/ when no SMTP host is configured."""
+def send_email(to: str, subject: str, body: str, *, account_id: int | None) -> bool:
+    """Send now (SMTP, or instance/outbox/ without an SMTP host); False when dropped because
+    the account is leaving. account_id None: the address has no account (deletion receipt)."""
+    if account_id is not None and account_is_leaving(account_id):
+        log.info("e-mail for account %s dropped: the account is deleted or leaving", account_id)
+        return False
     settings = get_settings()
     message = build_message(to, subject, body)
     if not settings.smtp_host:
@@ -37,15 +48,33 @@ def send_email(to: str, subject: str, body: str) -> None:
         outbox.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns()}.eml"
         (outbox / name).write_bytes(bytes(message))
-        return
+        return True
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30) as smtp:
         if settings.smtp_starttls:
             smtp.starttls()
         if settings.smtp_username:
             smtp.login(settings.smtp_username, settings.smtp_password)
         smtp.send_message(message)
+    return True
 
 
-def queue_email(to: str, subject: str, body: str) -> None:
+def mail_job_prefix(account_id: int | None) -> str:
+    """How the RQ ids of an account's queued e-mails begin, so an erasure can find them."""
+    return f"mail-{account_id}-" if account_id is not None else "mail-"
+
+
+def queue_email(to: str, subject: str, body: str, *, account_id: int | None) -> None:
     """Send later from a CPU worker, so a slow mail server never slows a page."""
-    enqueue_task("jobs.mail.send", to, subject, body, queue=CPU_QUEUE, timeout_s=SEND_TIMEOUT_S)
+    enqueue_task(
+        "jobs.mail.send",
+        to,
+        subject,
+        body,
+        account_id,
+        queue=CPU_QUEUE,
+        timeout_s=SEND_TIMEOUT_S,
+        job_id=mail_job_prefix(account_id) + secrets.token_hex(8),
+        # The address and text stay out of job lists, and nothing of a sent e-mail is kept.
+        description=f"e-mail for account {account_id}",
+        result_ttl_s=0,
+    )

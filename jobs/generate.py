@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.accounts.services import account_is_leaving
 from app.billing.models import GpuUsage
 from app.db_types import utcnow
 from app.extensions import db, get_settings, get_storage
@@ -24,6 +25,8 @@ def run(generation_id: int) -> str:
         generation = db.session.get(Generation, generation_id)
         if generation is None or generation.status not in ("queued", "running"):
             return "skipped"
+        if account_is_leaving(generation.user_id):
+            return _cancel(generation)
         log = job_logger(__name__, f"generation {generation_id}")
         training_run = db.session.get(TrainingRun, generation.run_id)
         generation.status = "running"
@@ -32,7 +35,7 @@ def run(generation_id: int) -> str:
         scratch = Path(tempfile.mkdtemp(prefix="attune-generate-", dir=_scratch_root()))
         try:
             generation.media_keys = _render(generation, training_run, scratch)
-            generation.status = "succeeded"
+            generation.status = "succeeded" if generation.media_keys else "cancelled"
         except Exception as exc:
             db.session.rollback()
             log.exception("failed")
@@ -49,6 +52,13 @@ def run(generation_id: int) -> str:
         db.session.commit()
         _meter(generation, started, seconds, charged=generation.status == "succeeded")
         return generation.status
+
+
+def _cancel(generation: Generation) -> str:
+    """Its owner is deleting the account: render nothing, store nothing."""
+    generation.status, generation.finished_at = "cancelled", utcnow()
+    db.session.commit()
+    return "cancelled"
 
 
 def _scratch_root() -> Path:
@@ -77,6 +87,8 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
         resolution=config.get("resolution"),
         quantize=config.get("quantize", "none"),  # as the run loaded its base
     )
+    if account_is_leaving(generation.user_id):
+        return []  # the erasure waits for this job; nothing may land under its prefix
     fps = get_family(training_run.family).spec.fps or 16
     keys = []
     for index, frames in enumerate(outputs):

@@ -16,10 +16,11 @@ from redis import Redis
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from app.accounts.services import account_is_leaving
 from app.db_types import utcnow
 from app.extensions import db, get_settings
 from app.trainings.models import TrainingRun
-from app.trainings.services import LOG_KEY, LOSS_KEY, PROGRESS_KEY
+from app.trainings.services import live_keys
 from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
 
@@ -37,13 +38,15 @@ class RunReporter:
     def __init__(self, run: TrainingRun, redis: Redis) -> None:
         self.run = run
         self.redis = redis
-        self.keys = {k: t.format(run_id=run.id) for k, t in (
-            ("progress", PROGRESS_KEY), ("loss", LOSS_KEY), ("log", LOG_KEY))}  # fmt: skip
+        self.keys = dict(zip(("progress", "loss", "log"), live_keys(run.id), strict=True))
         self._last_db_write = 0.0
         self._last_webhook = float("-inf")
         self._webhook_interval = get_settings().webhook_progress_interval_s
         self._last_cancel_check = 0.0
         self._cancelled = False
+        # Set when the stop came from an account deletion: nothing more is uploaded, since
+        # the erasure waits for this job and deletes everything a moment later.
+        self.owner_leaving = False
 
     def log(self, message: str) -> None:
         """Append a line to the run's log tail."""
@@ -87,6 +90,8 @@ class RunReporter:
             emit_run_event_safely(self.run, "progress", live)
 
     def _record_sample(self, path: Path) -> None:
+        if self.owner_leaving:
+            return
         key = run_files.upload_sample(self.run, path)
         artifacts = dict(self.run.artifacts or {})
         artifacts["samples"] = [*artifacts.get("samples", []), key]
@@ -94,6 +99,8 @@ class RunReporter:
         db.session.commit()
 
     def _record_checkpoint(self, folder: Path, step: int) -> None:
+        if self.owner_leaving:
+            return
         key = run_files.upload_checkpoint(self.run, folder, step)
         artifacts = dict(self.run.artifacts or {})
         artifacts["checkpoints"] = {**artifacts.get("checkpoints", {}), str(step): key}
@@ -104,12 +111,14 @@ class RunReporter:
         self.log(f"checkpoint saved at step {step}")
 
     def should_stop(self) -> bool:
-        """True once the person asked to cancel (checked against the DB about once a second)."""
+        """True once the person asked to cancel or to delete the account (checked against the
+        DB about once a second)."""
         now = time.monotonic()
         if not self._cancelled and now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL_S:
             self._last_cancel_check = now
             db.session.refresh(self.run, ["cancel_requested"])
             self._cancelled = self.run.cancel_requested
+            self.owner_leaving = self._cancelled and account_is_leaving(self.run.user_id)
         return self._cancelled
 
     def loss_curve(self, max_points: int = 500) -> list[list[float]]:

@@ -99,7 +99,8 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
         }
     )
     result = train(config, data_dir, out_dir, reporter.on_progress, reporter.should_stop)
-    training_run.artifacts = run_files.upload_outputs(training_run, result)
+    if not reporter.owner_leaving:
+        training_run.artifacts = run_files.upload_outputs(training_run, result)
     training_run.step, training_run.loss = result.steps_done, result.final_loss
     for skipped in result.skipped:
         reporter.log(f"skipped {skipped.file}: {skipped.reason}")
@@ -163,6 +164,6 @@ def notify_owner(run: TrainingRun) -> None:
         subject = f"Your training run “{run.name}” failed"
         body = f"{run.error}\n\nDetails: {link}\n"
     try:
-        send_email(user.email, subject, body)
+        send_email(user.email, subject, body, account_id=user.id)
     except Exception:
         job_logger(__name__, f"run {run.id}").warning("could not send the e-mail", exc_info=True)

@@ -19,7 +19,7 @@ def queue_verification(user: User) -> None:
         f"Hello {user.name},\n\nPlease confirm your e-mail address for Attune:\n{link}\n\n"
         f"The link works once, for {MAX_AGE_S['verify'] // 3600} hours.\n"
     )
-    queue_email(user.email, "Confirm your e-mail address for Attune", body)
+    queue_email(user.email, "Confirm your e-mail address for Attune", body, account_id=user.id)
 
 
 def send_password_reset(user: User) -> None:
@@ -31,7 +31,7 @@ def send_password_reset(user: User) -> None:
         f"The link works once, for {MAX_AGE_S['reset'] // 60} minutes. Setting a new password\n"
         "signs you out everywhere. If you did not ask for this, ignore this e-mail.\n"
     )
-    send_email(user.email, "Reset your Attune password", body)
+    send_email(user.email, "Reset your Attune password", body, account_id=user.id)
 
 
 def queue_email_change(user: User) -> None:
@@ -42,13 +42,20 @@ def queue_email_change(user: User) -> None:
         f"Hello {user.name},\n\nConfirm that Attune should use this address from now on:\n"
         f"{link}\n\nThe link works once, for {MAX_AGE_S['email-change'] // 3600} hours.\n"
     )
-    queue_email(user.pending_email, "Confirm your new e-mail address for Attune", body)
+    queue_email(
+        user.pending_email,
+        "Confirm your new e-mail address for Attune",
+        body,
+        account_id=user.id,
+    )
     notice = (
         f"Hello {user.name},\n\nSomeone asked to change your Attune e-mail address to "
         f"{user.pending_email}.\nNothing changes until the link sent there is followed. If this "
         "was not you, change your password now.\n"
     )
-    queue_email(user.email, "Your Attune e-mail address is being changed", notice)
+    queue_email(
+        user.email, "Your Attune e-mail address is being changed", notice, account_id=user.id
+    )
 
 
 def queue_password_changed(user: User) -> None:
@@ -58,4 +65,4 @@ def queue_password_changed(user: User) -> None:
         "signed out.\nIf this was not you, reset your password now:\n"
         f"{_link('/forgot-password')}\n"
     )
-    queue_email(user.email, "Your Attune password was changed", body)
+    queue_email(user.email, "Your Attune password was changed", body, account_id=user.id)

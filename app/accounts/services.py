@@ -80,6 +80,13 @@ def load_session_user(session_id: str) -> User | None:
     return user
 
 
+def account_is_leaving(user_id: int) -> bool:
+    """True once the account is erased or its owner asked to delete it: from then on nothing
+    of theirs is served, mailed or produced."""
+    user = db.session.get(User, user_id)
+    return user is None or user.deletion_requested_at is not None
+
+
 def revoke_sessions(user: User) -> None:
     """Log the person out everywhere by bumping the session version."""
     user.session_version += 1

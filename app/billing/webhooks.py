@@ -154,6 +154,6 @@ def _notify(event: dict[str, Any], subscription: Subscription) -> None:
         f"You can keep starting training runs until {long_date(grace_ends(subscription))}.\n"
     )
     try:
-        queue_email(user.email, "Your Attune payment failed", body)
+        queue_email(user.email, "Your Attune payment failed", body, account_id=user.id)
     except Exception:  # the state change is committed; a lost reminder must not undo it
         log.exception("could not queue the payment-failed e-mail for user %s", user.id)

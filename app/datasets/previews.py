@@ -25,7 +25,12 @@ HEAVY_CROP = 0.25
 
 def preview_key(dataset_id: int, family: str, resolution: int) -> str:
     """The Redis key of one stored preview (the job writes it, the page reads it)."""
-    return f"attune:bucket-preview:{dataset_id}:{family}:{resolution}"
+    return f"{previews_prefix(dataset_id)}{family}:{resolution}"
+
+
+def previews_prefix(dataset_id: int) -> str:
+    """How the Redis keys of every preview of the dataset begin."""
+    return f"attune:bucket-preview:{dataset_id}:"
 
 
 def pending_key(dataset_id: int, family: str, resolution: int) -> str:

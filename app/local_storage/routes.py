@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, request
 from app.datasets.services import PART_SIZE
 from app.datasets.uploads import upload_refusal
 from app.extensions import csrf, get_storage
+from app.privacy.services import download_allowed
 from storage import (
     InvalidToken,
     LocalStorage,
@@ -60,6 +61,8 @@ def download(token: str) -> Response:
     storage = _local()
     try:
         claims = storage.verify_token(token, "download")
+        if not download_allowed(claims.key):
+            raise ObjectNotFound(claims.key)  # its owner deleted the account
         info = storage.stat(claims.key)
         if info is None:
             raise ObjectNotFound(claims.key)

@@ -1,8 +1,12 @@
-"""Erasing an account: billing stopped, runs stopped, every object and row gone, a receipt sent.
+"""Erasing an account: billing stopped, work stopped, every object, row and Redis key gone.
 
-Billing records (subscriptions, the GPU-usage ledger) are kept as financial records without
-the person: their user_id becomes NULL and the Stripe customer id stays on the subscription.
-Each step can be repeated, so a job that dies part-way is simply run again.
+The delete request itself stops the work at once (stop_work): queued runs and renders are
+cancelled, running ones are asked to stop, which the training loop sees within a step. The
+erasure job then runs on the privacy queue, which a long training job cannot hold up; it
+looks again every second until the person's jobs have stopped, so it finishes within seconds
+of the last one. Billing records (subscriptions, the GPU-usage ledger) are kept as financial
+records without the person: their user_id becomes NULL and the Stripe customer id stays on
+the subscription. Each step can be repeated, so a job that dies part-way is simply run again.
 """
 
 from __future__ import annotations
@@ -16,19 +20,64 @@ from app.accounts.models import User
 from app.billing import services as billing_services
 from app.billing.models import GpuUsage, Subscription
 from app.datasets.models import Dataset, DatasetItem
-from app.extensions import db, get_storage
+from app.db_types import utcnow
+from app.extensions import db, get_settings, get_storage
 from app.privacy.deletion import count_objects
 from app.privacy.notices import queue_account_deleted
-from app.queues import CPU_QUEUE, get_queue
-from app.trainings.models import FINISHED_STATUSES, TrainingRun
+from app.privacy.traces import forget_traces, traces_of
+from app.queues import PRIVACY_QUEUE, enqueue_task, started_jobs
+from app.trainings.models import FINISHED_STATUSES, Generation, TrainingRun
 from app.trainings.services import cancel_run
 
 log = logging.getLogger(__name__)
 # Financial records outlive the account (PRODUCT.md); their user_id is set to NULL.
 KEPT_TABLES = frozenset({Subscription.__tablename__, GpuUsage.__tablename__})
-RUN_STOP_WAIT = timedelta(seconds=30)
-RUN_STOP_ATTEMPTS = 20  # about ten minutes for running runs to notice the cancellation
+STOP_POLL = timedelta(seconds=1)
+# A worker that never answers (hung, cut off) does not keep the data: erase anyway.
+STOP_DEADLINE = timedelta(minutes=15)
+# Presigned upload URLs handed out before the request still work until they expire; a last
+# sweep after that removes whatever they brought in.
+LATE_SWEEP_MARGIN = timedelta(minutes=5)
 JOB_TIMEOUT_S = 3600
+
+
+def erase_job_id(user_id: int, attempt: int = 1) -> str:
+    """The RQ job id of one look of the erasure of account `user_id`."""
+    return f"delete-account-{user_id}" if attempt == 1 else f"delete-account-{user_id}-{attempt}"
+
+
+def queue_erasure(user_id: int, attempt: int = 1, delay: timedelta | None = None) -> None:
+    """Queue (again) the erasure of account `user_id` on the privacy queue."""
+    enqueue_task(
+        "jobs.accounts.delete_account",
+        user_id,
+        attempt,
+        queue=PRIVACY_QUEUE,
+        timeout_s=JOB_TIMEOUT_S,
+        job_id=erase_job_id(user_id, attempt),
+        description="account erasure",
+        result_ttl_s=0,  # a finished erasure leaves nothing naming the person in Redis
+        at=None if delay is None else utcnow() + delay,
+    )
+
+
+def stop_work(user: User) -> None:
+    """Cancel the person's queued runs and renders; ask running runs to stop at their next step."""
+    runs = db.session.scalars(
+        select(TrainingRun).where(
+            TrainingRun.user_id == user.id, TrainingRun.status.not_in(FINISHED_STATUSES)
+        )
+    ).all()
+    for run in runs:
+        if not run.cancel_requested or run.status == "queued":
+            cancel_run(run)
+    # A running render checks its owner before it stores anything (jobs.generate).
+    db.session.execute(
+        update(Generation)
+        .where(Generation.user_id == user.id, Generation.status == "queued")
+        .values(status="cancelled", finished_at=utcnow())
+    )
+    db.session.commit()
 
 
 def erase_account(user_id: int, attempt: int = 1) -> str:
@@ -39,40 +88,56 @@ def erase_account(user_id: int, attempt: int = 1) -> str:
     if user.deletion_requested_at is None:
         return "not requested"
     # Issue 6's billing service cancels the Stripe subscription immediately (no refund logic
-    # here) and records the end on the local row.
+    # here) and records the end on the local row; it does nothing once it ended.
     billing_services.cancel_subscription_for_deletion(user)
-    if _stop_runs(user) and attempt < RUN_STOP_ATTEMPTS:
-        # A running run stops at its next step; deleting its files first would race its uploads.
-        get_queue(CPU_QUEUE).enqueue_in(
-            RUN_STOP_WAIT,
-            "jobs.accounts.delete_account",
-            user_id,
-            attempt + 1,
-            job_timeout=JOB_TIMEOUT_S,
-        )
-        return "waiting for runs to stop"
+    stop_work(user)
+    traces = traces_of(user)
+    busy = _busy(user, traces.job_ids)
+    if busy and utcnow() < user.deletion_requested_at + STOP_DEADLINE:
+        # Deleting files under a running job would race its uploads: look again shortly.
+        queue_erasure(user_id, attempt + 1, delay=STOP_POLL)
+        return f"waiting for {busy} to stop"
     storage, prefix = get_storage(), f"users/{user.id}/"
     summary = _summary(user, count_objects(storage, [prefix]))
     storage.delete_prefix(prefix)
+    forget_traces(user, traces)
     email, name = user.email, user.name
     _delete_rows(user.id)
     db.session.commit()
     log.info("account %d erased: %s", user_id, summary)
+    enqueue_task(
+        "jobs.accounts.sweep_erased_account",
+        user_id,
+        queue=PRIVACY_QUEUE,
+        timeout_s=JOB_TIMEOUT_S,
+        description="late sweep of an erased account",
+        result_ttl_s=0,
+        at=utcnow() + timedelta(seconds=get_settings().upload_url_expiry_s) + LATE_SWEEP_MARGIN,
+    )
     queue_account_deleted(email, name, summary)
     return "deleted"
 
 
-def _stop_runs(user: User) -> int:
-    """Cancel queued runs, ask running ones to stop; returns how many are still running."""
-    runs = db.session.scalars(
-        select(TrainingRun).where(
-            TrainingRun.user_id == user.id, TrainingRun.status.not_in(FINISHED_STATUSES)
+def _busy(user: User, job_ids: list[str]) -> str | None:
+    """What of the person's work is still running ("2 jobs"), or None."""
+    alive_since = utcnow() - timedelta(seconds=get_settings().run_heartbeat_timeout_s)
+    # A run whose job Redis lost still writes while its worker beats.
+    beating = db.session.scalar(
+        select(func.count()).where(
+            TrainingRun.user_id == user.id,
+            TrainingRun.status == "running",
+            TrainingRun.heartbeat_at >= alive_since,
         )
-    ).all()
-    for run in runs:
-        if not run.cancel_requested or run.status == "queued":
-            cancel_run(run)
-    return sum(1 for run in runs if not run.is_finished)
+    )
+    running = len(started_jobs(job_ids)) or beating or 0
+    return f"{running} job{'s' if running != 1 else ''}" if running else None
+
+
+def sweep_late_uploads(user_id: int) -> int:
+    """Delete what reached the erased account's prefix after the erasure (a late upload)."""
+    if db.session.get(User, user_id) is not None:
+        return 0  # not erased (ids are never reused, so this is the same person)
+    return get_storage().delete_prefix(f"users/{user_id}/")
 
 
 def _summary(user: User, objects: int) -> dict[str, int]:

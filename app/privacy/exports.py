@@ -128,7 +128,7 @@ def build_export(export_id: int) -> str:
     export.status, export.storage_key = "ready", key
     export.finished_at, export.expires_at = now, now + EXPORT_RETENTION
     db.session.commit()
-    queue_export_ready(user.email, user.name, export.expires_at)
+    queue_export_ready(user.id, user.email, user.name, export.expires_at)
     return "ready"
 
 

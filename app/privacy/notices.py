@@ -21,7 +21,9 @@ def _when(moment: datetime) -> str:
     return moment.strftime("%d %B %Y, %H:%M UTC")
 
 
-def queue_retention_warning(to: str, name: str, group: str, deadline: datetime) -> None:
+def queue_retention_warning(
+    account_id: int, to: str, name: str, group: str, deadline: datetime
+) -> None:
     """Warn that a group of data will be deleted at `deadline` unless they subscribe again."""
     words = GROUP_WORDS[group]
     body = (
@@ -32,10 +34,11 @@ def queue_retention_warning(to: str, name: str, group: str, deadline: datetime) 
         f"{_link('/my-data')}\n\n"
         "Deleted files cannot be recovered. You will find a receipt on the same page.\n"
     )
-    queue_email(to, f"Your {words} will be deleted on {deadline:%d %B %Y}", body)
+    subject = f"Your {words} will be deleted on {deadline:%d %B %Y}"
+    queue_email(to, subject, body, account_id=account_id)
 
 
-def queue_export_ready(to: str, name: str, expires_at: datetime) -> None:
+def queue_export_ready(account_id: int, to: str, name: str, expires_at: datetime) -> None:
     """Tell the person their export can be downloaded, and until when."""
     body = (
         f"Hello {name},\n\n"
@@ -43,11 +46,12 @@ def queue_export_ready(to: str, name: str, expires_at: datetime) -> None:
         f"{_link('/my-data')}\n\n"
         f"It is deleted on {_when(expires_at)}.\n"
     )
-    queue_email(to, "Your Attune data export is ready", body)
+    queue_email(to, "Your Attune data export is ready", body, account_id=account_id)
 
 
 def queue_account_deleted(to: str, name: str, summary: dict[str, int]) -> None:
-    """The final receipt after an account was erased."""
+    """The final receipt after an account was erased: the one e-mail to an address whose
+    account is gone."""
     lines = "\n".join(f"- {what}: {count}" for what, count in summary.items())
     body = (
         f"Hello {name},\n\n"
@@ -57,4 +61,4 @@ def queue_account_deleted(to: str, name: str, summary: dict[str, int]) -> None:
         "(subscription and GPU-usage ledger entries) are kept without your name or e-mail,\n"
         "because the law requires us to keep financial records.\n"
     )
-    queue_email(to, "Your Attune account has been deleted", body)
+    queue_email(to, "Your Attune account has been deleted", body, account_id=None)

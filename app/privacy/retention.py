@@ -24,10 +24,10 @@ from app.datasets.models import Dataset
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_storage
 from app.privacy.deletion import UNFINISHED, execute_receipt, open_receipt
+from app.privacy.erasure import queue_erasure
 from app.privacy.models import DataExport, DeletionReceipt, RetentionWarning
 from app.privacy.notices import queue_retention_warning
 from app.privacy.policy import LORA_RETENTION, MEDIA_RETENTION, WARNING_DAYS
-from app.queues import CPU_QUEUE, enqueue_task
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ STALE_EXPORT = timedelta(days=1)
 LOCK_KEY = "attune:retention:lock"
 LOCK_TIMEOUT_S = 3 * 3600
 STUCK_ERASURE = timedelta(hours=1)
-ERASURE_TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True)
@@ -137,13 +136,7 @@ def _resume_erasures(now: datetime, report: Counter[str]) -> None:
         select(User.id).where(User.deletion_requested_at <= now - STUCK_ERASURE)
     ).all()
     for user_id in stuck:
-        enqueue_task(
-            "jobs.accounts.delete_account",
-            user_id,
-            queue=CPU_QUEUE,
-            timeout_s=ERASURE_TIMEOUT_S,
-            job_id=f"delete-account-{user_id}",
-        )
+        queue_erasure(user_id)
         report["erasures_resumed"] += 1
 
 
@@ -208,7 +201,7 @@ def _send_warning(user: User, group: str, deadline: datetime, key: str, now: dat
     try:
         db.session.flush()
         if min(missing) == min(due):
-            queue_retention_warning(user.email, user.name, group, deadline)
+            queue_retention_warning(user.id, user.email, user.name, group, deadline)
         db.session.commit()
     except IntegrityError:  # a parallel pass recorded it first
         db.session.rollback()

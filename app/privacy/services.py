@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from app.accounts.google import recently_reauthenticated
 from app.accounts.models import User
 from app.accounts.passwords import verify_password
+from app.accounts.services import account_is_leaving
 from app.billing.models import GpuUsage, Subscription
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import get_dataset
@@ -21,15 +23,19 @@ from app.privacy.deletion import (
     group_key_for_request,
     open_receipt,
 )
+from app.privacy.erasure import queue_erasure, stop_work
 from app.privacy.exports import list_exports
 from app.privacy.models import DeletionReceipt
 from app.privacy.retention import LOCK_KEY, LOCK_TIMEOUT_S, retention_schedule
-from app.queues import CPU_QUEUE, enqueue_task, get_queue
+from app.queues import PRIVACY_QUEUE, enqueue_task
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.services import get_run
 
+# Every stored object lives under its owner's prefix (ARCHITECTURE.md, "State").
+OWNER_PREFIX = re.compile(r"users/(\d+)/")
 DELETION_JOB_TIMEOUT_S = 3600
-LOCK_WAIT_S = 30
+# Short: while the hourly pass holds the lock, the privacy worker should not sit waiting.
+LOCK_WAIT_S = 5
 RETRY_DELAY = timedelta(minutes=5)
 
 
@@ -91,7 +97,7 @@ def request_deletion(user: User, scope: str, target_id: int | None = None) -> De
     enqueue_task(
         "jobs.retention.run_deletion",
         receipt.id,
-        queue=CPU_QUEUE,
+        queue=PRIVACY_QUEUE,
         timeout_s=DELETION_JOB_TIMEOUT_S,
     )
     return receipt
@@ -113,11 +119,12 @@ def run_requested_deletion(receipt_id: int) -> str:
         return "skipped"
     lock = get_redis().lock(LOCK_KEY, timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S)
     if not lock.acquire():
-        get_queue(CPU_QUEUE).enqueue_in(
-            RETRY_DELAY,
+        enqueue_task(
             "jobs.retention.run_deletion",
             receipt_id,
-            job_timeout=DELETION_JOB_TIMEOUT_S,
+            queue=PRIVACY_QUEUE,
+            timeout_s=DELETION_JOB_TIMEOUT_S,
+            at=utcnow() + RETRY_DELAY,
         )
         return "deferred"
     try:
@@ -128,7 +135,9 @@ def run_requested_deletion(receipt_id: int) -> str:
 
 
 def request_account_deletion(user: User, password: str) -> None:
-    """Confirm with the password (or a fresh Google sign-in), sign out everywhere, queue erasure."""
+    """Confirm with the password (or a fresh Google sign-in), then at once: sign out
+    everywhere, refuse the person's download links and e-mails (both check
+    deletion_requested_at), stop their runs and renders; and queue the erasure."""
     if user.has_password:
         if not verify_password(user.password_hash, password):
             raise DeletionError("That is not your password.")
@@ -137,10 +146,12 @@ def request_account_deletion(user: User, password: str) -> None:
     user.deletion_requested_at = utcnow()
     user.session_version += 1
     db.session.commit()
-    enqueue_task(
-        "jobs.accounts.delete_account",
-        user.id,
-        queue=CPU_QUEUE,
-        timeout_s=DELETION_JOB_TIMEOUT_S,
-        job_id=f"delete-account-{user.id}",
-    )
+    stop_work(user)
+    queue_erasure(user.id)
+
+
+def download_allowed(key: str) -> bool:
+    """A signed download link works only while the object's owner exists and is not being
+    deleted: from the delete request on, every link handed out before is dead."""
+    owner = OWNER_PREFIX.match(key)
+    return owner is not None and not account_is_leaving(int(owner.group(1)))

@@ -167,11 +167,21 @@ def _enqueue(run: TrainingRun) -> None:
         run.id,
         queue=run.queue,
         timeout_s=get_settings().training_job_timeout_s,
-        job_id=f"run-{run.id}-{run.attempts + 1}",
+        job_id=run_job_id(run.id, run.attempts + 1),
         description=f"training run {run.id}",
     )
     run.job_id = job.id
     db.session.commit()
+
+
+def run_job_id(run_id: int, attempt: int) -> str:
+    """The RQ job id of one attempt of a run."""
+    return f"run-{run_id}-{attempt}"
+
+
+def live_keys(run_id: int) -> list[str]:
+    """The Redis keys of a run's live progress, loss curve and log tail."""
+    return [template.format(run_id=run_id) for template in (PROGRESS_KEY, LOSS_KEY, LOG_KEY)]
 
 
 def requeue_run(run: TrainingRun) -> None:
@@ -222,10 +232,11 @@ def queue_position(run: TrainingRun) -> int | None:
 def live_progress(run: TrainingRun) -> dict[str, Any]:
     """Status, step, loss curve, ETA, log tail, samples and downloads for the run page."""
     # One round trip for the three keys: this is polled every 1.5 s by every open run page.
+    progress_key, loss_key, log_key = live_keys(run.id)
     pipe = get_redis().pipeline(transaction=False)
-    pipe.get(PROGRESS_KEY.format(run_id=run.id))
-    pipe.lrange(LOSS_KEY.format(run_id=run.id), 0, -1)
-    pipe.lrange(LOG_KEY.format(run_id=run.id), -50, -1)
+    pipe.get(progress_key)
+    pipe.lrange(loss_key, 0, -1)
+    pipe.lrange(log_key, -50, -1)
     raw, points, lines = pipe.execute()
     live = json.loads(raw) if raw else {}
     curve = [_point(p) for p in thin(points, MAX_CURVE_POINTS)]

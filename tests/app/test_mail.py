@@ -13,7 +13,9 @@ from tests.support.smtp import SmtpServer
 
 def test_email_is_delivered_over_smtp(app: Flask, mailbox: SmtpServer) -> None:
     with app.app_context():
-        send_email("ada@example.com", "Your run finished", "Download it from Attune.")
+        send_email(
+            "ada@example.com", "Your run finished", "Download it from Attune.", account_id=None
+        )
     message = mailbox.wait_for(1)[0]
     assert message["To"] == "ada@example.com"
     assert message["Subject"] == "Your run finished"
@@ -26,7 +28,7 @@ def test_without_smtp_mail_lands_in_the_outbox(app: Flask) -> None:
     with app.app_context():
         settings = get_settings()
         app.extensions["attune.settings"] = replace(settings, smtp_host="")
-        send_email("ada@example.com", "Hello", "Body")
+        send_email("ada@example.com", "Hello", "Body", account_id=None)
         outbox = Path(settings.instance_path) / "outbox"
         files = list(outbox.glob("*.eml"))
     assert len(files) == 1

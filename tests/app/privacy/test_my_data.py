@@ -117,7 +117,7 @@ def test_deleting_a_dataset_now_leaves_a_receipt(app: Flask) -> None:
         db.session.get(TrainingRun, busy).status = "cancelled"
         db.session.commit()
     assert "Deleting: dataset “drop”" in ask_deletion(client, "dataset", drop)
-    run_jobs(app)
+    run_jobs(app, "privacy")
     page = client.get("/my-data").get_data(as_text=True)
     assert "You asked for it" in page and "in progress" not in page
     with app.app_context():
@@ -149,7 +149,7 @@ def test_deleting_all_files_keeps_the_account(app: Flask) -> None:
         db.session.get(TrainingRun, busy).status = "cancelled"
         db.session.commit()
     ask_deletion(client, "everything")
-    run_jobs(app)
+    run_jobs(app, "privacy")
     with app.app_context():
         assert stored_keys(f"users/{user_id}/") == []
         assert db.session.scalars(select(Dataset)).all() == []
