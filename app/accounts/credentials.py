@@ -40,6 +40,7 @@ def request_password_reset(email: str) -> None:
         queue=CPU_QUEUE,
         timeout_s=RESET_JOB_TIMEOUT_S,
         description="jobs.accounts.send_password_reset",  # the address stays out of job lists
+        result_ttl_s=0,  # nor does a finished job keep it
     )
 
 

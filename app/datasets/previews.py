@@ -37,6 +37,16 @@ def pending_key(dataset_id: int, family: str, resolution: int) -> str:
     return preview_key(dataset_id, family, resolution) + ":pending"
 
 
+def preview_job_id(dataset_id: int, family: str, resolution: int) -> str:
+    """The RQ job id of one preview; the ids of a dataset's previews share its prefix."""
+    return f"{preview_job_prefix(dataset_id)}{family}-{resolution}"
+
+
+def preview_job_prefix(dataset_id: int) -> str:
+    """How the RQ job ids of every preview of the dataset begin."""
+    return f"bucket-preview-{dataset_id}-"
+
+
 def check_choice(family: object, resolution: object) -> tuple[FamilyFacts, int]:
     """A known base model and a resolution within its limits, or DatasetError."""
     info = FAMILIES.get(family) if isinstance(family, str) else None
@@ -72,6 +82,7 @@ def request_preview(dataset: Dataset, family: str, resolution: int) -> None:
             resolution,
             queue=CPU_QUEUE,
             timeout_s=PREVIEW_TIMEOUT_S,
+            job_id=preview_job_id(dataset.id, family, resolution),
         )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.datasets.models import Dataset, DatasetItem
-from app.datasets.previews import previews_prefix
+from app.datasets.previews import preview_job_prefix, previews_prefix
 from app.datasets.uploads import ingest_job_id
 from app.extensions import db, get_redis, limiter
 from app.mail import mail_job_prefix
@@ -28,8 +28,9 @@ from app.trainings.generations import generation_job_id
 from app.trainings.models import Generation, TrainingRun
 from app.trainings.services import live_keys, run_job_id
 
-# The key functions of the per-account limits (app/accounts/routes.py, app/datasets/api.py).
-ACCOUNT_LIMIT_KEYS = ("account:{user_id}", "sign-in:{email}", "reset:{email}")
+# How the per-account limits' keys begin (key functions in app/accounts/routes.py and
+# app/datasets/api.py; the account one is the session id "<user id>:<session version>").
+ACCOUNT_LIMIT_KEYS = ("account:{user_id}:", "sign-in:{email}/", "reset:{email}/")
 
 
 @dataclass
@@ -54,7 +55,11 @@ def traces_of(user: User) -> PersonTraces:
     datasets = list(db.session.scalars(select(Dataset.id).where(Dataset.user_id == user.id)))
     items = select(DatasetItem.id).where(DatasetItem.dataset_id.in_(datasets))
     traces.job_ids += [ingest_job_id(item_id) for item_id in db.session.scalars(items)]
-    traces.prefixes += [previews_prefix(dataset_id) for dataset_id in datasets]
+    for dataset_id in datasets:
+        traces.prefixes += [
+            previews_prefix(dataset_id),
+            Job.key_for(preview_job_prefix(dataset_id)),
+        ]
     return traces
 
 
@@ -80,7 +85,7 @@ def _forget_rate_limits(user: User) -> int:
     removed = 0
     for template in ACCOUNT_LIMIT_KEYS:
         key = template.format(user_id=user.id, email=user.email)
-        prefix = storage.prefixed_key(f"LIMITER/{key}/")
+        prefix = storage.prefixed_key(f"LIMITER/{key}")
         removed += _delete_keys(storage.storage, _keys_starting_with(storage.storage, prefix))
     return removed
 
