@@ -3,15 +3,17 @@
 The delete request itself stops the work at once (stop_work): queued runs and renders are
 cancelled, running ones are asked to stop, which the training loop sees within a step. The
 erasure job then runs on the privacy queue, which a long training job cannot hold up; it
-looks again every second until the person's jobs have stopped, so it finishes within seconds
-of the last one. Billing records (subscriptions, the GPU-usage ledger) are kept as financial
-records without the person: their user_id becomes NULL and the Stripe customer id stays on
-the subscription. Each step can be repeated, so a job that dies part-way is simply run again.
+looks twice a second until the person's jobs have stopped, so it finishes within a second
+of the last one (after a minute it frees the worker and looks again every few seconds).
+Billing records (subscriptions, the GPU-usage ledger) are kept as financial records without
+the person: their user_id becomes NULL and the Stripe customer id stays on the
+subscription. Each step can be repeated, so a job that dies part-way is simply run again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -32,7 +34,9 @@ from app.trainings.services import cancel_run
 log = logging.getLogger(__name__)
 # Financial records outlive the account (PRODUCT.md); their user_id is set to NULL.
 KEPT_TABLES = frozenset({Subscription.__tablename__, GpuUsage.__tablename__})
-STOP_POLL = timedelta(seconds=1)
+STOP_POLL_S = 0.5
+STOP_WAIT_IN_JOB = timedelta(minutes=1)
+STOP_RECHECK = timedelta(seconds=5)
 # A worker that never answers (hung, cut off) does not keep the data: erase anyway.
 STOP_DEADLINE = timedelta(minutes=15)
 # Presigned upload URLs handed out before the request still work until they expire; a last
@@ -91,12 +95,12 @@ def erase_account(user_id: int, attempt: int = 1) -> str:
     # here) and records the end on the local row; it does nothing once it ended.
     billing_services.cancel_subscription_for_deletion(user)
     stop_work(user)
-    traces = traces_of(user)
-    busy = _busy(user, traces.job_ids)
+    # Deleting files under a running job would race its uploads: wait for it to stop.
+    busy = _wait_until_stopped(user)
     if busy and utcnow() < user.deletion_requested_at + STOP_DEADLINE:
-        # Deleting files under a running job would race its uploads: look again shortly.
-        queue_erasure(user_id, attempt + 1, delay=STOP_POLL)
+        queue_erasure(user_id, attempt + 1, delay=STOP_RECHECK)
         return f"waiting for {busy} to stop"
+    traces = traces_of(user)
     storage, prefix = get_storage(), f"users/{user.id}/"
     summary = _summary(user, count_objects(storage, [prefix]))
     storage.delete_prefix(prefix)
@@ -116,6 +120,18 @@ def erase_account(user_id: int, attempt: int = 1) -> str:
     )
     queue_account_deleted(email, name, summary)
     return "deleted"
+
+
+def _wait_until_stopped(user: User) -> str | None:
+    """Look twice a second, for up to STOP_WAIT_IN_JOB, until nothing of the person runs;
+    returns what still runs ("2 jobs"), or None."""
+    until = time.monotonic() + STOP_WAIT_IN_JOB.total_seconds()
+    while True:
+        busy = _busy(user, traces_of(user).job_ids)
+        if busy is None or time.monotonic() >= until:
+            return busy
+        time.sleep(STOP_POLL_S)
+        db.session.rollback()  # a fresh transaction sees what the workers committed since
 
 
 def _busy(user: User, job_ids: list[str]) -> str | None:

@@ -33,19 +33,27 @@ class LiveService:
     worker: subprocess.Popen[bytes]
     worker_log: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    privacy_worker: subprocess.Popen[bytes] | None = None
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         """Start `python -m jobs.worker cpu gpu-cpu` in its own process group."""
+        self.worker = self._worker_process("cpu", "gpu-cpu")
+        return self.worker
+
+    def start_privacy_worker(self) -> None:
+        """Start the erasure worker beside it, as Procfile.dev's `privacy` line does."""
+        self.privacy_worker = self._worker_process("privacy")
+
+    def _worker_process(self, *queues: str) -> subprocess.Popen[bytes]:
         with open(self.worker_log, "ab") as log:
-            self.worker = subprocess.Popen(
-                [sys.executable, "-m", "jobs.worker", "cpu", "gpu-cpu"],
+            return subprocess.Popen(
+                [sys.executable, "-m", "jobs.worker", *queues],
                 env={**worker_environment(self.app), **self.extra_env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO,
                 start_new_session=True,
             )
-        return self.worker
 
     def kill_worker(self) -> None:
         """SIGKILL the worker and its work-horse (RQ gives it its own session), as a lost
@@ -56,7 +64,14 @@ class LiveService:
         self.worker.wait()
 
     def stop_worker(self) -> None:
-        """Stop the worker politely, or kill it if it lingers."""
+        """Stop the worker (and the privacy worker) politely, or kill it if it lingers."""
+        if self.privacy_worker is not None and self.privacy_worker.poll() is None:
+            os.killpg(self.privacy_worker.pid, signal.SIGTERM)
+            try:
+                self.privacy_worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.privacy_worker.pid, signal.SIGKILL)
+                self.privacy_worker.wait()
         if self.worker.poll() is not None:
             return
         os.killpg(self.worker.pid, signal.SIGTERM)
