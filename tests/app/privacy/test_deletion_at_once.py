@@ -68,15 +68,13 @@ def test_download_links_die_with_the_request_before_any_job_ran(app: Flask) -> N
 
 
 def test_no_email_reaches_an_account_being_deleted(app: Flask, mailbox: SmtpServer) -> None:
-    from app.privacy.notices import queue_retention_warning
+    from app.accounts.emails import queue_password_changed
     from jobs.training import notify_owner
 
     client, user_id, run_id = ada_with_a_finished_run(app)
     run_jobs(app)  # the sign-up confirmation goes out
-    with app.app_context():  # a warning queued before the request, sent after it
-        queue_retention_warning(
-            user_id, "ada@example.com", "Ada", "media", utcnow() + timedelta(days=7)
-        )
+    with app.app_context():  # an e-mail queued before the request, sent after it
+        queue_password_changed(db.session.get(User, user_id))
     mailbox.clear()
     request_deletion(client)
     with app.app_context():
