@@ -169,6 +169,12 @@ class Storage(Protocol):
         """Return a URL for one PUT of a small file; the PUT must send this Content-Type."""
         ...
 
+    def revoke_upload_urls(self, prefix: str) -> int:
+        """Make the single-PUT URLs handed out for keys under prefix stop working where the
+        backend keeps state for them (local); S3 cannot revoke a presigned URL. Returns how
+        many were revoked."""
+        ...
+
     def presign_download(self, key: str, expires_in: int, filename: str) -> str:
         """Return a short-lived URL that downloads the object as an attachment named filename."""
         ...

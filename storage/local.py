@@ -132,6 +132,12 @@ class LocalStorage:
             self._uploads.abort(upload.key, upload.upload_id)
         return removed
 
+    def revoke_upload_urls(self, prefix: str) -> int:
+        """Forget the records behind the single-PUT URLs for keys under prefix, so they stop
+        working at once (account erasure; per-item deletes rely on the app's check instead)."""
+        validate_prefix(prefix, allow_empty=False)
+        return self._uploads.forget_singles(prefix)
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Yield the objects under prefix in key order (content_type is None, as on S3)."""
         validate_prefix(prefix)

@@ -117,6 +117,19 @@ class LocalUploads:
             if lapsed:
                 path.unlink(missing_ok=True)
 
+    def forget_singles(self, prefix: str) -> int:
+        """Remove the records of single PUTs to keys under prefix (one scan of the records)."""
+        forgotten = 0
+        for path in self._single.glob("*.json"):
+            try:
+                key = json.loads(path.read_bytes())["key"]
+            except (FileNotFoundError, ValueError, KeyError):
+                continue
+            if key.startswith(prefix):
+                path.unlink(missing_ok=True)
+                forgotten += 1
+        return forgotten
+
     def key_of(self, upload_id: str) -> str | None:
         """Return the key an upload writes to, or None if there is no such upload."""
         try:

@@ -309,6 +309,12 @@ class S3Storage:
             for item in page.get("Uploads", [])
         ]
 
+    def revoke_upload_urls(self, prefix: str) -> int:
+        """S3 keeps nothing for a presigned URL, so there is nothing to revoke: it works until
+        it expires (callers sweep the prefix again after that)."""
+        validate_prefix(prefix, allow_empty=False)
+        return 0
+
     # Presigned single requests
 
     def presign_put(self, key: str, content_type: str, expires_in: int) -> str:

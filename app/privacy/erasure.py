@@ -104,6 +104,7 @@ def erase_account(user_id: int, attempt: int = 1) -> str:
     storage, prefix = get_storage(), f"users/{user.id}/"
     summary = _summary(user, count_objects(storage, [prefix]))
     storage.delete_prefix(prefix)
+    storage.revoke_upload_urls(prefix)
     forget_traces(user, traces)
     email, name = user.email, user.name
     _delete_rows(user.id)
@@ -150,7 +151,8 @@ def _busy(user: User, job_ids: list[str]) -> str | None:
 
 
 def sweep_late_uploads(user_id: int) -> int:
-    """Delete what reached the erased account's prefix after the erasure (a late upload)."""
+    """Delete what reached the erased account's prefix after the erasure (an S3 presigned PUT
+    cannot be revoked, only outlived)."""
     if db.session.get(User, user_id) is not None:
         return 0  # not erased (ids are never reused, so this is the same person)
     return get_storage().delete_prefix(f"users/{user_id}/")

@@ -17,7 +17,12 @@ from app.trainings.models import TrainingRun
 from tests.conftest import activate_plan
 from tests.jobs.conftest import LiveService
 from tests.jobs.http_session import PASSWORD, Person, wait_for
-from tests.support.leftovers import footprint_of, redis_leftovers, storage_leftovers
+from tests.support.leftovers import (
+    footprint_of,
+    redis_leftovers,
+    storage_leftovers,
+    upload_url_records,
+)
 from tests.support.smtp import SmtpServer
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -97,6 +102,7 @@ def test_deleting_the_account_mid_run_stops_it_at_once_and_leaves_nothing(
     assert [m["Subject"] for m in mailbox.messages] == [RECEIPT]
     assert requests.get(link, timeout=10).status_code == 404
     assert storage_leftovers(live_service.app, person) == []
+    assert upload_url_records(live_service.app, person) == []
     # The erasure's own job record goes once it returns; the receipt's once it is sent.
     wait_for(live_service, lambda: not redis_leftovers(redis, person), 10, "Redis to settle")
     time.sleep(2)

@@ -163,6 +163,16 @@ def test_put_records_lapse_with_their_url_and_are_swept(
     assert not record.exists()
 
 
+def test_put_urls_under_a_prefix_can_be_revoked_at_once(local: LocalStorage) -> None:
+    mine = token_of(local.presign_put("users/7/items/2/upload/a.png", "image/png", 600))
+    other = token_of(local.presign_put("users/70/items/2/upload/b.png", "image/png", 600))
+    assert local.revoke_upload_urls("users/7/") == 1
+    with pytest.raises(InvalidToken):
+        local.verify_token(mine, "upload")
+    assert local.verify_token(other, "upload").key.startswith("users/70/")
+    assert len(list((local.root / ".multipart/single").glob("*.json"))) == 1
+
+
 def test_upload_tokens_that_name_a_key_are_refused(local: LocalStorage, clock: FakeClock) -> None:
     # The format upload tokens had before upload records: signed, but naming the key itself.
     claims = TokenClaims(

@@ -121,7 +121,8 @@ def _content(redis: Redis, key: bytes) -> str:
 
 def storage_leftovers(app: Flask, person: Footprint) -> list[str]:
     """Objects, object versions, unfinished uploads and (local backend) files or folders of
-    the person: anything under users/<id>/."""
+    the person: anything under users/<id>/ or naming it, except the records behind
+    single-PUT URLs (see upload_url_records)."""
     from storage import LocalStorage
 
     prefix = f"users/{person.user_id}/"
@@ -130,17 +131,34 @@ def storage_leftovers(app: Flask, person: Footprint) -> list[str]:
         left = [info.key for info in storage.list(prefix)]
         left += [f"upload {u.key}" for u in storage.list_multipart_uploads(prefix)]
         if isinstance(storage, LocalStorage):
-            left += _local_paths(storage.root, person)
+            left += [path for path in _local_paths(storage.root, person) if not _url_record(path)]
     return left
 
 
+def upload_url_records(app: Flask, person: Footprint) -> list[str]:
+    """The local backend's records of single-PUT URLs for the person's keys: the server side
+    of a presigned URL (the key and content type), kept until the URL lapses."""
+    from storage import LocalStorage
+
+    with app.app_context():
+        storage = get_storage()
+        if not isinstance(storage, LocalStorage):
+            return []  # an S3 presigned URL leaves nothing on the server
+        return [path for path in _local_paths(storage.root, person) if _url_record(path)]
+
+
+def _url_record(path: str) -> bool:
+    return path.startswith(".multipart/single/")
+
+
 def _local_paths(root: Path, person: Footprint) -> list[str]:
-    """Data files, metadata files, folders and multipart records naming the person's prefix."""
+    """Paths naming the person's prefix, or files whose content names it (upload records)."""
     mine = re.compile(rf"(^|/)users/{person.user_id}(/|$)")
     left = []
     for path in root.rglob("*"):
         relative = path.relative_to(root).as_posix()
-        record = path.name == "upload.json" and f'"users/{person.user_id}/' in path.read_text()
-        if mine.search(relative) or record:
+        record = path.suffix == ".json" and path.is_file()
+        names_it = record and f'"users/{person.user_id}/' in path.read_text("latin-1")
+        if mine.search(relative) or (relative.startswith(".multipart/") and names_it):
             left.append(relative)
     return left

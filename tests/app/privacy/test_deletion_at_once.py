@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.db_types import utcnow
-from app.extensions import db, get_redis
+from app.extensions import db, get_redis, get_storage
 from app.trainings.models import Generation, TrainingRun
 from tests.app.conftest import GOOD_PASSWORD, api_headers, sign_in, sign_up
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
@@ -27,7 +27,12 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     stored_keys,
 )
 from tests.conftest import csrf_token
-from tests.support.leftovers import footprint_of, redis_leftovers, storage_leftovers
+from tests.support.leftovers import (
+    footprint_of,
+    redis_leftovers,
+    storage_leftovers,
+    upload_url_records,
+)
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")
@@ -152,6 +157,7 @@ def test_the_erasure_leaves_nothing_of_the_person_in_redis_or_storage(
     with app.app_context():
         redis = get_redis()
     assert len(redis_leftovers(redis, person)) > 10  # the scan sees what there is to find
+    assert len(upload_url_records(app, person)) == 1  # the local record behind late.png's URL
 
     request_deletion(client)
     run_jobs(app, "privacy")
@@ -159,14 +165,16 @@ def test_the_erasure_leaves_nothing_of_the_person_in_redis_or_storage(
     assert mailbox.messages[-1]["Subject"] == "Your Attune account has been deleted"
     assert redis_leftovers(redis, person) == {}
     assert storage_leftovers(app, person) == []
-    # An upload URL handed out before still works until it expires; the last sweep (queued
-    # for then) removes what it brings.
-    landed = client.put(path_of(uploads[1]["urls"][0]), data=b"late").status_code == 200
-    with app.app_context():
-        assert (stored_keys(f"users/{user_id}/") != []) == landed
+    assert upload_url_records(app, person) == []
+    assert client.put(path_of(uploads[1]["urls"][0]), data=b"late").status_code == 403
+    # An S3 presigned PUT cannot be refused until it expires; the last sweep, queued for
+    # then, removes what one brought in after the erasure.
     from jobs.accounts import sweep_erased_account
 
-    sweep_erased_account(user_id)
+    with app.app_context():
+        get_storage().put(f"users/{user_id}/datasets/{dataset.id}/items/9/upload/x.png", b"x")
+    assert storage_leftovers(app, person) != []
+    assert sweep_erased_account(user_id) == 1
     assert storage_leftovers(app, person) == []
     with app.app_context():
         assert db.session.get(User, user_id) is None

@@ -6,8 +6,8 @@ ledger segment keys, Redis live-progress keys, job ids, storage prefixes and ses
 SQLite cannot add AUTOINCREMENT in place, so each table is rebuilt (batch mode copies the
 rows, indexes and constraints). PostgreSQL sequences never go back: nothing to do there.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-24
 
 """
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
