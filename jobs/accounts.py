@@ -9,7 +9,7 @@ from jobs.context import app_context, job_logger
 
 def delete_account(user_id: int, attempt: int = 1) -> str:
     """Erase the account (storage, rows, Redis, billing stopped) once its owner asked;
-    re-runnable. Runs on the privacy queue and looks again each second while work runs."""
+    re-runnable. Runs on the privacy queue; waits for the person's running jobs to stop."""
     with app_context():
         outcome = erase_account(user_id, attempt)
         job_logger(__name__, f"delete account {user_id} attempt {attempt}").info(outcome)
