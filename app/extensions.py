@@ -33,7 +33,7 @@ db = SQLAlchemy(model_class=Base)
 def _never_reuse_ids(mapper: Mapper[Any], model: type) -> None:
     """SQLite otherwise hands a deleted row's id to the next row, and ids name Redis keys,
     storage prefixes, job ids and ledger segments that may outlive the row (PostgreSQL
-    sequences never go back). Migration 0007 rebuilt the existing tables so."""
+    sequences never go back). Migration 0008 rebuilt the existing tables so."""
     table = getattr(model, "__table__", None)
     if table is not None:
         table.dialect_kwargs["sqlite_autoincrement"] = True

@@ -1,9 +1,9 @@
 """What Redis holds of a person, found from their rows so an erasure can forget all of it.
 
 Per run: live progress, loss curve and log tail, and its jobs; per dataset: bucket previews;
-per item, render and export: its job; per account: queued e-mails and the rate-limit counters
-keyed by the account or its e-mail address. Ids are never reused (AUTOINCREMENT on SQLite,
-sequences on PostgreSQL), so these keys can only ever have been this person's.
+per item, render, export and webhook delivery: its jobs; per account: queued e-mails and the
+rate-limit counters keyed by the account or its e-mail address. Ids are never reused
+(AUTOINCREMENT on SQLite, sequences on PostgreSQL), so these keys were only ever theirs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from app.queues import delete_jobs
 from app.trainings.generations import generation_job_id
 from app.trainings.models import Generation, TrainingRun
 from app.trainings.services import live_keys, run_job_id
+from app.webhooks.events import attempt_job_id
+from app.webhooks.models import WebhookDelivery
 
 # How the per-account limits' keys begin (key functions in app/accounts/routes.py and
 # app/datasets/api.py; the account one is the session id "<user id>:<session version>").
@@ -49,6 +51,9 @@ def traces_of(user: User) -> PersonTraces:
         traces.keys += live_keys(run.id)
         # The next attempt's id too: a sweeper may have queued it a moment ago.
         traces.job_ids += [run_job_id(run.id, n) for n in range(1, run.attempts + 2)]
+    deliveries = select(WebhookDelivery).where(WebhookDelivery.user_id == user.id)
+    for delivery in db.session.scalars(deliveries):
+        traces.job_ids += [attempt_job_id(delivery.id, n) for n in range(1, delivery.attempts + 2)]
     for model, job_id in ((Generation, generation_job_id), (DataExport, export_job_id)):
         query = select(model.id).where(model.user_id == user.id)  # type: ignore[attr-defined]
         traces.job_ids += [job_id(row_id) for row_id in db.session.scalars(query)]

@@ -105,7 +105,12 @@ def _new_delivery(
 
 def delivery_job_id(delivery: WebhookDelivery) -> str:
     """The RQ job id of the delivery's next attempt (the sweeper asks Redis for it)."""
-    return f"webhook-{delivery.id}-{delivery.attempts + 1}"
+    return attempt_job_id(delivery.id, delivery.attempts + 1)
+
+
+def attempt_job_id(delivery_id: int, attempt: int) -> str:
+    """The RQ job id of one attempt of a delivery."""
+    return f"webhook-{delivery_id}-{attempt}"
 
 
 def queue_delivery(delivery: WebhookDelivery, at: datetime | None = None) -> None:

@@ -33,6 +33,7 @@ class Footprint:
     items: list[int] = field(default_factory=list)
     generations: list[int] = field(default_factory=list)
     exports: list[int] = field(default_factory=list)
+    deliveries: list[int] = field(default_factory=list)
 
     def patterns(self) -> list[re.Pattern[str]]:
         """How the app names keys and jobs after these ids (plus the plain personal data)."""
@@ -50,6 +51,7 @@ class Footprint:
         texts += [rf"\bingest-{item}\b" for item in self.items]
         texts += [rf"\bgeneration[:-]{g}\b" for g in self.generations]
         texts += [rf"\bexport-{e}\b" for e in self.exports]
+        texts += [rf"\bwebhook-{d}-" for d in self.deliveries]
         return [re.compile(text) for text in texts]
 
 
@@ -59,6 +61,7 @@ def footprint_of(app: Flask, user_id: int) -> Footprint:
     from app.datasets.models import Dataset, DatasetItem
     from app.privacy.models import DataExport
     from app.trainings.models import Generation, TrainingRun
+    from app.webhooks.models import WebhookDelivery
 
     with app.app_context():
         user = db.session.get(User, user_id)
@@ -80,6 +83,7 @@ def footprint_of(app: Flask, user_id: int) -> Footprint:
             items=list(items),
             generations=ids(Generation.id, Generation.user_id),
             exports=ids(DataExport.id, DataExport.user_id),
+            deliveries=ids(WebhookDelivery.id, WebhookDelivery.user_id),
         )
 
 

@@ -6,8 +6,8 @@ ledger segment keys, Redis live-progress keys, job ids, storage prefixes and ses
 SQLite cannot add AUTOINCREMENT in place, so each table is rebuilt (batch mode copies the
 rows, indexes and constraints). PostgreSQL sequences never go back: nothing to do there.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007_webhooks
 Create Date: 2026-11-24
 
 """
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007_webhooks"
 branch_labels = None
 depends_on = None
 
@@ -39,6 +39,10 @@ TABLES = (
     "data_exports",
     "deletion_receipts",
     "retention_warnings",
+    "webhook_endpoints",
+    "webhook_run_secrets",
+    "webhook_deliveries",
+    "webhook_attempts",
 )
 # The usage ledger outlives erased runs and renders; its segment keys name their ids.
 LEDGER_TRACES = {
