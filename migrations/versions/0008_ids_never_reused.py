@@ -54,13 +54,18 @@ LEDGER_TRACES = {
 def upgrade():
     if op.get_bind().dialect.name != "sqlite":
         return
-    for table in TABLES:
-        with op.batch_alter_table(
-            table, recreate="always", table_kwargs={"sqlite_autoincrement": True}
-        ):
-            pass
+    _rebuild_tables(autoincrement=True)
     for table, pattern in LEDGER_TRACES.items():
         _start_counter_above(table, _highest_traced_id(pattern))
+
+
+def _rebuild_tables(autoincrement: bool) -> None:
+    """Copy every table into one created with (or without) AUTOINCREMENT."""
+    for table in TABLES:
+        with op.batch_alter_table(
+            table, recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}
+        ):
+            pass
 
 
 def _highest_traced_id(pattern: re.Pattern[str]) -> int:
@@ -90,10 +95,5 @@ def _start_counter_above(table: str, floor: int) -> None:
 
 
 def downgrade():
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    for table in TABLES:
-        with op.batch_alter_table(
-            table, recreate="always", table_kwargs={"sqlite_autoincrement": False}
-        ):
-            pass
+    if op.get_bind().dialect.name == "sqlite":
+        _rebuild_tables(autoincrement=False)
