@@ -47,6 +47,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     init_clients(app, settings)
     # Import the models so that metadata and Alembic see every table.
     from app.accounts import models as _accounts  # noqa: F401
+    from app.api_v1 import models as _api_v1  # noqa: F401
+    from app.apikeys import models as _apikeys  # noqa: F401
     from app.billing import models as _billing  # noqa: F401
     from app.datasets import models as _datasets  # noqa: F401
     from app.trainings import models as _trainings  # noqa: F401
@@ -58,6 +60,8 @@ def register_blueprints(app: Flask) -> None:
     from app.accounts.account_routes import bp as account_bp
     from app.accounts.routes import bp as accounts_bp
     from app.api_docs import bp as api_docs_bp
+    from app.api_v1.routes import bp as api_v1_bp
+    from app.apikeys.routes import bp as apikeys_bp
     from app.billing.routes import bp as billing_bp
     from app.datasets.api import bp as datasets_api_bp
     from app.datasets.routes import bp as datasets_bp
@@ -78,6 +82,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(local_storage_bp)
     app.register_blueprint(api_docs_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(apikeys_bp)
+    app.register_blueprint(api_v1_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

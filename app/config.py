@@ -65,6 +65,7 @@ class Settings:
     session_cookie_secure: bool = False
     ratelimit_storage_url: str = ""
     login_attempts_per_minute: int = 10
+    api_requests_per_minute: int = 600
     upload_url_expiry_s: int = 3600
     free_storage_mb: int = 1024
     caption_model: str = ""

@@ -1,8 +1,10 @@
-"""Error responses: a page for people, JSON for API calls, never a traceback."""
+"""Error responses: a page for people, JSON for API calls, RFC 9457 problem+json for /api/v1,
+never a traceback."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -10,8 +12,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.http import HTTP_STATUS_CODES
 
-from app.extensions import db, login_manager
+from app.extensions import db, get_settings, login_manager
 from storage import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,14 @@ MESSAGES = {
     503: "The service is briefly unavailable. Please try again in a minute.",
 }
 
+# /api/v1 problem types: the slug names the section of /docs/api that explains it.
+PROBLEM_TYPES = {
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+    405: "method-not-allowed", 409: "conflict", 413: "too-large", 422: "invalid",
+    429: "rate-limited", 500: "server-error", 503: "unavailable",
+}  # fmt: skip
+API_V1_PREFIX = "/api/v1"
+
 
 class NotFound(Exception):
     """A service found no such object for this person (also when it is someone else's)."""
@@ -40,8 +51,39 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
+def is_api_v1() -> bool:
+    """True for the public API, whose errors are problem+json."""
+    return request.path == API_V1_PREFIX or request.path.startswith(API_V1_PREFIX + "/")
+
+
+def problem_response(
+    status: int,
+    detail: str | None = None,
+    errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> tuple[Response, int]:
+    """An RFC 9457 problem: type, title, status, detail, per-field `errors`, extension members."""
+    slug = PROBLEM_TYPES.get(status, "error")
+    body: dict[str, Any] = {
+        "type": f"{get_settings().base_url.rstrip('/')}/docs/api#problem-{slug}",
+        "title": HTTP_STATUS_CODES.get(status, "Error"),
+        "status": status,
+        "detail": detail or MESSAGES.get(status, "The request failed."),
+        **extensions,
+    }
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.mimetype = "application/problem+json"
+    response.headers.update(headers or {})
+    return response, status
+
+
 def error_response(status: int, message: str | None = None) -> tuple[Response | str, int]:
-    """The error as JSON or as the friendly page, with the given status."""
+    """The error as problem+json, JSON or the friendly page, with the given status."""
+    if is_api_v1():
+        return problem_response(status, message)
     text = message or MESSAGES.get(status, "The request failed.")
     if wants_json():
         return jsonify(error=text, status=status), status
@@ -64,7 +106,11 @@ def register(app: Flask) -> None:
         status = exc.code or 500
         # A description given at abort() is meant for the person; werkzeug's defaults are not.
         custom = exc.description if exc.description != type(exc).description else None
-        return error_response(status, None if status in (429, 500) else custom)
+        body, code = error_response(status, None if status in (429, 500) else custom)
+        allowed = dict(exc.get_headers()).get("Allow")
+        if allowed and isinstance(body, Response):
+            body.headers["Allow"] = allowed  # a 405 says what is allowed
+        return body, code
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError) -> tuple[Response | str, int]:

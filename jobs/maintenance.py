@@ -164,6 +164,16 @@ def requeue_stale_runs(now: datetime | None = None) -> dict[str, int]:
         return counts
 
 
+def forget_expired_idempotency_keys(now: datetime | None = None) -> int:
+    """Delete the API's Idempotency-Keys older than 24 hours (a retry after that is a new run)."""
+    from app.api_v1.idempotency import forget_expired_keys
+
+    with app_context():
+        removed = forget_expired_keys(now)
+        job_logger(__name__, "forget_expired_idempotency_keys").info("removed %d", removed)
+        return removed
+
+
 def job_exists(job_id: str) -> bool:
     """True while Redis still knows the RQ job."""
     from rq.job import Job

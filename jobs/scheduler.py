@@ -29,6 +29,10 @@ def build_scheduler(connection: object) -> CronScheduler:
         maintenance.requeue_lost_work, "cpu", interval=600, job_timeout=300, result_ttl=HOUR
     )
     scheduler.register(
+        maintenance.forget_expired_idempotency_keys, "cpu", interval=HOUR, job_timeout=300,
+        result_ttl=HOUR,
+    )  # fmt: skip
+    scheduler.register(
         billing.report_pending_overage, "cpu", interval=600, job_timeout=900, result_ttl=HOUR
     )
     scheduler.register(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -14,10 +15,17 @@ from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
 
 TRIGGER_PATTERN = r"^[\w-]+$"
+MAX_NAME_CHARS = 120
+MAX_TRIGGER_CHARS = 64
+MAX_TEMPLATE_CHARS = 500
 
 
 class DatasetError(Exception):
-    """A dataset rule was broken; the message is for the person."""
+    """A dataset rule was broken; the message is for the person, `field` names what to fix."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -41,14 +49,19 @@ class DatasetSummary:
         return "ready" if self.ready else "no usable items"
 
 
-def list_datasets(user: User) -> list[Dataset]:
-    """The person's datasets, newest first."""
+def list_datasets(
+    user: User, last_id: int | None = None, limit: int | None = None
+) -> list[Dataset]:
+    """The person's datasets, newest first; a page of them below `last_id` when given."""
     query = select(Dataset).where(Dataset.user_id == user.id).order_by(Dataset.id.desc())
-    return list(db.session.scalars(query))
+    if last_id is not None:
+        query = query.where(Dataset.id < last_id)
+    return list(db.session.scalars(query.limit(limit)))
 
 
-def summarize_datasets(user: User) -> list[DatasetSummary]:
-    """The person's datasets with item counts by status and stored size."""
+def summarize_datasets(user: User, datasets: list[Dataset] | None = None) -> list[DatasetSummary]:
+    """The person's datasets (or the given ones) with item counts by status and stored size."""
+    datasets = list_datasets(user) if datasets is None else datasets
     rows = db.session.execute(
         select(
             DatasetItem.dataset_id,
@@ -57,14 +70,14 @@ def summarize_datasets(user: User) -> list[DatasetSummary]:
             func.coalesce(func.sum(DatasetItem.size_bytes), 0),
         )
         .join(Dataset)
-        .where(Dataset.user_id == user.id)
+        .where(Dataset.user_id == user.id, Dataset.id.in_([d.id for d in datasets]))
         .group_by(DatasetItem.dataset_id, DatasetItem.status)
     )
     counts: dict[int, dict[str, tuple[int, int]]] = {}
     for dataset_id, status, count, size in rows:
         counts.setdefault(dataset_id, {})[status] = (int(count), int(size))
     summaries = []
-    for dataset in list_datasets(user):
+    for dataset in datasets:
         by_status = counts.get(dataset.id, {})
         number = {status: value[0] for status, value in by_status.items()}
         size = sum(value[1] for status, value in by_status.items() if status != "rejected")
@@ -102,12 +115,12 @@ def get_item(user: User, dataset_id: int, item_id: int) -> DatasetItem:
     return item
 
 
-def create_dataset(user: User, name: str, trigger_word: str | None = None) -> Dataset:
+def create_dataset(
+    user: User, name: str, trigger_word: str | None = None, caption_template: str | None = None
+) -> Dataset:
     """A new, empty dataset."""
-    name = name.strip()
-    if not name:
-        raise DatasetError("Give the dataset a name.")
-    dataset = Dataset(user_id=user.id, name=name[:120], trigger_word=(trigger_word or None))
+    dataset = Dataset(user_id=user.id)
+    _apply_settings(dataset, name, trigger_word, caption_template)
     db.session.add(dataset)
     db.session.commit()
     return dataset
@@ -117,17 +130,32 @@ def update_dataset(
     dataset: Dataset, name: str, trigger_word: str | None, caption_template: str | None
 ) -> Dataset:
     """Rename the dataset and set its trigger word and caption template."""
-    name = name.strip()
-    if not name:
-        raise DatasetError("Give the dataset a name.")
-    template = (caption_template or "").strip()
-    if len(template) > 500:
-        raise DatasetError("Keep the caption template under 500 characters.")
-    dataset.name = name[:120]
-    dataset.trigger_word = (trigger_word or "").strip() or None
-    dataset.caption_template = template or None
+    _apply_settings(dataset, name, trigger_word, caption_template)
     db.session.commit()
     return dataset
+
+
+def _apply_settings(
+    dataset: Dataset, name: str, trigger_word: str | None, caption_template: str | None
+) -> None:
+    """Check name, trigger word and caption template (the forms' rules, for every caller)."""
+    name, trigger = name.strip(), (trigger_word or "").strip()
+    template = (caption_template or "").strip()
+    if not name:
+        raise DatasetError("Give the dataset a name.", "name")
+    if len(name) > MAX_NAME_CHARS:
+        raise DatasetError(f"Keep the name under {MAX_NAME_CHARS} characters.", "name")
+    if len(trigger) > MAX_TRIGGER_CHARS or (trigger and not re.match(TRIGGER_PATTERN, trigger)):
+        raise DatasetError(
+            f"Use letters, digits, - and _ only, at most {MAX_TRIGGER_CHARS}.", "trigger_word"
+        )
+    if len(template) > MAX_TEMPLATE_CHARS:
+        raise DatasetError(
+            f"Keep the caption template under {MAX_TEMPLATE_CHARS} characters.",
+            "caption_template",
+        )
+    dataset.name, dataset.trigger_word = name, trigger or None
+    dataset.caption_template = template or None
 
 
 def item_counts(dataset: Dataset) -> dict[str, int]:
@@ -138,6 +166,16 @@ def item_counts(dataset: Dataset) -> dict[str, int]:
         .group_by(DatasetItem.status)
     )
     return {status: count for status, count in rows}
+
+
+def list_items(
+    dataset: Dataset, last_id: int | None = None, limit: int | None = None
+) -> list[DatasetItem]:
+    """The dataset's items in upload order; a page of them after `last_id` when given."""
+    query = select(DatasetItem).where(DatasetItem.dataset_id == dataset.id)
+    if last_id is not None:
+        query = query.where(DatasetItem.id > last_id)
+    return list(db.session.scalars(query.order_by(DatasetItem.id).limit(limit)))
 
 
 def ready_item_ids(dataset: Dataset) -> list[int]:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Table, inspect, select
 
 from app.accounts.models import Identity, User
+from app.apikeys.models import ApiKey
 from app.billing.models import GpuUsage, Subscription
 from app.datasets.models import Dataset, DatasetItem, is_upload_key
 from app.db_types import utcnow
@@ -28,11 +29,13 @@ EXPORT_TIMEOUT_S = 2 * 3600
 # Never exported: secrets and server-side bookkeeping that would only help an attacker.
 SECRET_COLUMNS = {
     "users": {"password_hash", "session_version"},
+    "api_keys": {"key_hash"},
     "webhook_endpoints": {"secret", "previous_secret"},
     "webhook_run_secrets": {"secret", "previous_secret"},
 }
 SECTIONS: dict[str, type] = {
     "identities": Identity,
+    "api_keys": ApiKey,  # name, prefix, scopes and dates; never the key or its hash
     "datasets": Dataset,
     "runs": TrainingRun,
     "subscriptions": Subscription,

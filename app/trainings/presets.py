@@ -33,3 +33,8 @@ def preset_defaults(preset: str, family: str) -> dict[str, Any]:
         # How the frozen base loads on the family's GPU class (int8 where that makes it fit).
         "quantize": facts.quantize,
     }
+
+
+def default_preset(family: str) -> str:
+    """The preset a run takes when none is named: the family's first (character)."""
+    return presets_for(family)[0]

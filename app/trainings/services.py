@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,10 +44,14 @@ class ParamsError(RunError):
         self.errors = errors
 
 
-def list_runs(user: User) -> list[TrainingRun]:
-    """The person's runs, newest first."""
+def list_runs(
+    user: User, last_id: int | None = None, limit: int | None = None
+) -> list[TrainingRun]:
+    """The person's runs, newest first; a page of them below `last_id` when given."""
     query = select(TrainingRun).where(TrainingRun.user_id == user.id)
-    return list(db.session.scalars(query.order_by(TrainingRun.id.desc())))
+    if last_id is not None:
+        query = query.where(TrainingRun.id < last_id)
+    return list(db.session.scalars(query.order_by(TrainingRun.id.desc()).limit(limit)))
 
 
 def get_run(user: User, run_id: int) -> TrainingRun:
@@ -111,9 +116,14 @@ def start_run(
     parent: TrainingRun | None = None,
     webhook: Any = None,
     webhook_events_filter: Any = None,
+    before_commit: Callable[[TrainingRun], None] | None = None,
 ) -> TrainingRun:
     """Check the plan, reserve the estimate, record the run and queue it on its GPU class;
-    `webhook` (+ `webhook_events_filter`) gets the run's events (app/webhooks)."""
+    `webhook` (+ `webhook_events_filter`) gets the run's events (app/webhooks).
+
+    `before_commit` is called with the new run inside the transaction that records it, so a
+    caller's own row about it (an Idempotency-Key's) is written with it or not at all.
+    """
     plan = _plan_for_start(user, family)
     if item_counts(dataset).get("ready", 0) == 0:
         raise RunError("The dataset has no ready images yet. Upload some and wait for them.")
@@ -139,6 +149,8 @@ def start_run(
         reserve_gpu_quota(run, user, plan, estimate_gpu_seconds(family, config["steps"]))
     except QuotaError as exc:
         raise RunError(str(exc)) from exc
+    if before_commit is not None:
+        before_commit(run)
     db.session.commit()
     try:
         _enqueue(run)
@@ -207,7 +219,12 @@ def cancel_run(run: TrainingRun) -> None:
     db.session.commit()
 
 
-def continue_run(user: User, run: TrainingRun, extra_steps: int) -> TrainingRun:
+def continue_run(
+    user: User,
+    run: TrainingRun,
+    extra_steps: int,
+    before_commit: Callable[[TrainingRun], None] | None = None,
+) -> TrainingRun:
     """A new run that resumes from this one's last checkpoint and trains `extra_steps` more."""
     if run.status != "succeeded":
         raise RunError("Only a finished run can be continued.")
@@ -218,7 +235,10 @@ def continue_run(user: User, run: TrainingRun, extra_steps: int) -> TrainingRun:
         raise RunError("The dataset of this run was deleted, so it cannot be continued.")
     params = {**run.config, "steps": run.config["steps"] + extra_steps}
     name = f"{run.name} (+{extra_steps} steps)"
-    return start_run(user, dataset, run.family, run.preset or "character", params, name, run)
+    preset = run.preset or "character"
+    return start_run(
+        user, dataset, run.family, preset, params, name, run, before_commit=before_commit
+    )
 
 
 def queue_position(run: TrainingRun) -> int | None:
@@ -244,11 +264,8 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
     return {
         "id": run.id,
         "status": run.status,
-        "step": max(run.step, live.get("step", 0)),
         "total_steps": run.total_steps,
-        "loss": live.get("loss", run.loss),
-        "eta_seconds": None if run.is_finished else live.get("eta_seconds"),
-        "queue_position": queue_position(run),
+        **_live_fields(run, live),
         "loss_curve": curve or artifacts.get("loss_curve", []),
         "log": [line.decode() for line in lines],
         "error": run.error,
@@ -257,6 +274,22 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
         "samples": [key.rsplit("/", 1)[-1] for key in artifacts.get("samples", [])],
         "checkpoints": [int(step) for step in artifacts.get("checkpoints", {})],
         "downloads": [kind for kind in ("lora", "comfyui") if kind in artifacts],
+    }
+
+
+def live_status(run: TrainingRun) -> dict[str, Any]:
+    """Step, loss, ETA and queue position only: one Redis read, for API clients polling."""
+    raw = get_redis().get(PROGRESS_KEY.format(run_id=run.id))
+    return _live_fields(run, json.loads(raw) if raw else {})
+
+
+def _live_fields(run: TrainingRun, live: dict[str, Any]) -> dict[str, Any]:
+    """The run's progress: the worker's latest report in Redis over what the database holds."""
+    return {
+        "step": max(run.step, live.get("step", 0)),
+        "loss": live.get("loss", run.loss),
+        "eta_seconds": None if run.is_finished else live.get("eta_seconds"),
+        "queue_position": queue_position(run),
     }
 
 
@@ -279,12 +312,27 @@ def download_url(run: TrainingRun, kind: str, name: str | None = None) -> str:
     key = _artifact_key(run, kind, name)
     if not key:
         raise NotFound(f"{kind} of run {run.id}")
-    filename = key.rsplit("/", 1)[-1]
-    if kind == "checkpoint":
-        filename = f"attune-run-{run.id}-step-{checkpoint_step(name or ''):06d}.safetensors"
-    elif kind == "sample":
-        filename = f"attune-run-{run.id}-{filename}"
+    filename = download_filename(run, kind, name)
     return get_storage().presign_download(key, get_settings().download_url_expiry_s, filename)
+
+
+def download_filename(run: TrainingRun, kind: str, name: str | None = None) -> str:
+    """The name a downloaded file of the run is saved under."""
+    if kind == "checkpoint":
+        return f"attune-run-{run.id}-step-{checkpoint_step(name or '') or 0:06d}.safetensors"
+    key = _artifact_key(run, kind, name) or ""
+    filename = key.rsplit("/", 1)[-1]
+    return f"attune-run-{run.id}-{filename}" if kind == "sample" else filename
+
+
+def list_artifacts(run: TrainingRun) -> list[tuple[str, str | None]]:
+    """Every downloadable file of the run as (kind, name), in the form download_url takes."""
+    artifacts = run.artifacts or {}
+    found: list[tuple[str, str | None]] = [(k, None) for k in ("lora", "comfyui") if k in artifacts]
+    steps = sorted(int(step) for step in (artifacts.get("checkpoints") or {}))
+    found += [("checkpoint", str(step)) for step in steps]
+    found += [("sample", key.rsplit("/", 1)[-1]) for key in artifacts.get("samples", [])]
+    return found
 
 
 def checkpoint_step(name: str) -> int | None:

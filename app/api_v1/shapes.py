@@ -1,0 +1,100 @@
+"""The JSON shapes of /api/v1 (described in app/openapi.yaml): one function per resource.
+
+Shapes are stable: fields are added, never renamed or removed, within v1. Times are ISO 8601
+in UTC; sizes are bytes; GPU time is seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app.datasets.models import Dataset, DatasetItem
+from app.datasets.services import DatasetSummary
+from app.trainings.models import TrainingRun
+from app.trainings.params import FIELDS
+
+# The engine settings a person chose or a preset filled in; the rest of the config is internal.
+PARAMETERS = (*FIELDS, "resolution", "sample_prompts")
+DATASET_STATES = {"empty": "empty", "processing": "processing", "ready": "ready",
+                  "no usable items": "unusable"}  # fmt: skip
+
+
+def when(moment: datetime | None) -> str | None:
+    """A time as ISO 8601 (UTC), or None."""
+    return moment.isoformat() if moment is not None else None
+
+
+def dataset_json(summary: DatasetSummary) -> dict[str, Any]:
+    """A dataset with its item counts by ingest state."""
+    dataset: Dataset = summary.dataset
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "trigger_word": dataset.trigger_word,
+        "caption_template": dataset.caption_template,
+        "status": DATASET_STATES[summary.status],
+        "items": {
+            "total": summary.items,
+            "ready": summary.ready,
+            "rejected": summary.rejected,
+            "pending": summary.pending,
+        },
+        "size_bytes": summary.size_bytes,
+        "created_at": when(dataset.created_at),
+    }
+
+
+def item_json(item: DatasetItem) -> dict[str, Any]:
+    """One file of a dataset and what ingest made of it (the reason when it was rejected)."""
+    return {
+        "id": item.id,
+        "dataset_id": item.dataset_id,
+        "filename": item.filename,
+        "kind": item.media_kind,
+        "status": item.status,
+        "reject_reason": item.reject_reason,
+        "size_bytes": item.size_bytes,
+        "width": item.width,
+        "height": item.height,
+        "duration_s": item.duration_s,
+        "fps": item.fps,
+        "caption": item.caption,
+        "archive": item.archive_name,
+        "created_at": when(item.created_at),
+    }
+
+
+def training_json(run: TrainingRun, live: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run: settings, progress (live from the worker when given), GPU time and files."""
+    artifacts = run.artifacts or {}
+    live = live or {"step": run.step, "loss": run.loss, "eta_seconds": None,
+                    "queue_position": None}  # fmt: skip
+    return {
+        "id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "dataset_id": run.dataset_id,
+        "family": run.family,
+        "preset": run.preset,
+        "parent_id": run.parent_run_id,
+        "parameters": {name: run.config[name] for name in PARAMETERS if name in run.config},
+        "trigger_word": run.config.get("trigger_word") or None,
+        "progress": {"total_steps": run.total_steps, **live},
+        "error": run.error,
+        "platform_fault": run.platform_fault,
+        "cancel_requested": run.cancel_requested,
+        "gpu_seconds": {
+            "reserved": run.reserved_gpu_seconds,
+            "used": round(run.used_gpu_seconds, 1),
+        },
+        "files": {
+            "lora": "lora" in artifacts,
+            "comfyui": "comfyui" in artifacts,
+            "checkpoints": sorted(int(step) for step in artifacts.get("checkpoints") or {}),
+            "samples": len(artifacts.get("samples", [])),
+        },
+        "created_at": when(run.created_at),
+        "started_at": when(run.started_at),
+        "finished_at": when(run.finished_at),
+    }

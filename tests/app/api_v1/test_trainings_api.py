@@ -1,0 +1,262 @@
+"""/api/v1 trainings with a key: start (plan, quota and parameters checked by the same rules as
+the browser), Idempotency-Key (one run and one reservation per key, 422 for another body, per
+account, 24 hours, safe under a race), get, list in pages, cancel, continue, artifacts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app.datasets.models import Dataset
+from app.db_types import utcnow
+from app.extensions import db, get_storage
+from app.trainings.models import QuotaPeriod, TrainingRun
+from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
+from tests.app.conftest import sign_up
+from tests.app.test_runs import ready_dataset
+from tests.conftest import DATABASES, activate_plan, running_app
+
+
+def body(dataset_id: int, **parameters: Any) -> dict[str, Any]:
+    """A tiny-sd training request."""
+    return {"dataset_id": dataset_id, "family": "tiny-sd", "parameters": parameters}
+
+
+def reservations(app: Flask) -> tuple[int, int, int]:
+    """(runs, reserved seconds, active runs) of the account's quota period."""
+    with app.app_context():
+        runs = db.session.scalar(select(func.count()).select_from(TrainingRun)) or 0
+        period = db.session.scalar(select(QuotaPeriod))
+        return runs, period.reserved_seconds if period else 0, period.active_runs if period else 0
+
+
+def test_a_run_starts_with_the_presets_defaults_and_can_be_read(app: Flask, api: Api) -> None:
+    dataset_id = ready_dataset(app)
+    started = api.post("/trainings", body(dataset_id, steps=10, rank=4))
+    assert started.status_code == 201, started.get_json()
+    run = started.get_json()
+    assert started.headers["Location"] == f"/api/v1/trainings/{run['id']}"
+    assert (run["status"], run["preset"], run["family"]) == ("queued", "character", "tiny-sd")
+    assert run["parameters"]["steps"] == 10 and run["parameters"]["rank"] == 4
+    assert run["parameters"]["resolution"] == 64  # the preset's default
+    assert run["progress"] == {"step": 0, "total_steps": 10, "loss": None, "eta_seconds": None,
+                               "queue_position": 1}  # fmt: skip
+    assert run["gpu_seconds"] == {"reserved": 25, "used": 0.0} and run["trigger_word"] == "sks"
+    assert api.get(f"/trainings/{run['id']}").get_json() == run
+    usage = api.get("/usage").get_json()
+    assert usage["gpu_seconds"]["reserved"] == 25 and usage["active_trainings"] == 1
+    assert usage["plan"]["name"] == "pro"
+
+
+def test_bad_requests_name_the_field_and_start_nothing(app: Flask, api: Api) -> None:
+    dataset_id = ready_dataset(app)
+    assert_problem(api.post("/trainings", body(dataset_id, steps=0)), 422, "parameters.steps")
+    assert_problem(api.post("/trainings", body(dataset_id, stpes=5)), 422, "parameters.stpes")
+    assert_problem(api.post("/trainings", {**body(dataset_id), "family": "sd99"}), 422, "family")
+    assert_problem(api.post("/trainings", {**body(dataset_id), "preset": "motion"}), 422, "preset")
+    assert_problem(api.post("/trainings", {"family": "tiny-sd"}), 422, "dataset_id")
+    assert_problem(api.post("/trainings", {**body(dataset_id), "parameters": [1]}), 422,
+                   "parameters")  # fmt: skip
+    assert_problem(api.post("/trainings", {**body(dataset_id), "webhook": "x"}), 422, "webhook")
+    assert_problem(api.post("/trainings", body(2**31 - 1)), 404)
+    assert reservations(app) == (0, 0, 0)
+
+
+def test_account_rules_answer_409(app: Flask, signed_in: FlaskClient) -> None:
+    api = Api(app, create_key_in_browser(signed_in))
+    dataset_id = ready_dataset(app)
+    assert api.get("/models").get_json()["data"][0]["available"] is False
+    assert api.get("/usage").get_json()["plan"] is None
+    assert "Subscribe" in assert_problem(api.post("/trainings", body(dataset_id)), 409)["detail"]
+    activate_plan(app, "ada@example.com", "hobby")
+    assert api.post("/trainings", body(dataset_id, steps=5)).status_code == 201
+    second = api.post("/trainings", body(dataset_id, steps=5))
+    assert "1 training run(s) at a time" in assert_problem(second, 409)["detail"]
+
+
+def test_a_retry_with_the_same_key_returns_the_same_run_and_reserves_once(
+    app: Flask, api: Api
+) -> None:
+    dataset_id = ready_dataset(app)
+    request, headers = body(dataset_id, steps=10), {"Idempotency-Key": "run-cats-1"}
+    first = api.post("/trainings", request, headers=headers)
+    again = api.post("/trainings", dict(reversed(request.items())), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert reservations(app) == (1, 25, 1)
+    other = api.post("/trainings", body(dataset_id, steps=11), headers=headers)
+    assert_problem(other, 422, "Idempotency-Key")
+    assert reservations(app) == (1, 25, 1)
+    fresh = api.post("/trainings", request, headers={"Idempotency-Key": "run-cats-2"})
+    assert fresh.get_json()["id"] != first.get_json()["id"]
+    assert reservations(app) == (2, 50, 2)
+    for bad in ("", "x" * 256, "naïve"):
+        assert_problem(api.post("/trainings", request, headers={"Idempotency-Key": bad}), 422,
+                       "Idempotency-Key")  # fmt: skip
+
+
+def test_keys_are_per_account_and_kept_a_day(
+    app: Flask, api: Api, other_client: Callable[[str], FlaskClient]
+) -> None:
+    dataset_id = ready_dataset(app)
+    eve_client = other_client("eve@example.com")
+    activate_plan(app, "eve@example.com", "pro")
+    eve, eve_dataset = Api(app, create_key_in_browser(eve_client)), ready_dataset(
+        app, "eve@example.com")  # fmt: skip
+    headers = {"Idempotency-Key": "nightly"}
+    mine = api.post("/trainings", body(dataset_id), headers=headers).get_json()["id"]
+    hers = eve.post("/trainings", body(eve_dataset), headers=headers).get_json()["id"]
+    assert mine != hers
+    with time_machine.travel(utcnow() + timedelta(hours=25), tick=False):
+        later = api.post("/trainings", body(dataset_id), headers=headers)
+        assert later.status_code == 201 and "Idempotent-Replayed" not in later.headers
+        assert later.get_json()["id"] not in (mine, hers)
+        from app.api_v1.idempotency import forget_expired_keys
+
+        with app.app_context():
+            assert forget_expired_keys() == 1  # eve's; the renewed one stays
+
+
+def test_a_refused_start_frees_its_key_for_the_corrected_retry(
+    app: Flask, signed_in: FlaskClient
+) -> None:
+    api = Api(app, create_key_in_browser(signed_in))
+    dataset_id = ready_dataset(app)
+    headers = {"Idempotency-Key": "first-try"}
+    assert_problem(api.post("/trainings", body(dataset_id), headers=headers), 409)  # no plan yet
+    activate_plan(app, "ada@example.com", "pro")
+    assert api.post("/trainings", body(dataset_id), headers=headers).status_code == 201
+    assert reservations(app)[0] == 1
+
+
+@pytest.fixture(params=DATABASES)
+def race_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """An app of its own for the threads of the race."""
+    with running_app(request, request.param) as application:
+        yield application
+
+
+def test_racing_retries_with_one_key_make_one_run(race_app: Flask) -> None:
+    client = race_app.test_client()
+    sign_up(client)
+    activate_plan(race_app, "ada@example.com", "studio")
+    key, dataset_id = create_key_in_browser(client), ready_dataset(race_app)
+    apis = [Api(race_app, key) for _ in range(6)]
+    barrier, answers = threading.Barrier(len(apis)), []
+
+    def go(api: Api) -> None:
+        barrier.wait()
+        response = api.post("/trainings", body(dataset_id), headers={"Idempotency-Key": "race"})
+        answers.append((response.status_code, (response.get_json() or {}).get("id")))
+
+    threads = [threading.Thread(target=go, args=(api,)) for api in apis]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {status for status, _ in answers} <= {201, 409}, answers
+    assert len({run for status, run in answers if status == 201}) == 1, answers
+    assert reservations(race_app)[0] == 1
+
+
+def test_runs_are_listed_in_pages_and_cancelled(app: Flask, api: Api) -> None:
+    dataset_id = ready_dataset(app)
+    ids = [api.post("/trainings", body(dataset_id, steps=5)).get_json()["id"] for _ in range(2)]
+    page = api.get("/trainings?limit=1").get_json()
+    assert [r["id"] for r in page["data"]] == [ids[1]]
+    rest = api.get(f"/trainings?limit=1&cursor={page['next_cursor']}").get_json()
+    assert [r["id"] for r in rest["data"]] == [ids[0]] and rest["next_cursor"] is None
+    cancelled = api.post(f"/trainings/{ids[0]}/cancel")
+    assert cancelled.status_code == 202 and cancelled.get_json()["status"] == "cancelled"
+    assert "already finished" in assert_problem(api.post(f"/trainings/{ids[0]}/cancel"), 409)[
+        "detail"]  # fmt: skip
+    assert reservations(app) == (2, 22, 1)  # 20 + 5 x 0.5 s, of the run still queued
+
+
+def finished_run(app: Flask, dataset_id: int) -> int:
+    """A succeeded run of Ada's with a LoRA, a ComfyUI file, a checkpoint and a sample stored."""
+    with app.app_context():
+        run = TrainingRun(
+            user_id=db.session.get_one(Dataset, dataset_id).user_id,
+            dataset_id=dataset_id, name="Done", family="tiny-sd", preset="character",
+            config={"family": "tiny-sd", "steps": 4}, total_steps=4, queue="gpu-cpu",
+            status="succeeded", step=4, finished_at=utcnow(),
+        )  # fmt: skip
+        db.session.add(run)
+        db.session.flush()
+        prefix = run.storage_prefix()
+        run.artifacts = {
+            "lora": f"{prefix}lora/pytorch_lora_weights.safetensors",
+            "comfyui": f"{prefix}lora/comfyui.safetensors",
+            "checkpoints": {"2": f"{prefix}checkpoints/step-000002.safetensors"},
+            "samples": [f"{prefix}samples/sample-0001.png"],
+        }
+        for key in [run.artifacts["lora"], run.artifacts["comfyui"],
+                    run.artifacts["checkpoints"]["2"], *run.artifacts["samples"]]:  # fmt: skip
+            get_storage().put(key, key.encode(), "application/octet-stream")
+        db.session.commit()
+        return run.id
+
+
+def test_a_finished_run_lists_download_urls_and_can_be_continued(app: Flask, api: Api) -> None:
+    dataset_id = ready_dataset(app)
+    run_id = finished_run(app, dataset_id)
+    files = api.get(f"/trainings/{run_id}/artifacts").get_json()
+    kinds = [(f["kind"], f["name"], f["filename"]) for f in files["data"]]
+    assert kinds == [
+        ("lora", None, "pytorch_lora_weights.safetensors"),
+        ("comfyui", None, "comfyui.safetensors"),
+        ("checkpoint", "2", f"attune-run-{run_id}-step-000002.safetensors"),
+        ("sample", "sample-0001.png", f"attune-run-{run_id}-sample-0001.png"),
+    ]
+    assert files["expires_in"] == 300
+    lora = api.client.get(files["data"][0]["url"].removeprefix("http://localhost"))
+    assert lora.status_code == 200 and lora.data.endswith(b"pytorch_lora_weights.safetensors")
+    assert "attachment" in lora.headers["Content-Disposition"]
+    assert_problem(api.post(f"/trainings/{run_id}/continue", {"extra_steps": 0}), 422,
+                   "extra_steps")  # fmt: skip
+    assert_problem(api.post(f"/trainings/{run_id}/continue", {}), 422, "extra_steps")
+    more = api.post(f"/trainings/{run_id}/continue", {"extra_steps": 3},
+                    headers={"Idempotency-Key": "more-1"})  # fmt: skip
+    assert more.status_code == 201
+    assert more.get_json()["parent_id"] == run_id
+    assert more.get_json()["progress"]["total_steps"] == 7
+    replay = api.post(f"/trainings/{run_id}/continue", {"extra_steps": 3},
+                      headers={"Idempotency-Key": "more-1"})  # fmt: skip
+    assert replay.get_json()["id"] == more.get_json()["id"]
+    assert api.get(f"/trainings/{more.get_json()['id']}/artifacts").get_json()["data"] == []
+
+
+def test_another_persons_runs_are_404(
+    app: Flask, api: Api, other_client: Callable[[str], FlaskClient]
+) -> None:
+    dataset_id = ready_dataset(app)
+    run_id = finished_run(app, dataset_id)
+    eve = Api(app, create_key_in_browser(other_client("eve@example.com")))
+    for path in (f"/trainings/{run_id}", f"/trainings/{run_id}/artifacts"):
+        assert_problem(eve.get(path), 404)
+    assert_problem(eve.post(f"/trainings/{run_id}/cancel"), 404)
+    assert_problem(eve.post(f"/trainings/{run_id}/continue", {"extra_steps": 1}), 404)
+    assert_problem(eve.post("/trainings", body(dataset_id)), 404)
+    assert eve.get("/trainings").get_json() == {"data": [], "next_cursor": None}
+
+
+def test_models_list_the_families_with_presets_and_limits(api: Api) -> None:
+    models = api.get("/models").get_json()
+    (tiny,) = models["data"]
+    assert tiny["name"] == "tiny-sd" and tiny["available"] is True
+    assert tiny["resolution"] == {"default": 64, "min": 32, "max": 512, "multiple": 16}
+    assert [p["name"] for p in tiny["presets"]] == ["character", "style", "product"]
+    assert tiny["presets"][0]["parameters"]["steps"] == 30
+    assert models["parameters"]["steps"] == {"type": "integer", "minimum": 1, "maximum": 20000,
+                                             "label": "Steps"}  # fmt: skip
