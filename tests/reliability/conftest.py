@@ -15,6 +15,7 @@ from PIL import Image
 
 from app.accounts.models import User
 from app.accounts.passwords import hash_password
+from app.apikeys.services import create_key
 from app.datasets.models import Dataset, DatasetItem
 from app.db_types import utcnow
 from app.extensions import db, get_storage
@@ -100,6 +101,8 @@ class World:
     generation_id: int
     export_id: int
     endpoint_id: int  # a webhook endpoint
+    key_id: int  # an API key (read and write) of the owner
+    api_key: str  # its secret, as a script holds it
     sample_name: str = "sample-0001.png"
     media_name: str = "image-0.png"
 
@@ -112,6 +115,7 @@ class World:
             "generation_id": self.generation_id,
             "export_id": self.export_id,
             "endpoint_id": self.endpoint_id,
+            "key_id": self.key_id,
             "part_number": 1,
             "kind": "lora",
             "name": self.sample_name,
@@ -175,6 +179,8 @@ def build_world(app: Flask, email: str = "owner@example.com") -> World:
         db.session.add_all([generation, export, endpoint])
         storage.put(export.storage_key or "", b"PK", "application/zip")
         db.session.commit()
+        key, secret = create_key(db.session.get_one(User, user_id), "Owned key", "read write")
         return World(
-            user_id, dataset.id, item.id, pending.id, run.id, generation.id, export.id, endpoint.id
-        )
+            user_id, dataset.id, item.id, pending.id, run.id, generation.id, export.id,
+            endpoint.id, key.id, secret,
+        )  # fmt: skip

@@ -1,16 +1,20 @@
 """schemathesis against the app's own OpenAPI description (app/openapi.yaml), in process.
 
 Signed in as a person who owns a dataset, items, a run and a generation, it sends schema-valid
-and schema-breaking requests to every JSON operation, half of them aimed at the person's own
-ids: no answer may be a 5xx, every answer must match the description (status, content type,
-body schema). Then every operation is called without a session: none may answer with data.
+and schema-breaking requests to every JSON operation of the browser, half of them aimed at the
+person's own ids: no answer may be a 5xx, every answer must match the description (status,
+content type, body schema). The same for every /api/v1 operation with the person's API key.
+Then every operation is called without a session or key: none may answer with data.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, Phase, given, settings
@@ -24,9 +28,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import csrf_token
+from tests.conftest import DATABASES, csrf_token, running_app
 from tests.reliability.conftest import build_world, signed_in_client
 
+PUBLIC_API = "/api/v1/"
 # Examples per operation and mode: ~17 operations x 2 modes x 15 keeps this well under 60 s
 # on a shared 2-core machine; ATTUNE_FUZZ_EXAMPLES=200 for a deeper run by hand.
 EXAMPLES = int(os.environ.get("ATTUNE_FUZZ_EXAMPLES", "15"))
@@ -38,23 +43,9 @@ CHECKS = [
 ]
 
 
-def test_every_json_operation_survives_fuzzing_and_matches_its_description(
-    any_db_app: Flask,
-) -> None:
-    world = build_world(any_db_app)
-    client = signed_in_client(any_db_app, "owner@example.com")
-    session = client.get_cookie("session")
-    assert session is not None
-    auth = {
-        "headers": {"X-CSRFToken": csrf_token(client.get("/dashboard").text)},
-        "cookies": {"session": session.value},
-    }
-    owned = world.path_values()
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", any_db_app)
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 16
+def fuzz(operations: list[Any], auth: dict[str, Any], owned: dict[str, Any]) -> list[int]:
+    """Positive and negative examples for each operation; returns every status seen."""
     calls: list[int] = []
-    started = time.monotonic()
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode)
@@ -68,7 +59,7 @@ def test_every_json_operation_survives_fuzzing_and_matches_its_description(
                 suppress_health_check=list(HealthCheck),
             )
             @given(case=strategy, aim_at_own=st.booleans())
-            def fuzz(case: schemathesis.Case, aim_at_own: bool) -> None:
+            def one(case: schemathesis.Case, aim_at_own: bool) -> None:
                 if aim_at_own and case.path_parameters:
                     for name in case.path_parameters:
                         case.path_parameters[name] = owned[name]
@@ -77,14 +68,63 @@ def test_every_json_operation_survives_fuzzing_and_matches_its_description(
                 case.validate_response(response, checks=CHECKS)
 
             try:
-                fuzz()
+                one()
             except Unsatisfiable:
                 # Nothing to break in an operation without parameters or body.
                 assert mode is GenerationMode.NEGATIVE, operation.label
+    return calls
+
+
+def test_every_json_operation_survives_fuzzing_and_matches_its_description(
+    any_db_app: Flask,
+) -> None:
+    world = build_world(any_db_app)
+    client = signed_in_client(any_db_app, "owner@example.com")
+    session = client.get_cookie("session")
+    assert session is not None
+    auth = {
+        "headers": {"X-CSRFToken": csrf_token(client.get("/dashboard").text)},
+        "cookies": {"session": session.value},
+    }
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", any_db_app)
+    operations = [
+        op for op in (result.ok() for result in schema.get_all_operations())
+        if not op.path.startswith(PUBLIC_API)
+    ]  # fmt: skip
+    assert len(operations) >= 16
+    started = time.monotonic()
+    calls = fuzz(operations, auth, world.path_values())
     elapsed = time.monotonic() - started
     print(f"schemathesis: {len(calls)} calls in {elapsed:.1f} s, statuses {sorted(set(calls))}")
     assert not [status for status in calls if status >= 500]
     assert {200, 201, 404, 422} <= set(calls)  # the fuzzing reached real work, not only refusals
+
+
+@pytest.fixture(params=DATABASES)
+def keyed_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app with a rate limit the fuzzer's few hundred calls a minute stay under."""
+    with running_app(request, request.param, {"api_requests_per_minute": 100_000}) as app:
+        yield app
+
+
+def test_every_api_v1_operation_survives_fuzzing_with_a_key(keyed_app: Flask) -> None:
+    world = build_world(keyed_app)
+    auth = {"headers": {"Authorization": f"Bearer {world.api_key}"}}
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", keyed_app)
+    operations = [
+        op for op in (result.ok() for result in schema.get_all_operations())
+        if op.path.startswith(PUBLIC_API)
+    ]  # fmt: skip
+    assert len(operations) == 17
+    # Every item_id of /api/v1 is an upload's: aim at the one still in flight.
+    owned = {**world.path_values(), "item_id": world.uploading_item_id}
+    started = time.monotonic()
+    calls = fuzz(operations, auth, owned)
+    elapsed = time.monotonic() - started
+    print(f"schemathesis /api/v1: {len(calls)} calls in {elapsed:.1f} s, "
+          f"statuses {sorted(set(calls))}")  # fmt: skip
+    assert not [status for status in calls if status >= 500]
+    assert {200, 201, 204, 400, 404, 409, 422} <= set(calls)
 
 
 def test_every_json_operation_refuses_strangers(any_db_app: Flask) -> None:
@@ -104,6 +144,10 @@ def test_every_json_operation_refuses_strangers(any_db_app: Flask) -> None:
             path, method=operation.method.upper(), json={}, headers={"X-CSRFToken": token}
         )
         assert response.status_code == 401, (operation.label, response.status_code)
-        assert "Sign in" in response.get_json()["error"]
+        if operation.path.startswith(PUBLIC_API):
+            assert response.mimetype == "application/problem+json", operation.label
+            assert response.get_json()["reason"] == "missing", operation.label
+        else:
+            assert "Sign in" in response.get_json()["error"]
         checked += 1
-    assert checked >= 15
+    assert checked >= 15 + 17

@@ -238,17 +238,39 @@ def test_forwarded_for_is_trusted_only_when_configured(
 # ---- every limit is documented ------------------------------------------------------------
 
 _LIMIT = re.compile(r'@limiter\.limit\(\s*(?:"([^"]+)"|(\w+))')
+# A limit on a whole blueprint: limiter.limit(...)(bp) or limiter.shared_limit(...)(bp).
+_BLUEPRINT_LIMIT = re.compile(
+    r'^limiter\.(?:shared_)?limit\(\s*(?:"([^"]+)"|(\w+)).*\)\(bp\)$', re.M
+)
 _ROUTE = re.compile(r'@bp\.route\("([^"]*)"')
 _PREFIX = re.compile(r'Blueprint\([^)]*url_prefix="([^"]+)"')
+# Limits computed from a setting, by the name of the function that reads it.
+DYNAMIC_LIMITS = {
+    "_sign_in_limit": "ATTUNE_LOGIN_ATTEMPTS_PER_MINUTE",
+    "api_rate_limit": "ATTUNE_API_REQUESTS_PER_MINUTE",
+}
+
+
+def _blueprint_prefix(source: Path, text: str) -> str:
+    """The url_prefix of the blueprint a module's routes hang on (also when imported)."""
+    match = _PREFIX.search(text)
+    if match:
+        return match.group(1)
+    imported = re.search(r"^from (app\.[\w.]+) import bp$", text, re.M)
+    if imported:
+        module = REPO / (imported.group(1).replace(".", "/") + ".py")
+        match = _PREFIX.search(module.read_text())
+    return match.group(1) if match else ""
 
 
 def code_limits() -> list[tuple[str, str]]:
-    """(path, limit) for every @limiter.limit in app/; dynamic limits by their function name."""
+    """(path, limit) for every limiter.limit in app/; dynamic limits by their function name."""
     found = []
     for source in sorted((REPO / "app").rglob("*.py")):
         text = source.read_text()
-        prefix_match = _PREFIX.search(text)
-        prefix = prefix_match.group(1) if prefix_match else ""
+        prefix = _blueprint_prefix(source, text)
+        for match in _BLUEPRINT_LIMIT.finditer(text):
+            found.append((prefix + "/*", match.group(1) or match.group(2)))
         marks = [(m.start(), "route", m.group(1)) for m in _ROUTE.finditer(text)]
         marks += [(m.start(), "limit", m.group(1) or m.group(2)) for m in _LIMIT.finditer(text)]
         marks += [(m.start(), "def", "") for m in re.finditer(r"^def ", text, re.M)]
@@ -272,7 +294,7 @@ def test_every_rate_limit_is_listed_in_the_readme() -> None:
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     missing = []
     for path, limit in limits:
-        wanted = "ATTUNE_LOGIN_ATTEMPTS_PER_MINUTE" if limit == "_sign_in_limit" else limit
+        wanted = DYNAMIC_LIMITS.get(limit, limit)
         if not any(f"`{path}`" in row and wanted in row for row in rows):
             missing.append(f"{path}: {wanted}")
     assert not missing, "README 'Rate limits' lacks: " + "; ".join(missing)
