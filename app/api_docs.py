@@ -22,6 +22,8 @@ SPEC_PATH = Path(__file__).with_name("openapi.yaml")
 PUBLIC_PREFIX = "/api/v1/"
 METHODS = ("get", "post", "patch", "put", "delete")
 MAX_DEPTH = 3
+# Answers every operation can give; the page explains them once instead of under each one.
+COMMON_STATUSES = ("401", "429", "503")
 # What each problem type means and what a client should do about it (the page's anchors).
 PROBLEM_HELP = {
     "bad-request": "The body is not a JSON object. Send it with Content-Type: application/json.",
@@ -133,6 +135,8 @@ def _operation(method: str, path: str, raw: dict[str, Any], shared: list[Any]) -
         operation.body = schema_fields(body["schema"])
         operation.example = body.get("example", body["schema"].get("example"))
     for status, response in raw.get("responses", {}).items():
+        if status in COMMON_STATUSES:
+            continue
         response = _resolve(response)
         content = next(iter(response.get("content", {}).values()), {})
         operation.responses.append(

@@ -2,11 +2,14 @@
 
 Run: .venv/bin/python bench/load_test.py [--users 50 200] [--duration 30]
                                           [--database sqlite|postgres] [--procfile Procfile]
+                                          [--clients browser api]
 
 Prepares a throw-away instance (a private Redis, SQLite or a private PostgreSQL, local
 storage), seeds accounts that each have a studio plan, a dataset, a running run with live
 progress in Redis (a --curve-points loss curve, 200 log lines), a queued run with its RQ job and a
-finished run; signs them in and hands their session cookies to bench/locustfile.py. Then it
+finished run, and an API key; signs them in and hands their session cookies and keys to
+bench/locustfile.py (browser users poll /api/runs/<id>, API clients /api/v1/trainings/<id>,
+half and half of --users by default; --clients picks). Then it
 starts the `web` command of the Procfile (bound to 127.0.0.1 instead of 0.0.0.0) and runs
 locust once per user count. Prints requests/s, p50/p95/p99 and error rate per endpoint.
 Everything listens on 127.0.0.1 and stops by itself after --duration seconds per level.
@@ -60,6 +63,7 @@ def seed(app: Any, accounts: int, points: int = 500) -> list[dict[str, Any]]:
     """Accounts with runs in every state; returns their sessions for the locustfile."""
     from app.accounts.models import User
     from app.accounts.passwords import hash_password
+    from app.apikeys.services import create_key
     from app.billing.models import Subscription
     from app.datasets.models import Dataset, DatasetItem
     from app.db_types import utcnow
@@ -125,7 +129,8 @@ def seed(app: Any, accounts: int, points: int = 500) -> list[dict[str, Any]]:
                                job_id=f"run-{queued.id}-1")  # fmt: skip
             queued.job_id = job.id
             db.session.commit()
-            sessions.append({"email": user.email, "dataset_id": dataset.id,
+            _, api_key = create_key(user, "load test", "read")
+            sessions.append({"email": user.email, "dataset_id": dataset.id, "api_key": api_key,
                              "run_ids": [r.id for r in runs.values()]})  # fmt: skip
     for session in sessions:
         session.update(sign_in(app, session["email"]))
@@ -150,13 +155,19 @@ def sign_in(app: Any, email: str) -> dict[str, str]:
     return {"cookie": cookie.value, "token": csrf.group(1)}
 
 
-def run_locust(host: str, users: int, duration: int, sessions: Path, out: Path) -> list[dict]:
+USER_CLASSES = {"browser": "Person", "api": "ApiClient"}
+
+
+def run_locust(
+    host: str, users: int, duration: int, sessions: Path, out: Path, clients: list[str]
+) -> list[dict]:
     """One headless locust run; returns the per-endpoint rows of its stats CSV."""
     prefix = out / f"users{users}"
     command = [
         str(VENV_BIN / "locust"), "-f", str(ROOT / "bench" / "locustfile.py"), "--headless",
         "-u", str(users), "-r", str(max(1, users // 4)), "-t", f"{duration}s", "--host", host,
         "--csv", str(prefix), "--only-summary", "--stop-timeout", "5",
+        *[USER_CLASSES[name] for name in clients],
     ]  # fmt: skip
     env = {**os.environ, "ATTUNE_LOAD_SESSIONS": str(sessions)}
     with open(out / f"locust-{users}.log", "w") as log:
@@ -218,6 +229,10 @@ def main() -> None:
     )
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--procfile", default="Procfile", help="Procfile or Procfile.dev")
+    parser.add_argument(
+        "--clients", nargs="+", choices=sorted(USER_CLASSES), default=["browser", "api"],
+        help="who polls: browser users, API clients with a key, or both (equal shares)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     out = Path(tempfile.mkdtemp(prefix="attune-load-"))
@@ -259,11 +274,11 @@ def main() -> None:
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         host = f"http://127.0.0.1:{port}"
         wait_until(lambda: _healthy(host), 60, "gunicorn")
-        run_locust(host, 20, 8, sessions, out)  # warm-up (templates, caches), not counted
+        run_locust(host, 20, 8, sessions, out, args.clients)  # warm-up, not counted
         results = []
         for users in args.users:
             mark = access.stat().st_size if access.exists() else 0
-            rows = run_locust(host, users, args.duration, sessions, out)
+            rows = run_locust(host, users, args.duration, sessions, out, args.clients)
             results += summarize(users, rows, server_times(access, mark))
             time.sleep(2)
         _print(results, args)
@@ -289,6 +304,7 @@ def _healthy(host: str) -> bool:
 def _print(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     load = os.getloadavg()[0]
     print(f"\ndatabase={args.database} procfile={args.procfile} duration={args.duration}s "
+          f"clients={'+'.join(args.clients)} "
           f"accounts={args.accounts} curve={args.curve_points} cpus={os.cpu_count()} "
           f"load={load:.1f}")  # fmt: skip
     print("| users | endpoint | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors "

@@ -196,6 +196,8 @@ class Showcase:
             KeyPage("account", "/account", True, "#profile button[type=submit]"),
             KeyPage("webhooks", "/account/webhooks", True, "#new-endpoint button[type=submit]"),
             KeyPage("webhook", f"/account/webhooks/{self.endpoint_id}", True, "#endpoint button"),
+            KeyPage("api-keys", "/account/api-keys", True, "#create-key button[type=submit]"),
+            KeyPage("api-reference", "/docs/api", False, "main a[href='/api/openapi.json']"),
             KeyPage("privacy-policy", "/privacy", True, "main a[href='/my-data']"),
             KeyPage("not-found", "/no-such-page", True, "#error a.button", status=404),
             KeyPage("runs", "/runs", True, f"main a[href='/runs/{self.run_id}']"),

@@ -22,8 +22,8 @@ AXE = HERE / "vendor" / "axe-core" / "axe.min.js"
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PAGES = [
     "landing", "sign-up", "sign-in", "pricing", "dashboard", "datasets", "dataset", "new-run",
-    "billing", "my-data", "account", "webhooks", "webhook", "privacy-policy", "not-found",
-    "runs", "run",
+    "billing", "my-data", "account", "webhooks", "webhook", "api-keys", "api-reference",
+    "privacy-policy", "not-found", "runs", "run",
 ]  # fmt: skip
 MAX_TABS = 80
 
