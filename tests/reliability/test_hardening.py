@@ -46,6 +46,7 @@ def boom_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
             raise RuntimeError("deliberate failure for the test")
 
         application.add_url_rule("/__boom", "boom", boom)
+        application.add_url_rule("/api/v1/__boom", "api_v1_boom", boom)  # problem+json there
         yield application
 
 

@@ -4,7 +4,6 @@ our own failures and outages of the database and Redis; the browser's JSON API k
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -15,22 +14,11 @@ from app.extensions import get_settings
 from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
 from tests.app.conftest import sign_up
 from tests.conftest import running_app
+from tests.reliability.test_hardening import boom_app  # noqa: F401  (the fixture)
 from tests.support.processes import free_port
 
 
-@pytest.fixture
-def boom_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
-    """The app (SQLite) with a route under /api/v1 that fails, to see the 500."""
-    with running_app(request, "sqlite") as application:
-
-        def boom() -> str:
-            raise RuntimeError("deliberate failure for the test")
-
-        application.add_url_rule("/api/v1/__boom", "boom", boom)
-        yield application
-
-
-def test_http_errors_under_api_v1_are_problems(boom_app: Flask) -> None:
+def test_http_errors_under_api_v1_are_problems(boom_app: Flask) -> None:  # noqa: F811
     client = boom_app.test_client()
     sign_up(client)
     api = Api(boom_app, create_key_in_browser(client))

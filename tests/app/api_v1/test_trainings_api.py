@@ -15,14 +15,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.datasets.models import Dataset
 from app.db_types import utcnow
-from app.extensions import db, get_storage
+from app.extensions import db
 from app.trainings.models import QuotaPeriod, TrainingRun
 from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
 from tests.app.conftest import sign_up
 from tests.app.test_runs import ready_dataset
 from tests.conftest import DATABASES, activate_plan, running_app
+from tests.reliability.conftest import build_world
 
 
 def body(dataset_id: int, **parameters: Any) -> dict[str, Any]:
@@ -183,45 +183,20 @@ def test_runs_are_listed_in_pages_and_cancelled(app: Flask, api: Api) -> None:
     assert reservations(app) == (2, 22, 1)  # 20 + 5 x 0.5 s, of the run still queued
 
 
-def finished_run(app: Flask, dataset_id: int) -> int:
-    """A succeeded run of Ada's with a LoRA, a ComfyUI file, a checkpoint and a sample stored."""
-    with app.app_context():
-        run = TrainingRun(
-            user_id=db.session.get_one(Dataset, dataset_id).user_id,
-            dataset_id=dataset_id, name="Done", family="tiny-sd", preset="character",
-            config={"family": "tiny-sd", "steps": 4}, total_steps=4, queue="gpu-cpu",
-            status="succeeded", step=4, finished_at=utcnow(),
-        )  # fmt: skip
-        db.session.add(run)
-        db.session.flush()
-        prefix = run.storage_prefix()
-        run.artifacts = {
-            "lora": f"{prefix}lora/pytorch_lora_weights.safetensors",
-            "comfyui": f"{prefix}lora/comfyui.safetensors",
-            "checkpoints": {"2": f"{prefix}checkpoints/step-000002.safetensors"},
-            "samples": [f"{prefix}samples/sample-0001.png"],
-        }
-        for key in [run.artifacts["lora"], run.artifacts["comfyui"],
-                    run.artifacts["checkpoints"]["2"], *run.artifacts["samples"]]:  # fmt: skip
-            get_storage().put(key, key.encode(), "application/octet-stream")
-        db.session.commit()
-        return run.id
-
-
-def test_a_finished_run_lists_download_urls_and_can_be_continued(app: Flask, api: Api) -> None:
-    dataset_id = ready_dataset(app)
-    run_id = finished_run(app, dataset_id)
+def test_a_finished_run_lists_download_urls_and_can_be_continued(app: Flask) -> None:
+    world = build_world(app)  # a succeeded run with its LoRA, ComfyUI file and sample stored
+    api, run_id = Api(app, world.api_key), world.run_id
     files = api.get(f"/trainings/{run_id}/artifacts").get_json()
     kinds = [(f["kind"], f["name"], f["filename"]) for f in files["data"]]
     assert kinds == [
-        ("lora", None, "pytorch_lora_weights.safetensors"),
-        ("comfyui", None, "comfyui.safetensors"),
-        ("checkpoint", "2", f"attune-run-{run_id}-step-000002.safetensors"),
+        ("lora", None, "lora.safetensors"),
+        ("comfyui", None, "comfy.safetensors"),
+        ("checkpoint", "4", f"attune-run-{run_id}-step-000004.safetensors"),
         ("sample", "sample-0001.png", f"attune-run-{run_id}-sample-0001.png"),
     ]
     assert files["expires_in"] == 300
     lora = api.client.get(files["data"][0]["url"].removeprefix("http://localhost"))
-    assert lora.status_code == 200 and lora.data.endswith(b"pytorch_lora_weights.safetensors")
+    assert lora.status_code == 200 and lora.data == b"x"
     assert "attachment" in lora.headers["Content-Disposition"]
     assert_problem(api.post(f"/trainings/{run_id}/continue", {"extra_steps": 0}), 422,
                    "extra_steps")  # fmt: skip
@@ -230,7 +205,7 @@ def test_a_finished_run_lists_download_urls_and_can_be_continued(app: Flask, api
                     headers={"Idempotency-Key": "more-1"})  # fmt: skip
     assert more.status_code == 201
     assert more.get_json()["parent_id"] == run_id
-    assert more.get_json()["progress"]["total_steps"] == 7
+    assert more.get_json()["progress"]["total_steps"] == 7  # 4 + 3
     replay = api.post(f"/trainings/{run_id}/continue", {"extra_steps": 3},
                       headers={"Idempotency-Key": "more-1"})  # fmt: skip
     assert replay.get_json()["id"] == more.get_json()["id"]
@@ -240,8 +215,8 @@ def test_a_finished_run_lists_download_urls_and_can_be_continued(app: Flask, api
 def test_another_persons_runs_are_404(
     app: Flask, api: Api, other_client: Callable[[str], FlaskClient]
 ) -> None:
-    dataset_id = ready_dataset(app)
-    run_id = finished_run(app, dataset_id)
+    world = build_world(app)
+    dataset_id, run_id = world.dataset_id, world.run_id
     eve = Api(app, create_key_in_browser(other_client("eve@example.com")))
     for path in (f"/trainings/{run_id}", f"/trainings/{run_id}/artifacts"):
         assert_problem(eve.get(path), 404)
