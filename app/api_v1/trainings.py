@@ -23,6 +23,7 @@ from app.trainings.presets import default_preset
 
 Reply = tuple[Response, int]
 CREATE_FIELDS = ("dataset_id", "family", "preset", "parameters", "name")
+MAX_NAME_CHARS = 120
 
 
 @bp.route("/trainings")
@@ -42,6 +43,8 @@ def create_training() -> Reply:
     family = text_field(body, "family", errors, required=True) or ""
     preset = text_field(body, "preset", errors)
     name = text_field(body, "name", errors) or ""
+    if len(name) > MAX_NAME_CHARS:
+        errors["name"] = f"Keep the name under {MAX_NAME_CHARS} characters."
     params = _parameters(body.get("parameters"), errors)
     if errors:
         raise Invalid(errors)

@@ -63,6 +63,7 @@ def test_bad_requests_name_the_field_and_start_nothing(app: Flask, api: Api) -> 
     assert_problem(api.post("/trainings", {**body(dataset_id), "family": "sd99"}), 422, "family")
     assert_problem(api.post("/trainings", {**body(dataset_id), "preset": "motion"}), 422, "preset")
     assert_problem(api.post("/trainings", {"family": "tiny-sd"}), 422, "dataset_id")
+    assert_problem(api.post("/trainings", {**body(dataset_id), "name": "x" * 121}), 422, "name")
     assert_problem(api.post("/trainings", {**body(dataset_id), "parameters": [1]}), 422,
                    "parameters")  # fmt: skip
     assert_problem(api.post("/trainings", {**body(dataset_id), "webhook": "x"}), 422, "webhook")
