@@ -1,7 +1,7 @@
 """API keys and the Idempotency-Keys of /api/v1 (issue 13)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007_webhooks
 Create Date: 2026-11-24
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007_webhooks"
 branch_labels = None
 depends_on = None
 
