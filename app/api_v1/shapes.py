@@ -80,6 +80,8 @@ def training_json(run: TrainingRun, live: dict[str, Any] | None = None) -> dict[
         "parent_id": run.parent_run_id,
         "parameters": {name: run.config[name] for name in PARAMETERS if name in run.config},
         "trigger_word": run.config.get("trigger_word") or None,
+        "webhook": run.webhook,
+        "webhook_events_filter": run.webhook_events_filter,
         "progress": {"total_steps": run.total_steps, **live},
         "error": run.error,
         "platform_fault": run.platform_fault,

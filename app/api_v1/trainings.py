@@ -22,7 +22,9 @@ from app.trainings.models import TrainingRun
 from app.trainings.presets import default_preset
 
 Reply = tuple[Response, int]
-CREATE_FIELDS = ("dataset_id", "family", "preset", "parameters", "name")
+CREATE_FIELDS = (
+    "dataset_id", "family", "preset", "parameters", "name", "webhook", "webhook_events_filter",
+)  # fmt: skip
 MAX_NAME_CHARS = 120
 
 
@@ -36,7 +38,8 @@ def list_trainings() -> Response:
 
 @bp.route("/trainings", methods=["POST"])
 def create_training() -> Reply:
-    """Start a run from a dataset, a family and a preset and/or parameters."""
+    """Start a run from a dataset, a family and a preset and/or parameters; `webhook` and
+    `webhook_events_filter` (checked by app.webhooks) get the run's events."""
     body = json_body(CREATE_FIELDS)
     errors: dict[str, str] = {}
     dataset_id = int_field(body, "dataset_id", errors, required=True)
@@ -55,8 +58,10 @@ def create_training() -> Reply:
 
     def create(record: Any) -> TrainingRun:
         return services.start_run(
-            user, dataset, family, preset or "", params, name, before_commit=record
-        )
+            user, dataset, family, preset or "", params, name,
+            webhook=body.get("webhook"), webhook_events_filter=body.get("webhook_events_filter"),
+            before_commit=record,
+        )  # fmt: skip
 
     return _created(body, create)
 

@@ -67,6 +67,9 @@ def test_bad_requests_name_the_field_and_start_nothing(app: Flask, api: Api) -> 
     assert_problem(api.post("/trainings", {**body(dataset_id), "parameters": [1]}), 422,
                    "parameters")  # fmt: skip
     assert_problem(api.post("/trainings", {**body(dataset_id), "webhook": "x"}), 422, "webhook")
+    assert_problem(api.post("/trainings", {**body(dataset_id), "hook": "x"}), 422, "hook")
+    local = {**body(dataset_id), "webhook": "https://127.0.0.1/hook"}  # loopback: refused
+    assert_problem(api.post("/trainings", local), 422, "webhook")
     assert_problem(api.post("/trainings", body(2**31 - 1)), 404)
     assert reservations(app) == (0, 0, 0)
 
@@ -236,3 +239,22 @@ def test_models_list_the_families_with_presets_and_limits(api: Api) -> None:
     assert tiny["presets"][0]["parameters"]["steps"] == 30
     assert models["parameters"]["steps"] == {"type": "integer", "minimum": 1, "maximum": 20000,
                                              "label": "Steps"}  # fmt: skip
+
+
+def test_a_run_takes_its_own_webhook(request: pytest.FixtureRequest) -> None:
+    from tests.app.webhooks.conftest import DEVELOPMENT  # loopback over http allowed
+
+    with running_app(request, "sqlite", DEVELOPMENT) as app:
+        client = app.test_client()
+        sign_up(client)
+        activate_plan(app, "ada@example.com", "pro")
+        api, dataset_id = Api(app, create_key_in_browser(client)), ready_dataset(app)
+        hooked = {**body(dataset_id), "webhook": "http://127.0.0.1:9/run",
+                  "webhook_events_filter": ["completed"]}  # fmt: skip
+        started = api.post("/trainings", hooked)
+        assert started.status_code == 201, started.get_json()
+        run = started.get_json()
+        assert (run["webhook"], run["webhook_events_filter"]) == (
+            "http://127.0.0.1:9/run", ["completed"])  # fmt: skip
+        odd = {**hooked, "webhook_events_filter": ["sometimes"]}
+        assert_problem(api.post("/trainings", odd), 422, "webhook_events_filter")
