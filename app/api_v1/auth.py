@@ -87,9 +87,11 @@ def check_scope(caller: Caller) -> None:
 def rate_limit_key() -> str:
     """Limiter key: the API key; requests without a valid key count per address."""
     try:
-        return f"api-key:{current_caller().key.id}"
+        caller = current_caller()
     except KeyRefused:
         return f"api-address:{get_remote_address()}"
+    # Under "account:<id>:", as the browser's per-account limits, so the erasure finds it.
+    return f"account:{caller.user.id}:api-key:{caller.key.id}"
 
 
 def api_rate_limit() -> str:
@@ -99,4 +101,4 @@ def api_rate_limit() -> str:
 
 def upload_rate_key() -> str:
     """Limiter key for upload starts: the account, as for the browser's uploads."""
-    return f"account:{current_caller().user.id}"
+    return f"account:{current_caller().user.id}:api-uploads"

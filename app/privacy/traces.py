@@ -30,8 +30,9 @@ from app.trainings.services import live_keys, run_job_id
 from app.webhooks.events import attempt_job_id
 from app.webhooks.models import WebhookDelivery
 
-# How the per-account limits' keys begin (key functions in app/accounts/routes.py and
-# app/datasets/api.py; the account one is the session id "<user id>:<session version>").
+# How the per-account limits' keys begin (key functions in app/accounts/routes.py,
+# app/datasets/api.py and app/api_v1/auth.py; the account one is the session id "<user id>:
+# <session version>", or "<user id>:api-..." for the API's).
 ACCOUNT_LIMIT_KEYS = ("account:{user_id}:", "sign-in:{email}/", "reset:{email}/")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ from app.accounts.models import User
 from app.apikeys.models import ApiKey
 from app.db_types import utcnow
 from app.extensions import db
+from app.queues import PRIVACY_QUEUE
 from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
 from tests.app.conftest import GOOD_PASSWORD, sign_up
 from tests.app.privacy.support import jobs_use_app, run_jobs
@@ -187,6 +189,14 @@ def test_keys_die_on_the_delete_request_and_are_erased_with_the_account(
 ) -> None:
     api = Api(app, create_key_in_browser(signed_in))
     assert api.get("/usage").status_code == 200
+    dataset = api.post("/datasets", {"name": "Cats"}).get_json()["id"]
+    assert (
+        api.post(f"/datasets/{dataset}/uploads", {"filename": "a.png", "size": 5}).status_code
+        == 201
+    )
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id))
+    assert _limit_counters(app, user_id)  # the key's and the uploads' allowances are counted
     token = csrf_token(signed_in.get("/account/delete").text)
     deleted = signed_in.post("/account/delete", data={"csrf_token": token,
                                                       "password": GOOD_PASSWORD})  # fmt: skip
@@ -194,9 +204,22 @@ def test_keys_die_on_the_delete_request_and_are_erased_with_the_account(
     # At once, before any job ran, as the sessions are.
     assert assert_problem(api.get("/usage"), 401)["reason"] == "account_closing"
     jobs_use_app(monkeypatch, app)
-    run_jobs(app)
+    run_jobs(app, PRIVACY_QUEUE)  # the erasure
     assert _rows(app) == []
+    assert _limit_counters(app, user_id) == []  # the erasure forgot the counters too
     assert assert_problem(api.get("/usage"), 401)["reason"] == "unknown"
+
+
+def _limit_counters(app: Flask, user_id: int) -> list[bytes]:
+    """The rate limiter's keys that name the account (as tests/support/leftovers.py looks)."""
+    from redis import Redis
+
+    from app.extensions import get_settings
+
+    with app.app_context():
+        redis = Redis.from_url(get_settings().redis_url)
+    names = re.compile(rf"account:{user_id}[:/]".encode())
+    return [key for key in redis.scan_iter(match="*LIMITER*") if names.search(key)]
 
 
 def test_the_export_lists_keys_without_their_secrets(app: Flask, signed_in: FlaskClient) -> None:

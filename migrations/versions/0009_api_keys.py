@@ -1,7 +1,7 @@
 """API keys and the Idempotency-Keys of /api/v1 (issue 13)
 
-Revision ID: 0008
-Revises: 0007_webhooks
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-24
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0008"
-down_revision = "0007_webhooks"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -34,6 +34,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key_hash"),
+        sqlite_autoincrement=True,  # ids are never handed out twice (revision 0008)
     )
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
     op.create_table(
@@ -51,6 +52,7 @@ def upgrade():
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("user_id", "key"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
 
