@@ -100,7 +100,7 @@ def continue_training(run_id: int) -> Reply:
 
 @bp.route("/trainings/<int:run_id>/artifacts")
 def list_artifacts(run_id: int) -> Response:
-    """Download URLs for the LoRA files, checkpoints and samples, valid a few minutes."""
+    """Short-lived download URLs for the LoRA files, checkpoints and samples."""
     run = services.get_run(current_caller().user, run_id)
     expiry = get_settings().download_url_expiry_s
     expires_at = when(utcnow() + timedelta(seconds=expiry))

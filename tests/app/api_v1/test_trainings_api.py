@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.db_types import utcnow
-from app.extensions import db
+from app.extensions import db, get_settings
 from app.trainings.models import QuotaPeriod, TrainingRun
 from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
 from tests.app.conftest import sign_up
@@ -198,7 +198,8 @@ def test_a_finished_run_lists_download_urls_and_can_be_continued(app: Flask) -> 
         ("checkpoint", "4", f"attune-run-{run_id}-step-000004.safetensors"),
         ("sample", "sample-0001.png", f"attune-run-{run_id}-sample-0001.png"),
     ]
-    assert files["expires_in"] == 300
+    with app.app_context():
+        assert files["expires_in"] == get_settings().download_url_expiry_s
     lora = api.client.get(files["data"][0]["url"].removeprefix("http://localhost"))
     assert lora.status_code == 200 and lora.data == b"x"
     assert "attachment" in lora.headers["Content-Disposition"]
