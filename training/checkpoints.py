@@ -1,11 +1,12 @@
 """Resumable checkpoints under out_dir/checkpoints/step-000050/, rotated by a keep limit.
 
-Each holds the LoRA weights (PEFT keys, fp32; what resume loads), the same LoRA in diffusers
-format (``lora_diffusers.safetensors``, loadable with ``pipe.load_lora_weights``; what users
-download), optimizer and LR-scheduler state, RNG state and the step. A checkpoint is written to
-a hidden temp folder and renamed into place, so a process killed mid-write never leaves a half
-checkpoint that resume would pick up. Rotation follows the idea of ostris/ai-toolkit's
-``clean_up_saves``: keep the newest N.
+Each holds the LoRA weights (PEFT keys, fp32, ``<denoiser>.``-prefixed for families with several
+denoisers; what resume loads), the same LoRA in diffusers format (``lora_diffusers.safetensors``,
+one ``lora_diffusers_<denoiser>.safetensors`` per denoiser for those families; loadable with
+``pipe.load_lora_weights``; what users download), optimizer and LR-scheduler state, RNG state
+and the step. A checkpoint is written to a hidden temp folder and renamed into place, so a
+process killed mid-write never leaves a half checkpoint that resume would pick up. Rotation
+follows the idea of ostris/ai-toolkit's ``clean_up_saves``: keep the newest N.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def list_checkpoints(out_dir: Path) -> list[Path]:
 def save_checkpoint(
     out_dir: Path,
     step: int,
-    denoiser: torch.nn.Module,
+    denoisers: dict[str, torch.nn.Module],
     optimizer: torch.optim.Optimizer,
     lr_scheduler: Any,
     config: dict[str, Any],
@@ -78,7 +79,6 @@ def save_checkpoint(
     ``extra(folder)`` may add files (the diffusers LoRA) before the folder is renamed into place.
     """
     import torch
-    from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     root = out_dir / CHECKPOINTS
@@ -88,7 +88,7 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     # Copies: the live tensors are views of one flat buffer, which safetensors refuses to save.
-    state = get_peft_model_state_dict(denoiser)
+    state = _lora_tensors(denoisers)
     weights = {k: v.detach().to(torch.float32, copy=True) for k, v in state.items()}
     save_file(weights, str(tmp / _LORA))
     torch.save(
@@ -117,14 +117,13 @@ def rotate_checkpoints(out_dir: Path, keep: int) -> None:
 
 def load_checkpoint(
     path: Path,
-    denoiser: torch.nn.Module,
+    denoisers: dict[str, torch.nn.Module],
     optimizer: torch.optim.Optimizer,
     lr_scheduler: Any,
     config: dict[str, Any],
 ) -> Resumed:
     """Restore LoRA weights, optimizer, scheduler and RNG in place; check the config matches."""
     import torch
-    from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     state = json.loads((path / _STATE).read_text(encoding="utf-8"))
@@ -134,9 +133,8 @@ def load_checkpoint(
                 f"{path} was written with {name}={state['config'].get(name)!r}, this run has "
                 f"{name}={config.get(name)!r}; use a fresh output folder"
             )
-    device = next(p.device for p in denoiser.parameters())
-    result = set_peft_model_state_dict(denoiser, load_file(str(path / _LORA), device=str(device)))
-    missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+    device = next(p.device for p in next(iter(denoisers.values())).parameters())
+    missing = _restore_lora(denoisers, load_file(str(path / _LORA), device=str(device)))
     if missing:
         raise TrainingError(f"{path} lacks LoRA weights for {missing[:3]}")
     saved = torch.load(path / _OPTIMIZER, map_location=device, weights_only=True)
@@ -150,6 +148,31 @@ def load_checkpoint(
     lr_scheduler.load_state_dict(saved["lr_scheduler"])
     _restore_rng(torch.load(path / _RNG, weights_only=True))
     return Resumed(step=int(state["step"]), loss=state.get("loss"), path=path)
+
+
+def _lora_tensors(denoisers: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """PEFT state dicts of every denoiser in one dict, keys prefixed by the denoiser's name."""
+    from peft import get_peft_model_state_dict
+
+    tensors = {}
+    for name, denoiser in denoisers.items():
+        prefix = f"{name}." if name else ""
+        for key, value in get_peft_model_state_dict(denoiser).items():
+            tensors[prefix + key] = value
+    return tensors
+
+
+def _restore_lora(denoisers: dict[str, torch.nn.Module], tensors: dict[str, Any]) -> list[str]:
+    """Load each denoiser's part of ``tensors`` in place; the LoRA keys that were missing."""
+    from peft import set_peft_model_state_dict
+
+    missing = []
+    for name, denoiser in denoisers.items():
+        prefix = f"{name}." if name else ""
+        own = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        result = set_peft_model_state_dict(denoiser, own)
+        missing += [prefix + k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+    return missing
 
 
 def _rng_state() -> dict[str, Any]:

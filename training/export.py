@@ -28,28 +28,40 @@ _SPELLINGS = ((".lora.down.weight", ".lora.up.weight"), (".lora_A.weight", ".lor
 
 @dataclass(frozen=True)
 class ExportedFiles:
-    """Paths of the two LoRA files."""
+    """Paths of the two LoRA files of one denoiser."""
 
     diffusers: Path
     comfyui: Path
+    denoiser: str = ""  # key of Family.denoisers ("" for families with one)
 
 
-def lora_state_dict(family: Family, model: LoadedModel) -> dict[str, torch.Tensor]:
-    """The denoiser's LoRA weights with diffusers key names, fp32, on the CPU."""
+def file_stem(name: str, denoiser: str) -> str:
+    """File stem of a LoRA file: the name, plus ``_<denoiser>`` when the family has several."""
+    return f"{name}_{denoiser}" if denoiser else name
+
+
+def lora_state_dict(
+    family: Family, model: LoadedModel, denoiser: str = ""
+) -> dict[str, torch.Tensor]:
+    """One denoiser's LoRA weights with diffusers key names, fp32, on the CPU."""
     import torch
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    denoiser = family.denoiser(model)
+    denoiser = family.denoisers(model)[denoiser]
     denoiser = getattr(denoiser, "_orig_mod", denoiser)  # whole-model torch.compile wrapper
     state = convert_state_dict_to_diffusers(get_peft_model_state_dict(denoiser))
     # Copies: the live tensors are views of one flat buffer, which safetensors refuses to save.
     return {k: v.detach().to("cpu", torch.float32, copy=True) for k, v in state.items()}
 
 
-def lora_metadata(config: TrainingConfig, steps_done: int, fingerprint: str) -> dict[str, str]:
+def lora_metadata(
+    config: TrainingConfig, steps_done: int, fingerprint: str, denoiser: str = ""
+) -> dict[str, str]:
     """Header metadata written into both files (strings only, as safetensors requires)."""
+    expert = {"attune.denoiser": denoiser} if denoiser else {}
     return {
+        **expert,
         "attune.family": config.family,
         "attune.base_model": config.base_model,
         "attune.trigger_word": config.trigger_word,
@@ -73,13 +85,16 @@ def write_lora_files(
     out_dir: Path,
     config: TrainingConfig,
     metadata: dict[str, str],
+    denoiser: str = "",
 ) -> ExportedFiles:
-    """out_dir/lora/<name>.safetensors (diffusers) and <name>_comfyui.safetensors (kohya)."""
+    """out_dir/lora/<stem>.safetensors (diffusers) and <stem>_comfyui.safetensors (kohya)."""
     folder = out_dir / LORA_DIR
     folder.mkdir(parents=True, exist_ok=True)
+    stem = file_stem(config.output_name, denoiser)
     files = ExportedFiles(
-        diffusers=folder / f"{config.output_name}.safetensors",
-        comfyui=folder / f"{config.output_name}_comfyui.safetensors",
+        diffusers=folder / f"{stem}.safetensors",
+        comfyui=folder / f"{stem}_comfyui.safetensors",
+        denoiser=denoiser,
     )
     try:
         family.save_lora(model, state, files.diffusers, metadata)
@@ -97,15 +112,18 @@ def write_checkpoint_lora(
     config: TrainingConfig,
     step: int,
     fingerprint: str,
-) -> Path:
-    """folder/lora_diffusers.safetensors: the LoRA as of ``step``, as the final export writes it."""
-    path = folder / DIFFUSERS_LORA
-    metadata = lora_metadata(config, step, fingerprint)
-    try:
-        family.save_lora(model, lora_state_dict(family, model), path, metadata)
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"could not write {path}: {exc}") from exc
-    return path
+) -> list[Path]:
+    """folder/lora_diffusers.safetensors (one per denoiser): the LoRA as of ``step``."""
+    paths = []
+    for denoiser in family.denoisers(model):
+        path = folder / f"{file_stem(Path(DIFFUSERS_LORA).stem, denoiser)}.safetensors"
+        metadata = lora_metadata(config, step, fingerprint, denoiser)
+        try:
+            family.save_lora(model, lora_state_dict(family, model, denoiser), path, metadata)
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"could not write {path}: {exc}") from exc
+        paths.append(path)
+    return paths
 
 
 def expected_deltas(
@@ -132,24 +150,23 @@ def verify_lora_files(
     for index, path in enumerate((files.diffusers, files.comfyui)):
         adapter = f"verify_{index}"
         try:
-            missed = family.load_lora_check(fresh, path, adapter, set(expected))
+            missed = family.load_lora_check(fresh, path, adapter, set(expected), files.denoiser)
         # diffusers' FLUX kohya converter checks layer widths with assert.
         except (ValueError, KeyError, RuntimeError, AssertionError) as exc:
             raise ExportError(f"{path.name} does not load with diffusers: {exc}") from exc
         if missed:
             raise ExportError(f"{path.name} left LoRA weights unloaded", missed)
-        wrong = _mismatched(family, fresh, adapter, expected)
+        wrong = _mismatched(family.denoisers(fresh)[files.denoiser], adapter, expected)
         if wrong:
             raise ExportError(f"{path.name} loaded different weights for", wrong)
         fresh.pipeline.delete_adapters(adapter)
 
 
 def _mismatched(
-    family: Family, model: LoadedModel, adapter: str, expected: dict[str, torch.Tensor]
+    denoiser: torch.nn.Module, adapter: str, expected: dict[str, torch.Tensor]
 ) -> list[str]:
     import torch
 
-    denoiser = family.denoiser(model)
     wrong = []
     for name, delta in expected.items():
         module = denoiser.get_submodule(name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from training.lora_params import (
     flatten_lora,
     keep_lora_inputs,
     lean_lora_forward,
+    step_only,
 )
 from training.models.base import Family, LoadedModel, SampleRequest
 from training.reporter import Reporter
@@ -44,7 +45,7 @@ class TrainSession:
     cache: LatentCache
     out_dir: Path
     reporter: Reporter
-    params: list[torch.nn.Parameter]  # one flat fp32 parameter backing every LoRA tensor
+    params: list[torch.nn.Parameter]  # per denoiser, one flat fp32 parameter behind its LoRA
     optimizer: torch.optim.Optimizer
     lr_scheduler: Any
     batches: BucketBatches
@@ -76,26 +77,28 @@ class LoopOutcome:
 
 
 def add_lora(family: Family, model: LoadedModel, config: TrainingConfig) -> list[Any]:
-    """Wrap the family's target modules with a seeded LoRA; return [its flat fp32 parameter]."""
+    """Wrap each denoiser's target modules with a seeded LoRA; its flat fp32 parameter each."""
     import torch
     from peft import LoraConfig
 
     torch.manual_seed(config.seed)
-    denoiser = family.denoiser(model)
-    denoiser.add_adapter(
-        LoraConfig(
-            r=config.rank,
-            lora_alpha=config.alpha,
-            init_lora_weights="gaussian",
-            target_modules=family.lora_target_modules(),
+    flats = []
+    for denoiser in family.denoisers(model).values():
+        denoiser.add_adapter(
+            LoraConfig(
+                r=config.rank,
+                lora_alpha=config.alpha,
+                init_lora_weights="gaussian",
+                target_modules=family.lora_target_modules(),
+            )
         )
-    )
-    params = [p for p in denoiser.parameters() if p.requires_grad]
-    if model.dtype != torch.float32:
-        keep_lora_inputs(denoiser)  # the step runs under autocast instead
-    lean_lora_forward(denoiser)
-    denoiser.train()
-    return [flatten_lora(params)]  # fp32 master weights even when the base runs in bf16
+        params = [p for p in denoiser.parameters() if p.requires_grad]
+        if model.dtype != torch.float32:
+            keep_lora_inputs(denoiser)  # the step runs under autocast instead
+        lean_lora_forward(denoiser)
+        denoiser.train()
+        flats.append(flatten_lora(params))  # fp32 master weights even when the base is bf16
+    return flats
 
 
 def make_optimizer(params: list[Any], config: TrainingConfig, device: torch.device) -> Any:
@@ -127,7 +130,7 @@ def resume_latest(session: TrainSession) -> None:
         return
     resumed = load_checkpoint(
         found[-1],
-        session.family.denoiser(session.model),
+        session.family.denoisers(session.model),
         session.optimizer,
         session.lr_scheduler,
         session.config.to_dict(),
@@ -218,26 +221,29 @@ def training_step(session: TrainSession, step: int) -> torch.Tensor:
 
 
 def _optimizer_step(session: TrainSession, step: int) -> torch.Tensor:
-    config = session.config
+    config, family = session.config, session.family
     indices = session.batches.batch_at(step)
     rng = random.Random(f"{config.seed}:caption-dropout:{step}")
     dropout = [rng.random() < config.caption_dropout for _ in indices]
-    batch = make_batch(session.cache, indices, dropout)
+    name = family.denoiser_at_step(step)
+    batch = replace(make_batch(session.cache, indices, dropout), denoiser=name)
     session.generator.manual_seed(config.seed * 1_000_003 + step)
     with autocast(session.model):
-        loss = session.family.training_loss(session.model, batch, session.generator)
+        loss = family.training_loss(session.model, batch, session.generator)
     loss.backward()
+    active = session.params[list(family.denoisers(session.model)).index(name)]
     if config.max_grad_norm:
-        clip_gradients(session.params[0], config.max_grad_norm)
-    session.optimizer.step()
+        clip_gradients(active, config.max_grad_norm)
+    step_only(session.optimizer, active, session.params)
     session.lr_scheduler.step()
     session.optimizer.zero_grad(set_to_none=False)  # one kernel; the views must stay
     return loss.detach()
 
 
 def enable_gradient_checkpointing(session: TrainSession) -> None:
-    """Trade compute for activation memory in the denoiser."""
-    session.family.denoiser(session.model).enable_gradient_checkpointing()
+    """Trade compute for activation memory in the denoisers."""
+    for denoiser in session.family.denoisers(session.model).values():
+        denoiser.enable_gradient_checkpointing()
     session.checkpointing = True
 
 
@@ -252,7 +258,7 @@ def write_checkpoint(session: TrainSession, step: int) -> None:
     path = save_checkpoint(
         session.out_dir,
         step,
-        session.family.denoiser(session.model),
+        session.family.denoisers(session.model),
         session.optimizer,
         session.lr_scheduler,
         session.config.to_dict(),

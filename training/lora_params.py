@@ -51,6 +51,25 @@ def flatten_lora(params: list[torch.nn.Parameter]) -> torch.nn.Parameter:
     return flat
 
 
+def step_only(
+    optimizer: torch.optim.Optimizer, active: torch.nn.Parameter, params: list[torch.nn.Parameter]
+) -> None:
+    """``optimizer.step()`` for ``active`` alone among the flat parameters ``params``.
+
+    With one LoRA per denoiser only the denoiser that ran has gradients; the others' zeroed
+    gradients are hidden so AdamW skips them instead of moving them on stale momentum and
+    weight decay (PyTorch's optimizers skip parameters whose ``.grad`` is None).
+    """
+    hidden = [(param, param.grad) for param in params if param is not active]
+    for param, _ in hidden:
+        param.grad = None
+    try:
+        optimizer.step()
+    finally:
+        for param, grad in hidden:
+            param.grad = grad  # the per-tensor gradient views still point into this buffer
+
+
 def autocast(model: LoadedModel) -> AbstractContextManager[object]:
     """torch.autocast in the frozen weights' dtype when that is below fp32, else nothing."""
     import torch

@@ -48,6 +48,10 @@ class TrainResult:
     seconds: float
     lora_path: str | None = None  # diffusers/PEFT file; None when stopped before the end
     comfyui_path: str | None = None  # kohya-key file for ComfyUI/A1111
+    # Every exported file by download kind: {"lora": ..., "comfyui": ...}; a family with several
+    # denoisers has one pair per denoiser ("lora_high_noise", "comfyui_high_noise", ...) and
+    # lora_path/comfyui_path are its first denoiser's.
+    lora_files: dict[str, str] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     checkpoints: list[str] = field(default_factory=list)  # those still on disk
     skipped: list[SkippedFile] = field(default_factory=list)

@@ -25,7 +25,14 @@ from training.export import (
     verify_lora_files,
     write_lora_files,
 )
-from training.loop import TrainSession, add_lora, make_optimizer, resume_latest, run_loop
+from training.loop import (
+    TrainSession,
+    add_lora,
+    enable_gradient_checkpointing,
+    make_optimizer,
+    resume_latest,
+    run_loop,
+)
 from training.models import get_family
 from training.models.base import Family, LoadedModel
 from training.reporter import Reporter
@@ -56,15 +63,16 @@ def train(
         session = start_session(config, family, model, cache, out_dir, reporter)
         outcome = run_loop(session, should_stop)
         fingerprint = session.fingerprint
-        files = None if outcome.stopped else export(session, outcome.steps_done, fingerprint)
+        exported = [] if outcome.stopped else export(session, outcome.steps_done, fingerprint)
     result = TrainResult(
         steps_done=outcome.steps_done,
         total_steps=config.steps,
         final_loss=session.last_loss,
         stopped=outcome.stopped,
         seconds=round(reporter.elapsed(), 3),
-        lora_path=str(files.diffusers) if files else None,
-        comfyui_path=str(files.comfyui) if files else None,
+        lora_path=str(exported[0].diffusers) if exported else None,
+        comfyui_path=str(exported[0].comfyui) if exported else None,
+        lora_files=download_kinds(exported),
         samples=session.samples,
         checkpoints=[str(p) for p in list_checkpoints(out_dir)],
         skipped=data.skipped + cache.skipped,
@@ -164,24 +172,25 @@ def start_session(
         fingerprint=dataset_fingerprint(cache.used),
     )
     if config.gradient_checkpointing is True:
-        family.denoiser(model).enable_gradient_checkpointing()
-        session.checkpointing = True
+        enable_gradient_checkpointing(session)
     if config.compile:
         family.compile_denoiser(model)
     resume_latest(session)
     return session
 
 
-def export(session: TrainSession, steps_done: int, fingerprint: str) -> ExportedFiles:
-    """Write both LoRA files, free the training model, verify them in a fresh pipeline."""
-    config, family = session.config, session.family
-    state = lora_state_dict(family, session.model)
-    metadata = lora_metadata(config, steps_done, fingerprint)
-    files = write_lora_files(family, session.model, state, session.out_dir, config, metadata)
-    expected = expected_deltas(state, float(config.alpha), config.rank)
-    dtype, device = session.model.dtype, session.model.device
-    session.model.pipeline = None  # drop the trained weights before loading a second copy
-    release_memory(session.model)
+def export(session: TrainSession, steps_done: int, fingerprint: str) -> list[ExportedFiles]:
+    """Write both LoRA files of each denoiser, free the model, verify them in a fresh one."""
+    config, family, model = session.config, session.family, session.model
+    written = []
+    for denoiser in family.denoisers(model):
+        state = lora_state_dict(family, model, denoiser)
+        metadata = lora_metadata(config, steps_done, fingerprint, denoiser)
+        files = write_lora_files(family, model, state, session.out_dir, config, metadata, denoiser)
+        written.append((files, expected_deltas(state, float(config.alpha), config.rank)))
+    dtype, device = model.dtype, model.device
+    model.pipeline = None  # drop the trained weights before loading a second copy
+    release_memory(model)
     fresh = family.load(
         config.base_model,
         dtype=dtype,
@@ -189,9 +198,22 @@ def export(session: TrainSession, steps_done: int, fingerprint: str) -> Exported
         text_encoders=False,
         quantize=config.quantize,  # the check must fit the same GPU as the run
     )
-    verify_lora_files(family, fresh, files, expected)
-    session.reporter.log(steps_done, f"exported {files.diffusers.name} and {files.comfyui.name}")
-    return files
+    for files, expected in written:
+        verify_lora_files(family, fresh, files, expected)
+        session.reporter.log(
+            steps_done, f"exported {files.diffusers.name} and {files.comfyui.name}"
+        )
+    return [files for files, _ in written]
+
+
+def download_kinds(exported: list[ExportedFiles]) -> dict[str, str]:
+    """Download kind -> file: "lora"/"comfyui", with "_<denoiser>" for each of several."""
+    kinds = {}
+    for files in exported:
+        suffix = f"_{files.denoiser}" if files.denoiser else ""
+        kinds[f"lora{suffix}"] = str(files.diffusers)
+        kinds[f"comfyui{suffix}"] = str(files.comfyui)
+    return kinds
 
 
 @contextmanager

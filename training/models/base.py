@@ -124,6 +124,7 @@ class LatentBatch:
     embeds: PromptEmbeds  # every tensor (B, ...) on the model's device
     original_sizes: tuple[tuple[int, int], ...]  # per item (height, width) of the source media
     crop_top_lefts: tuple[tuple[int, int], ...]  # per item (top, left) of the crop, in pixels
+    denoiser: str = ""  # which of Family.denoisers this step trains ("" for the only one)
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,21 @@ class Family(ABC):
     def denoiser(self, model: LoadedModel) -> torch.nn.Module:
         """The module LoRA is added to and trained: ``pipeline.unet`` or ``.transformer``."""
 
+    def denoisers(self, model: LoadedModel) -> dict[str, torch.nn.Module]:
+        """Every module that gets its own LoRA, by name; "" names the only one of most families.
+
+        A family with several (Wan 2.2 A14B: a high-noise and a low-noise expert) names each;
+        the trainer gives each its own LoRA and exports one file per name and format.
+        """
+        return {"": self.denoiser(model)}
+
+    def denoiser_at_step(self, step: int) -> str:
+        """Name (a key of ``denoisers``) of the denoiser the zero-based ``step`` trains.
+
+        A pure function of the step, so a resumed run trains the same denoiser at each step.
+        """
+        return ""
+
     @abstractmethod
     def lora_target_modules(self) -> list[str]:
         """Module-name suffixes in the denoiser to wrap with LoRA (PEFT ``target_modules``)."""
@@ -191,6 +207,7 @@ class Family(ABC):
         SD families: uniform DDPM timesteps, epsilon or v-prediction target per the scheduler
         config. Flow families: sigmas shifted by ``spec.flow_shift``, target ``noise - latents``.
         ``generator`` lives on the model's device and makes noise/timesteps reproducible.
+        Only ``batch.denoiser`` may run (the trainer steps only that denoiser's LoRA).
         """
 
     @abstractmethod
@@ -229,8 +246,10 @@ class Family(ABC):
         """
 
     @abstractmethod
-    def load_lora(self, model: LoadedModel, path: Path, adapter_name: str) -> None:
-        """Load a LoRA file (either layout) into the pipeline with ``load_lora_weights``."""
+    def load_lora(
+        self, model: LoadedModel, path: Path, adapter_name: str, denoiser: str = ""
+    ) -> None:
+        """Load a LoRA file (either layout) into ``denoiser`` with ``load_lora_weights``."""
 
     @abstractmethod
     def make_tiny(self, out_dir: Path) -> Path:
@@ -257,21 +276,26 @@ class Family(ABC):
         release_memory(model)  # the encoders' memory goes back before the denoisers move in
         place_staged(model)
 
-    def lora_modules(self, model: LoadedModel, adapter_name: str) -> set[str]:
-        """Names of denoiser modules that carry LoRA weights for ``adapter_name``."""
+    def lora_modules(self, model: LoadedModel, adapter_name: str, denoiser: str = "") -> set[str]:
+        """Names of ``denoiser``'s modules that carry LoRA weights for ``adapter_name``."""
         found = set()
-        for name, module in self.denoiser(model).named_modules():
+        for name, module in self.denoisers(model)[denoiser].named_modules():
             lora_a = getattr(module, "lora_A", None)
             if lora_a is not None and adapter_name in lora_a:
                 found.add(name)
         return found
 
     def load_lora_check(
-        self, model: LoadedModel, path: Path, adapter_name: str, expected: set[str]
+        self,
+        model: LoadedModel,
+        path: Path,
+        adapter_name: str,
+        expected: set[str],
+        denoiser: str = "",
     ) -> list[str]:
-        """Load ``path`` as ``adapter_name`` and return the expected module names it missed."""
-        self.load_lora(model, path, adapter_name)
-        missed = sorted(expected - self.lora_modules(model, adapter_name))
+        """Load ``path`` into ``denoiser`` as ``adapter_name``; the expected modules it missed."""
+        self.load_lora(model, path, adapter_name, denoiser)
+        missed = sorted(expected - self.lora_modules(model, adapter_name, denoiser))
         return missed
 
     def prepare_training(self, model: LoadedModel, training_adapter: str) -> None:
@@ -284,8 +308,9 @@ class Family(ABC):
         del model, training_adapter  # most families train on the base exactly as loaded
 
     def compile_denoiser(self, model: LoadedModel) -> None:
-        """Regionally torch.compile the denoiser's repeated blocks (faster than whole-model)."""
-        self.denoiser(model).compile_repeated_blocks(fullgraph=False, dynamic=False)
+        """Regionally torch.compile each denoiser's repeated blocks (faster than whole-model)."""
+        for module in self.denoisers(model).values():
+            module.compile_repeated_blocks(fullgraph=False, dynamic=False)
 
 
 def load_frozen_pipeline(

@@ -107,7 +107,9 @@ class FlowTransformerFamily(Family):
         )
         add_metadata(path, metadata)
 
-    def load_lora(self, model: LoadedModel, path: Path, adapter_name: str) -> None:
+    def load_lora(
+        self, model: LoadedModel, path: Path, adapter_name: str, denoiser: str = ""
+    ) -> None:
         """load_lora_weights from a local safetensors file (diffusers or kohya layout).
 
         Raises ExportError naming every tensor that found no module: diffusers itself only
@@ -119,8 +121,9 @@ class FlowTransformerFamily(Family):
         converted = type(pipeline).lora_state_dict(str(path.parent), **location)
         if isinstance(converted, tuple):
             converted = converted[0]
-        pipeline.load_lora_weights(str(path.parent), adapter_name=adapter_name, **location)
-        loaded = self.lora_modules(model, adapter_name)
+        options = {**location, **self._load_options(denoiser)}
+        pipeline.load_lora_weights(str(path.parent), adapter_name=adapter_name, **options)
+        loaded = self.lora_modules(model, adapter_name, denoiser)
         unloaded = [
             key
             for key in converted
@@ -130,19 +133,24 @@ class FlowTransformerFamily(Family):
         if unloaded:
             raise ExportError(f"{path.name} has LoRA tensors that did not load", unloaded)
 
+    def _load_options(self, denoiser: str) -> dict[str, Any]:
+        """Extra load_lora_weights arguments that send a file to ``denoiser`` (none for one)."""
+        return {}
+
     @contextmanager
     def _inference(self, model: LoadedModel) -> Iterator[None]:
-        """no_grad and eval for sampling; the denoiser's train/eval mode is restored after."""
+        """no_grad and eval for sampling; each denoiser's train/eval mode is restored after."""
         import torch
 
-        transformer = self.denoiser(model)
-        was_training = transformer.training
-        transformer.eval()
+        modes = {module: module.training for module in self.denoisers(model).values()}
+        for module in modes:
+            module.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
-            transformer.train(was_training)
+            for module, was_training in modes.items():
+                module.train(was_training)
 
     def _generator(self, model: LoadedModel, seed: int) -> torch.Generator:
         import torch

@@ -218,7 +218,9 @@ class StableDiffusionFamily(Family):
 
         return diffusers_to_kohya(lora_state_dict, alpha, prefix="lora_unet_")
 
-    def load_lora(self, model: LoadedModel, path: Path, adapter_name: str) -> None:
+    def load_lora(
+        self, model: LoadedModel, path: Path, adapter_name: str, denoiser: str = ""
+    ) -> None:
         """pipeline.load_lora_weights accepts both the diffusers and the kohya layout."""
         model.pipeline.load_lora_weights(str(path), adapter_name=adapter_name)
 
