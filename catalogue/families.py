@@ -238,6 +238,33 @@ FAMILIES: dict[str, FamilyFacts] = {
             quantize="int8",  # as ai-toolkit's klein preset: int8 base leaves room at 1024 px
             notes="Undistilled base: samples use CFG with an empty negative prompt. Apache-2.0.",
         ),
+        # The video families below are estimates until benched on their GPU class (BENCHMARKS.md):
+        # s/step scaled from the public Wan 2.1 14B figure (7.2 s/step at 832x480x81, H100) by
+        # parameters x tokens; start-up covers loading, caching and the verified export.
+        FamilyFacts(
+            name="wan22-ti2v-5b",
+            label="Wan 2.2 TI2V 5B",
+            media="video",
+            module="training.models.wan22",
+            hub_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            # 24 GB by arithmetic, not yet measured (bench/memory.py): int8 5B transformer
+            # ~5 GB, umT5 staged apart while caching, checkpointing retried on out-of-memory.
+            gpu_class="gpu-24gb",
+            quantize="int8",
+            default_resolution=704,  # the 720p model card size is 1280x704
+            min_resolution=256,
+            max_resolution=1024,
+            resolution_multiple=32,  # 16x VAE x 2x2 patches
+            base_steps=1500,
+            learning_rate=1e-4,
+            seconds_per_step=2.0,
+            startup_seconds=300,
+            fps=24,
+            max_frames=121,
+            frame_step=4,
+            notes="Text-to-video LoRA at 24 fps, 4k+1 frames up to 121; images train as 1-frame "
+            "clips.",
+        ),
     )
 }
 

@@ -77,3 +77,26 @@ def assert_image_run_resumes_exactly(family: str, base_model: Path, work: Path) 
     assert_same_lora(resumed.lora_path, unbroken.lora_path)
     assert Path(unbroken.comfyui_path or "").is_file()
     return unbroken
+
+
+def assert_killed_run_resumes_exactly(
+    config: TrainingConfig, data: Path, work: Path
+) -> TrainResult:
+    """Kill a run at its first checkpoint, resume it, compare every file with an unbroken run.
+
+    Every exported file (one pair per denoiser for families with several) must hold the same
+    tensors; returns the resumed run's result.
+    """
+    from training import ProgressEvent
+
+    out = work / "killed"
+    last = kill_after_first_checkpoint(config, data, out, work)
+    events: list[ProgressEvent] = []
+    resumed = train(config, data, out, on_progress=events.append)
+    assert resumed.resumed_from == last and resumed.steps_done == config.steps
+    assert next(e.step for e in events if e.kind == "step") == last + 1
+    unbroken = train(config, data, work / "unbroken")
+    assert resumed.lora_files.keys() == unbroken.lora_files.keys()
+    for kind, path in unbroken.lora_files.items():
+        assert_same_lora(resumed.lora_files[kind], path)
+    return resumed
