@@ -265,6 +265,27 @@ FAMILIES: dict[str, FamilyFacts] = {
             notes="Text-to-video LoRA at 24 fps, 4k+1 frames up to 121; images train as 1-frame "
             "clips.",
         ),
+        FamilyFacts(
+            name="wan22-t2v-a14b",
+            label="Wan 2.2 T2V A14B (high + low noise)",
+            media="video",
+            module="training.models.wan22_experts",
+            hub_id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+            gpu_class="gpu-80gb",
+            default_resolution=480,
+            min_resolution=256,
+            max_resolution=720,
+            resolution_multiple=16,
+            base_steps=2000,  # alternating: each expert trains half of them
+            learning_rate=1e-4,
+            seconds_per_step=4.5,
+            startup_seconds=600,
+            fps=16,
+            max_frames=81,
+            frame_step=4,
+            notes="Two experts, two LoRAs: high-noise and low-noise, one file each per format "
+            "(load each on its own model in ComfyUI). 16 fps, 4k+1 frames up to 81.",
+        ),
     )
 }
 

@@ -7,6 +7,7 @@ family's own sample path, so a generation looks like the samples written during 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ ADAPTER = "attune"
 def generate(
     family_name: str,
     base_model: str,
-    lora_path: str | Path | None,
+    lora_path: str | Path | Mapping[str, str | Path] | None,
     prompts: list[str],
     *,
     strength: float = 1.0,
@@ -41,7 +42,8 @@ def generate(
 
     ``resolution`` is the square side in pixels (None = the family default), ``frames`` the clip
     length for video (None = the longest the family trains on); prompt i renders with seed+i.
-    ``lora_path`` None renders the base model alone. ``quantize`` loads the base as the run
+    ``lora_path`` None renders the base model alone; a family with several denoisers (Wan 2.2
+    A14B) takes a mapping of denoiser name to its file. ``quantize`` loads the base as the run
     trained it (its TrainingConfig.quantize), so try-it fits the same GPU class.
     """
     import torch
@@ -53,7 +55,7 @@ def generate(
     num_frames = _frames(family.spec, frames)
     if steps < 1:
         raise ConfigError("steps", "must be at least 1")
-    lora = None if lora_path is None else check_lora_file(family, Path(lora_path))
+    loras = lora_files(family, lora_path)
     target = torch.device(device) if device is not None else pick_device()
     prepare_backends(target)
     model = family.load(
@@ -65,8 +67,9 @@ def generate(
     # Encode first: freeing the encoders places (and quantises) the staged denoiser, and the
     # LoRA must wrap the placed layers.
     positive, negative = _encode(family, model, prompts)
-    if lora is not None:
-        family.load_lora(model, lora, ADAPTER)
+    for denoiser, path in loras.items():
+        family.load_lora(model, path, ADAPTER, denoiser)
+    if loras:
         model.pipeline.set_adapters([ADAPTER], [float(strength)])
     rendered = []
     for index, embeds in enumerate(positive):
@@ -81,6 +84,17 @@ def generate(
         )
         rendered.append(family.sample(model, request))
     return rendered
+
+
+def lora_files(
+    family: Family, lora_path: str | Path | Mapping[str, str | Path] | None
+) -> dict[str, Path]:
+    """Denoiser name -> checked LoRA file ("" for a single file); empty without a LoRA."""
+    if lora_path is None:
+        return {}
+    if isinstance(lora_path, Mapping):
+        return {name: check_lora_file(family, Path(path)) for name, path in lora_path.items()}
+    return {"": check_lora_file(family, Path(lora_path))}
 
 
 def check_lora_file(family: Family, path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Rectified-flow training pieces shared by the flow-matching families (FLUX, Wan).
+"""Rectified-flow training pieces shared by the flow-matching families (FLUX, Wan, LTX-2).
 
 Adapted from diffusers v0.32 ``examples/dreambooth/train_dreambooth_lora_flux.py`` (noising
 ``(1 - sigma) * x + sigma * noise`` and the target ``noise - x``) and
@@ -30,6 +30,39 @@ def sample_sigmas(
 
     logits = torch.randn(batch_size, generator=generator, device=device, dtype=torch.float32)
     return shift_sigmas(torch.sigmoid(logits), shift)
+
+
+def sample_sigmas_between(
+    batch_size: int,
+    shift: float,
+    low: float,
+    high: float,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """``sample_sigmas`` restricted to [low, high), the distribution's shape kept within it.
+
+    musubi-tuner trains a Wan 2.2 expert on its range with ``--preserve_distribution_shape``
+    (rejection sampling); this draws the same truncated distribution by inverse CDF, so every
+    draw costs one random number and no loop.
+    """
+    import torch
+
+    def normal_cdf_of_bound(sigma: float) -> float:
+        if sigma <= 0.0:
+            return 0.0
+        if sigma >= 1.0:
+            return 1.0
+        u = sigma / (shift - (shift - 1.0) * sigma)  # undo shift_sigmas
+        return 0.5 * (1.0 + math.erf(math.log(u / (1.0 - u)) / math.sqrt(2.0)))
+
+    p_low, p_high = normal_cdf_of_bound(low), normal_cdf_of_bound(high)
+    uniform = torch.rand(batch_size, generator=generator, device=device, dtype=torch.float64)
+    quantile = (p_low + (p_high - p_low) * uniform).clamp(1e-12, 1.0 - 1e-12)
+    sigmas = shift_sigmas(torch.sigmoid(torch.special.ndtri(quantile)), shift).float()
+    # Bounds in fp32, the precision the sigmas are used at: rounding must not reach `high`.
+    below_high = torch.nextafter(torch.tensor(high), torch.tensor(0.0)).item()
+    return sigmas.clamp(low, below_high)
 
 
 def resolution_shift(image_seq_len: int, scheduler_config: Any) -> float:

@@ -97,20 +97,29 @@ class WanFamily(FlowTransformerFamily):
         self, model: LoadedModel, batch: LatentBatch, generator: torch.Generator
     ) -> torch.Tensor:
         """Flow-matching MSE on (B, C, F, H, W) latents with flow-shifted logit-normal sigmas."""
-        pipe, dtype = model.pipeline, model.dtype
+        shift = self.flow_shift(model.pipeline.scheduler.config)
+        sigmas = sample_sigmas(batch.latents.shape[0], shift, generator, batch.latents.device)
+        return self._flow_loss(model, model.pipeline.transformer, batch, sigmas, generator)
+
+    def _flow_loss(
+        self,
+        model: LoadedModel,
+        transformer: torch.nn.Module,
+        batch: LatentBatch,
+        sigmas: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Noise the batch to ``sigmas``, predict with ``transformer``, velocity MSE."""
         latents = batch.latents
-        if latents.ndim == 4:
+        if latents.ndim == 4:  # images train as 1-frame clips
             latents = latents.unsqueeze(2)
-        sigmas = sample_sigmas(
-            latents.shape[0], self.flow_shift(pipe.scheduler.config), generator, latents.device
-        )
         noisy, target = noisy_latents_and_target(latents, sigmas, generator)
-        steps = pipe.scheduler.config.get("num_train_timesteps", 1000)
-        prediction = pipe.transformer(
-            hidden_states=noisy.to(dtype),
+        steps = model.pipeline.scheduler.config.get("num_train_timesteps", 1000)
+        prediction = transformer(
+            hidden_states=noisy.to(model.dtype),
             # fp32 on Wan's 0..1000 scale: bf16 would round it to steps of 4 near 1000.
             timestep=sigmas * steps,
-            encoder_hidden_states=batch.embeds["prompt_embeds"].to(dtype),
+            encoder_hidden_states=batch.embeds["prompt_embeds"].to(model.dtype),
             return_dict=False,
         )[0]
         return velocity_loss(prediction, target)
