@@ -286,6 +286,27 @@ FAMILIES: dict[str, FamilyFacts] = {
             notes="Two experts, two LoRAs: high-noise and low-noise, one file each per format "
             "(load each on its own model in ComfyUI). 16 fps, 4k+1 frames up to 81.",
         ),
+        FamilyFacts(
+            name="ltx2",
+            label="LTX-2 (video)",
+            media="video",
+            module="training.models.ltx2",
+            hub_id="Lightricks/LTX-2",
+            gpu_class="gpu-80gb",
+            default_resolution=512,  # 768x512 is the pipeline's default size
+            min_resolution=256,
+            max_resolution=1024,
+            resolution_multiple=32,
+            base_steps=2000,
+            learning_rate=1e-4,
+            seconds_per_step=3.0,
+            startup_seconds=600,
+            fps=24,
+            max_frames=121,
+            frame_step=8,
+            notes="Video LoRA trained on clips without sound (the audio branch is left as it "
+            "is); 24 fps, 8k+1 frames up to 121.",
+        ),
     )
 }
 
