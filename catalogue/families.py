@@ -39,6 +39,9 @@ class FamilyFacts:
     fps: int | None = None  # video: frames per second the model was trained at
     max_frames: int = 0  # video: longest clip in frames
     frame_step: int = 1  # video: clip lengths are k * frame_step + 1 (the VAE's time factor)
+    # video: the shortest clip it trains on (stills still train as 1-frame clips); a shorter clip
+    # is refused before a run is queued (catalogue.media).
+    min_clip_frames: int = 1
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -50,6 +53,8 @@ class FamilyFacts:
             raise ValueError(f"{self.name}: a video family needs fps and max_frames")
         if self.quantize not in ("none", "int8", "fp8"):
             raise ValueError(f"{self.name}: quantize must be 'none', 'int8' or 'fp8'")
+        if self.media == "video" and self.min_clip_frames not in self.frame_counts:
+            raise ValueError(f"{self.name}: min_clip_frames must be one of its clip lengths")
 
     @property
     def is_video(self) -> bool:
@@ -197,6 +202,7 @@ FAMILIES: dict[str, FamilyFacts] = {
             fps=16,
             max_frames=81,
             frame_step=4,
+            min_clip_frames=5,  # a clip of under 5 frames would train as a still
             notes="Video at 16 fps, 4k+1 frames up to 81; images train as 1-frame clips.",
         ),
         # FLUX.2: 16 px multiples (8x VAE, 2x2 patches). Recipes: diffusers README_flux2.md
@@ -262,6 +268,7 @@ FAMILIES: dict[str, FamilyFacts] = {
             fps=24,
             max_frames=121,
             frame_step=4,
+            min_clip_frames=5,
             notes="Text-to-video LoRA at 24 fps, 4k+1 frames up to 121; images train as 1-frame "
             "clips.",
         ),
@@ -283,6 +290,7 @@ FAMILIES: dict[str, FamilyFacts] = {
             fps=16,
             max_frames=81,
             frame_step=4,
+            min_clip_frames=5,
             notes="Two experts, two LoRAs: high-noise and low-noise, one file each per format "
             "(load each on its own model in ComfyUI). 16 fps, 4k+1 frames up to 81.",
         ),
@@ -304,6 +312,7 @@ FAMILIES: dict[str, FamilyFacts] = {
             fps=24,
             max_frames=121,
             frame_step=8,
+            min_clip_frames=9,
             notes="Video LoRA trained on clips without sound (the audio branch is left as it "
             "is); 24 fps, 8k+1 frames up to 121.",
         ),

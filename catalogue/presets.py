@@ -17,6 +17,7 @@ class Preset:
     rank: int
     caption_dropout: float
     video_only: bool = False
+    clips_only: bool = False  # still images teach it nothing: a run refuses datasets with them
 
 
 PRESETS: dict[str, Preset] = {
@@ -33,7 +34,7 @@ PRESETS: dict[str, Preset] = {
         Preset("product", "Product — one object rendered faithfully in new scenes", 1.2, 16, 0.05),
         Preset(
             "motion", "Motion — a movement or camera move (video models)", 1.3, 32, 0.1,
-            video_only=True,
+            video_only=True, clips_only=True,
         ),
     )
 }  # fmt: skip

@@ -106,6 +106,8 @@ def api_start() -> tuple[Response, int]:
         )  # fmt: skip
     except services.ParamsError as exc:
         return jsonify(error=str(exc), errors=exc.errors), 400
+    except services.UnusableFilesError as exc:
+        return jsonify(error=str(exc), files=exc.files), 409
     except services.RunError as exc:
         return jsonify(error=str(exc)), 409
     return jsonify(services.live_progress(run)), 201

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.accounts.models import User
 from app.billing.plans import Plan
 from app.billing.services import active_plan, can_start_runs
-from app.datasets.models import Dataset
+from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import item_counts
 from app.db_types import utcnow
 from app.errors import NotFound
@@ -24,6 +24,8 @@ from app.trainings.presets import preset_defaults, presets_for
 from app.trainings.quota import QuotaError, period_quota, release_reservation, reserve_gpu_quota
 from app.webhooks.events import emit_run_event_safely
 from app.webhooks.services import WebhookError, set_run_webhook
+from catalogue.media import refusal
+from catalogue.presets import PRESETS
 
 PROGRESS_KEY = "attune:run:{run_id}:progress"
 LOSS_KEY = "attune:run:{run_id}:loss"
@@ -42,6 +44,21 @@ class ParamsError(RunError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("Some settings need another look.")
         self.errors = errors
+
+
+class UnusableFilesError(RunError):
+    """The dataset holds files the base model cannot train on; `files` maps each to why."""
+
+    SHOWN = 10  # reasons spelled out in the message; `files` has them all
+
+    def __init__(self, label: str, files: dict[str, str]) -> None:
+        listed = "; ".join(f"{name}: {why}" for name, why in list(files.items())[: self.SHOWN])
+        more = f"; and {len(files) - self.SHOWN} more" if len(files) > self.SHOWN else ""
+        super().__init__(
+            f"{len(files)} file{'s' if len(files) > 1 else ''} in this dataset cannot be used "
+            f"with {label}: {listed}{more}. Remove them or choose another base model."
+        )
+        self.files = files
 
 
 def list_runs(
@@ -128,6 +145,9 @@ def start_run(
     if item_counts(dataset).get("ready", 0) == 0:
         raise RunError("The dataset has no ready images yet. Upload some and wait for them.")
     config = build_config(dataset, family, preset, params)
+    unusable = unusable_files(dataset, family, preset)
+    if unusable:
+        raise UnusableFilesError(FAMILIES[family].label, unusable)
     run = TrainingRun(
         user_id=user.id,
         dataset_id=dataset.id,
@@ -160,6 +180,28 @@ def start_run(
         db.session.commit()
         raise RunError("The training queue is unavailable. Please try again in a minute.") from exc
     return run
+
+
+def unusable_files(dataset: Dataset, family: str, preset: str) -> dict[str, str]:
+    """Ready items the family cannot train on (wrong kind, clip too short), each with why.
+
+    Judged from what ingest recorded (kind, frame count, frame rate) with the rules the
+    engine's planner applies (catalogue.media), so the run is refused before it is queued.
+    """
+    facts, clips_only = FAMILIES[family], PRESETS[preset].clips_only
+    query = select(DatasetItem).where(
+        DatasetItem.dataset_id == dataset.id, DatasetItem.status == "ready"
+    )
+    refused: dict[str, str] = {}
+    for item in db.session.scalars(query.order_by(DatasetItem.id)):
+        kind = item.media_kind or item.content_type.partition("/")[0]
+        if kind not in ("image", "video"):
+            continue  # ingest made it ready; the engine judges what it cannot classify
+        reason = refusal(facts, kind, item.frame_count or 0, item.fps or 0.0, clips_only)
+        if reason:
+            name = item.filename if item.filename not in refused else f"{item.filename} ({item.id})"
+            refused[name] = reason
+    return refused
 
 
 def _plan_for_start(user: User, family: str) -> Plan:

@@ -35,6 +35,7 @@ def test_each_engine_spec_agrees_with_its_catalogue_entry(name: str) -> None:
     )
     assert spec.size_multiple == facts.resolution_multiple
     assert (spec.fps, spec.frame_counts) == (facts.fps, facts.frame_counts)
+    assert spec.min_clip_frames == facts.min_clip_frames
     assert spec.default_base_model == (facts.hub_id or f"{BUILTIN_PREFIX}{name}")
 
 

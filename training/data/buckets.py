@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from catalogue.media import clip_frame_counts, kind_refusal, too_short
 from training.errors import DatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -90,7 +91,7 @@ def _plan_file(path: Path, spec: Any, resolution: int) -> BucketPlanItem:
     media = "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else ""
     if not media:
         return _dropped(str(path), "unknown", f"unsupported file type {suffix or '(none)'}")
-    refused = _refused(media, spec)
+    refused = kind_refusal(spec, media)
     if refused:  # decided by the type alone: no need to open the file
         return _dropped(str(path), media, refused)
     try:
@@ -109,35 +110,17 @@ def _plan_file(path: Path, spec: Any, resolution: int) -> BucketPlanItem:
     return _plan_size(entry, spec, resolution)
 
 
-def _refused(media: str, spec: Any) -> str:
-    """Why the family cannot use this kind of media at all ("" when it can)."""
-    if media == "image" and spec.is_video and 1 not in spec.frame_counts:
-        return f"{spec.name} trains on video clips only"
-    if media == "video" and not spec.is_video:
-        return f"{spec.name} trains on images; video is not used"
-    if media not in ("image", "video"):
-        return "unsupported file type"
-    return ""
-
-
 def _plan_size(entry: MediaSize, spec: Any, resolution: int) -> BucketPlanItem:
-    refused = _refused(entry.media, spec)
+    refused = kind_refusal(spec, entry.media)
     if refused:
         return _dropped(entry.name, entry.media, refused, entry.width, entry.height)
     fit = (entry.name, entry.media, entry.width, entry.height, spec.size_multiple, resolution)
     if entry.media == "image":
         return _fit(*fit, 1 if spec.is_video else None)
-    available = resampled_frame_count(entry.frame_count, entry.fps, spec.fps)
-    usable = [count for count in spec.frame_counts if count <= available]
+    usable = clip_frame_counts(spec, entry.frame_count, entry.fps)
     if not usable:
-        return _dropped(
-            entry.name,
-            "video",
-            f"too short: about {available} frames at {spec.fps} fps, "
-            f"at least {min(spec.frame_counts)} needed",
-            entry.width,
-            entry.height,
-        )
+        reason = too_short(spec, entry.frame_count, entry.fps)
+        return _dropped(entry.name, "video", reason, entry.width, entry.height)
     item = _fit(*fit, None)
     return item if item.dropped else _replace(item, frames=max(usable))
 
@@ -155,16 +138,6 @@ def probe_image(path: Path) -> tuple[int, int]:
     if orientation in _ROTATED_ORIENTATIONS:
         width, height = height, width
     return width, height
-
-
-def resampled_frame_count(frame_count: int, source_fps: float, fps: float) -> int:
-    """Frames a clip yields when resampled from source_fps to fps (first frame at t=0)."""
-    if frame_count <= 0:
-        return 0
-    if source_fps <= 0:
-        return frame_count
-    last_time = (frame_count - 1) / source_fps
-    return int(last_time * fps + 1e-4) + 1
 
 
 def _fit(

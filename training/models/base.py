@@ -69,6 +69,7 @@ class FamilySpec:
     flow_shift: float | None = None  # flow-matching timestep shift; None for DDPM families
     fps: int | None = None  # video: frames per second the model was trained at
     frame_counts: tuple[int, ...] = ()  # video: allowed clip lengths in frames, e.g. (17, 33, 81)
+    min_clip_frames: int = 1  # video: shortest clip used (stills train as 1-frame clips)
     default_guidance_scale: float = 7.5
     # A LoRA merged into the frozen base while training only, never exported (e.g. Z-Image
     # Turbo's de-distillation adapter): its hub id; "" = the family trains on the bare base.
@@ -98,6 +99,7 @@ class FamilySpec:
             size_multiple=facts.resolution_multiple,
             fps=facts.fps,
             frame_counts=facts.frame_counts,
+            min_clip_frames=facts.min_clip_frames,
             notes=facts.notes,
             **engine,
         )

@@ -1,0 +1,157 @@
+"""A family's wrong kind of data is refused before the run is queued, with the reason per file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from rq import Queue
+from sqlalchemy import func, select
+
+from app.extensions import db, get_redis
+from tests.app.conftest import api_headers, sign_up
+from tests.conftest import DATABASES, activate_plan, csrf_token, running_app
+
+FAMILIES = ("tiny-sd", "sd15", "wan22-ti2v-5b", "wan22-t2v-a14b", "ltx2")
+
+
+@pytest.fixture(params=DATABASES)
+def video_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app offering image and video families, a person on Pro (images + video) signed up."""
+    with running_app(request, request.param, {"enabled_families": FAMILIES}) as app:
+        sign_up(app.test_client())
+        activate_plan(app, "ada@example.com", "pro")
+        yield app
+
+
+@pytest.fixture
+def client(video_app: Flask) -> FlaskClient:
+    from tests.app.conftest import sign_in
+
+    client = video_app.test_client()
+    sign_in(client, "ada@example.com")
+    return client
+
+
+def dataset_of(app: Flask, *items: dict[str, object]) -> int:
+    """A dataset whose items are ready with the facts ingest records (kind, frames, fps)."""
+    from app.accounts.models import User
+    from app.datasets.models import Dataset, DatasetItem
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "ada@example.com"))
+        dataset = Dataset(user_id=user.id, name="Walks", trigger_word="sks")
+        db.session.add(dataset)
+        db.session.flush()
+        for index, facts in enumerate(items):
+            video = facts["media_kind"] == "video"
+            db.session.add(
+                DatasetItem(
+                    dataset_id=dataset.id,
+                    content_type="video/mp4" if video else "image/png",
+                    storage_key=f"{dataset.storage_prefix()}items/{index}/original",
+                    status="ready", size_bytes=10, width=640, height=480,
+                    **facts,
+                )
+            )  # fmt: skip
+        db.session.commit()
+        return dataset.id
+
+
+def image(name: str) -> dict[str, object]:
+    return {"filename": name, "media_kind": "image"}
+
+
+def clip(name: str, frames: int, fps: float) -> dict[str, object]:
+    return {"filename": name, "media_kind": "video", "frame_count": frames, "fps": fps,
+            "duration_s": frames / fps}  # fmt: skip
+
+
+def start(client: FlaskClient, dataset_id: int, family: str, preset: str = "character"):  # type: ignore[no-untyped-def]
+    body = {"dataset_id": dataset_id, "family": family, "preset": preset, "params": {"steps": 10}}
+    return client.post("/api/runs", json=body, headers=api_headers(client))
+
+
+def nothing_queued(app: Flask) -> bool:
+    from app.trainings.models import QuotaPeriod, TrainingRun
+
+    with app.app_context():
+        runs = db.session.scalar(select(func.count()).select_from(TrainingRun))
+        reserved = db.session.scalar(
+            select(func.coalesce(func.sum(QuotaPeriod.reserved_seconds), 0))
+        )
+        jobs = sum(len(Queue(name, connection=get_redis())) for name in ("gpu-80gb", "gpu-24gb"))
+    return runs == 0 and not reserved and jobs == 0
+
+
+def test_a_clip_shorter_than_the_family_minimum_is_refused_with_its_reason(
+    video_app: Flask, client: FlaskClient
+) -> None:
+    dataset_id = dataset_of(
+        video_app, clip("walk.mp4", 48, 24.0), clip("blink.mp4", 3, 24.0), image("face.png")
+    )
+    response = start(client, dataset_id, "wan22-ti2v-5b")
+    assert response.status_code == 409
+    body = response.get_json()
+    assert body["files"] == {"blink.mp4": "too short: about 3 frames at 24 fps, at least 5 needed"}
+    assert "blink.mp4: too short" in body["error"] and "Wan 2.2 TI2V 5B" in body["error"]
+    assert nothing_queued(video_app)
+
+
+def test_ltx2_needs_8k_plus_1_frames_and_judges_them_at_24_fps(
+    video_app: Flask, client: FlaskClient
+) -> None:
+    # 12 frames at 12 fps last 0.92 s: 23 frames at 24 fps, enough for 17 (LTX-2 wants 9+).
+    # 7 frames at 60 fps last 0.1 s: 3 frames at 24 fps, too short.
+    dataset_id = dataset_of(video_app, clip("slow.mov", 12, 12.0), clip("fast.webm", 7, 60.0))
+    response = start(client, dataset_id, "ltx2")
+    assert response.status_code == 409
+    assert response.get_json()["files"] == {
+        "fast.webm": "too short: about 3 frames at 24 fps, at least 9 needed"
+    }
+    assert nothing_queued(video_app)
+
+
+def test_images_are_refused_for_a_run_that_needs_clips(
+    video_app: Flask, client: FlaskClient
+) -> None:
+    dataset_id = dataset_of(video_app, clip("walk.mp4", 48, 24.0), image("a.png"), image("b.png"))
+    response = start(client, dataset_id, "wan22-t2v-a14b", preset="motion")
+    assert response.status_code == 409
+    files = response.get_json()["files"]
+    assert set(files) == {"a.png", "b.png"}
+    assert all("still images are not used" in reason for reason in files.values())
+    assert nothing_queued(video_app)
+    # The same stills are welcome as 1-frame clips in a character LoRA of the same family.
+    assert start(client, dataset_id, "wan22-t2v-a14b").status_code == 201
+
+
+def test_clips_are_refused_for_an_image_family(video_app: Flask, client: FlaskClient) -> None:
+    dataset_id = dataset_of(video_app, image("a.png"), clip("walk.mp4", 48, 24.0))
+    response = start(client, dataset_id, "sd15")
+    assert response.status_code == 409
+    assert response.get_json()["files"] == {"walk.mp4": "sd15 trains on images; video is not used"}
+    assert nothing_queued(video_app)
+
+
+def test_a_dataset_the_family_can_use_is_queued(video_app: Flask, client: FlaskClient) -> None:
+    dataset_id = dataset_of(video_app, clip("walk.mp4", 48, 24.0), image("face.png"))
+    response = start(client, dataset_id, "ltx2")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["status"] == "queued"
+
+
+def test_the_run_form_lists_each_refused_file(video_app: Flask, client: FlaskClient) -> None:
+    dataset_id = dataset_of(video_app, clip("walk.mp4", 48, 24.0), clip("blink.mp4", 3, 24.0))
+    token = csrf_token(client.get("/runs/new").get_data(as_text=True))
+    response = client.post(
+        "/runs/new",
+        data={"csrf_token": token, "dataset_id": dataset_id, "family": "wan22-ti2v-5b",
+              "preset": "motion", "steps": "10", "rank": "8"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "blink.mp4: too short: about 3 frames at 24 fps, at least 5 needed" in page
+    assert nothing_queued(video_app)
