@@ -4,9 +4,10 @@ The dicts below reproduce the architecture fields of each model's public ``confi
 Hugging Face hub (weights are never fetched): stable-diffusion-v1-5/stable-diffusion-v1-5,
 stabilityai/stable-diffusion-xl-base-1.0, black-forest-labs/FLUX.1-dev and
 Wan-AI/Wan2.1-T2V-1.3B-Diffusers; ``bench/full_size_qwen.py`` holds Qwen-Image's and Z-Image
-Turbo's, ``bench/full_size_flux2.py`` FLUX.2 [dev]'s and [klein]'s. Tokenizers are the
-offline toy ones padded to the real sequence lengths (77 CLIP tokens, 512 T5 tokens): compute
-depends on the length, not the vocab.
+Turbo's, ``bench/full_size_flux2.py`` FLUX.2 [dev]'s and [klein]'s, ``bench/full_size_video.py``
+Wan 2.2's (TI2V 5B, T2V A14B) and LTX-2's. Tokenizers are the offline toy ones padded to the
+real sequence lengths (77 CLIP tokens, 512 T5 tokens, 1024 Gemma tokens): compute depends on the
+length, not the vocab.
 
 ``python bench/full_size.py [family ...]`` builds each on the meta device and prints parameter
 counts next to the published sizes without allocating memory; it exits 1 when one is more than
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import full_size_flux2, full_size_qwen  # noqa: E402
+from bench import full_size_flux2, full_size_qwen, full_size_video  # noqa: E402
 
 _ENC4 = ["DownEncoderBlock2D"] * 4
 _DEC4 = ["UpDecoderBlock2D"] * 4
@@ -227,6 +228,7 @@ PUBLISHED_PARAMS = {  # millions, as published, for the meta-device check
     "wan21-t2v-1.3b": {},
     **full_size_qwen.PUBLISHED_PARAMS,
     **full_size_flux2.PUBLISHED_PARAMS,
+    **full_size_video.PUBLISHED_PARAMS,
 }
 
 
@@ -344,6 +346,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "flux2-klein": lambda: full_size_flux2.flux2_klein(_host),
     # Not a family of its own: the 9B base the flux2-klein family also loads (size check only).
     "flux2-klein-9b": lambda: full_size_flux2.flux2_klein(_host, nine_b=True),
+    **full_size_video.BUILDERS,
 }
 
 
@@ -400,6 +403,11 @@ def main() -> int:
                 f"{family:16} {name:16} {millions:9.1f}M  {_versus(millions, published.get(name))}"
             )
             off += bool(published.get(name)) and abs(millions / published[name] - 1) > 0.01
+        if family in full_size_video.PUBLISHED_DENOISERS:  # e.g. A14B: both experts together
+            parts, size = full_size_video.PUBLISHED_DENOISERS[family]
+            total = sum(counts[part] for part in parts)
+            print(f"{family:16} {'+'.join(parts):16} {total:9.1f}M  {_versus(total, size)}")
+            off += abs(total / size - 1) > 0.01
     return 1 if off else 0
 
 

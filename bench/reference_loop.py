@@ -41,12 +41,12 @@ class ReferenceLoop:
         """
         from peft.tuners.tuners_utils import BaseTunerLayer
 
-        denoiser = self.family.denoiser(self.model)
-        if len(getattr(denoiser, "peft_config", {})) > 1:
-            denoiser.set_adapter(self.adapter)
-            for module in denoiser.modules():
-                if isinstance(module, BaseTunerLayer):
-                    module.cast_input_dtype_enabled = True
+        for denoiser in self.family.denoisers(self.model).values():
+            if len(getattr(denoiser, "peft_config", {})) > 1:
+                denoiser.set_adapter(self.adapter)
+                for module in denoiser.modules():
+                    if isinstance(module, BaseTunerLayer):
+                        module.cast_input_dtype_enabled = True
 
     def step(self, step: int) -> float:
         """One example-recipe step; out of memory, retry with --gradient_checkpointing on."""
@@ -59,7 +59,8 @@ class ReferenceLoop:
                 raise
         self.optimizer.zero_grad()
         torch.cuda.empty_cache()
-        self.family.denoiser(self.model).enable_gradient_checkpointing()
+        for denoiser in self.family.denoisers(self.model).values():
+            denoiser.enable_gradient_checkpointing()
         self.checkpointing = True
         return self._step(step)
 
@@ -84,6 +85,9 @@ class ReferenceLoop:
             embeds=embeds,
             original_sizes=tuple(s.original_size for s in sizes),
             crop_top_lefts=tuple(s.crop_top_left for s in sizes),
+            # Several denoisers (Wan 2.2 A14B): the same turn-taking as ours; the idle one's
+            # gradients stay None after zero_grad, so plain AdamW skips it as well.
+            denoiser=family.denoiser_at_step(step),
         )
         self.generator.manual_seed(config.seed * 1_000_003 + step)
         loss = family.training_loss(model, batch, self.generator)
@@ -107,19 +111,20 @@ def build_reference(
     from training.batches import BucketBatches
 
     torch.manual_seed(config.seed)
-    denoiser = family.denoiser(model)
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        init_lora_weights="gaussian",
-        target_modules=family.lora_target_modules(),
-    )
-    denoiser.add_adapter(lora, adapter_name=adapter)
-    denoiser.set_adapter(adapter)
-    params = [p for n, p in denoiser.named_parameters() if f".{adapter}." in n]
+    params = []
+    for denoiser in family.denoisers(model).values():
+        lora = LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            init_lora_weights="gaussian",
+            target_modules=family.lora_target_modules(),
+        )
+        denoiser.add_adapter(lora, adapter_name=adapter)
+        denoiser.set_adapter(adapter)
+        denoiser.train()
+        params += [p for n, p in denoiser.named_parameters() if f".{adapter}." in n]
     for param in params:  # cast_training_params(unet, dtype=torch.float32)
         param.data = param.data.float()
-    denoiser.train()
     optimizer = torch.optim.AdamW(
         params,
         lr=config.learning_rate,

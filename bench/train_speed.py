@@ -42,6 +42,7 @@ from bench.reference_loop import build_reference, write_dataset  # noqa: E402
 FULL_SIZE = (
     *("sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b", "qwen-image", "z-image"),
     *("flux2-klein", "flux2-dev"),
+    *("wan22-ti2v-5b", "wan22-t2v-a14b", "ltx2"),
 )
 # Dense bf16 tensor-core peaks (TFLOP/s) by device name; fp32 runs use TF32 (half of these).
 GPU_PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0}
@@ -255,11 +256,11 @@ def activate(session: Any) -> None:
 
     from training.lora_params import keep_lora_inputs
 
-    denoiser = session.family.denoiser(session.model)
-    if len(getattr(denoiser, "peft_config", {})) > 1:
-        denoiser.set_adapter("default")
-        if session.model.dtype != torch.float32:
-            keep_lora_inputs(denoiser)  # the reference turned PEFT's input casting back on
+    for denoiser in session.family.denoisers(session.model).values():
+        if len(getattr(denoiser, "peft_config", {})) > 1:
+            denoiser.set_adapter("default")
+            if session.model.dtype != torch.float32:
+                keep_lora_inputs(denoiser)  # the reference turned PEFT's input casting back on
 
 
 def time_block(loop: Loop, count: int, device: Any) -> None:
