@@ -67,19 +67,32 @@ def _scratch_root() -> Path:
     return root
 
 
+def _download_loras(training_run: TrainingRun, scratch: Path) -> Path | dict[str, Path]:
+    """The run's LoRA file, or one per denoiser for families with several (Wan 2.2 A14B)."""
+    storage, loras = get_storage(), {}
+    for kind, key in training_run.artifacts.items():
+        if kind.startswith("lora_"):  # lora_<denoiser>
+            loras[kind.removeprefix("lora_")] = scratch / f"{kind}.safetensors"
+            storage.download_file(key, loras[kind.removeprefix("lora_")])
+    if loras:
+        return loras
+    lora = scratch / "lora.safetensors"
+    storage.download_file(training_run.artifacts["lora"], lora)
+    return lora
+
+
 def _render(generation: Generation, training_run: TrainingRun, scratch: Path) -> list[str]:
     """Download the LoRA, render, write png (or mp4 + webp for clips) and upload them."""
     from training import generate, get_family
     from training.video import write_mp4, write_webp
 
     storage = get_storage()
-    lora = scratch / "lora.safetensors"
-    storage.download_file(training_run.artifacts["lora"], lora)
+    loras = _download_loras(training_run, scratch)
     config = training_run.config
     outputs = generate(
         training_run.family,
         resolve_base_model(get_settings(), training_run.family),
-        lora,
+        loras,
         [generation.prompt],
         strength=generation.strength,
         seed=generation.seed,

@@ -37,12 +37,20 @@ CHECKPOINT_DOWNLOAD = "lora_diffusers.safetensors"
 
 
 def upload_checkpoint(run: TrainingRun, folder: Path, step: int) -> str:
-    """Upload a checkpoint folder; returns the key of its downloadable LoRA file."""
+    """Upload a checkpoint folder; returns the key of its downloadable LoRA file.
+
+    Families with several denoisers write lora_diffusers_<denoiser>.safetensors instead; the
+    download is the first of them (all are stored and restored for resuming).
+    """
     storage, prefix = get_storage(), checkpoint_prefix(run, step)
     for path in sorted(folder.iterdir()):
         if path.is_file():
             storage.upload_file(prefix + path.name, path, "application/octet-stream")
-    return prefix + CHECKPOINT_DOWNLOAD
+    if (folder / CHECKPOINT_DOWNLOAD).is_file():
+        return prefix + CHECKPOINT_DOWNLOAD
+    stem = Path(CHECKPOINT_DOWNLOAD).stem
+    first = next(iter(sorted(folder.glob(f"{stem}_*.safetensors"))), None)
+    return prefix + (first.name if first else CHECKPOINT_DOWNLOAD)
 
 
 def restore_latest_checkpoint(run: TrainingRun, out_dir: Path) -> int | None:
@@ -84,13 +92,23 @@ def upload_sample(run: TrainingRun, path: Path) -> str:
 
 
 def upload_outputs(run: TrainingRun, result: Any) -> dict[str, Any]:
-    """Upload the final LoRA files; returns the run's artifacts with their keys added."""
+    """Upload the final LoRA files; returns the run's artifacts with their keys added.
+
+    Kinds come from result.lora_files ("lora", "comfyui"; a pair per denoiser for families
+    with several). "lora"/"comfyui" always name the first pair, so the runs list's download
+    and try-it find a file for every family.
+    """
     artifacts = dict(run.artifacts or {})
-    for kind, path in (("lora", result.lora_path), ("comfyui", result.comfyui_path)):
+    files = result.lora_files or {"lora": result.lora_path, "comfyui": result.comfyui_path}
+    keys = {}
+    for kind, path in files.items():
         if path:
-            key = f"{run.storage_prefix()}lora/{Path(path).name}"
-            get_storage().upload_file(key, Path(path), "application/octet-stream")
-            artifacts[kind] = key
+            keys[path] = f"{run.storage_prefix()}lora/{Path(path).name}"
+            get_storage().upload_file(keys[path], Path(path), "application/octet-stream")
+            artifacts[kind] = keys[path]
+    for kind, path in (("lora", result.lora_path), ("comfyui", result.comfyui_path)):
+        if path in keys:
+            artifacts.setdefault(kind, keys[path])
     return artifacts
 
 

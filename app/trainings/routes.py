@@ -132,6 +132,7 @@ def show(run_id: int) -> str:
         "trainings/show.html",
         run=run,
         progress=services.live_progress(run),
+        download_label=services.download_label,
         generations=[generations.generation_json(g) for g in generations.list_generations(run)],
     )
 
@@ -218,6 +219,6 @@ def generation_media(generation_id: int, name: str) -> Response:
 def download(run_id: int, kind: str, name: str | None = None) -> Response:
     """Redirect to a short-lived attachment URL, after the ownership check."""
     run = services.get_run(current_user, run_id)
-    if kind not in ("lora", "comfyui", "checkpoint", "sample"):
+    if kind not in ("checkpoint", "sample") and not services.LORA_KIND.match(kind):
         abort(404)
     return redirect(services.download_url(run, kind, name))

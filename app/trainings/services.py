@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,9 @@ LOSS_KEY = "attune:run:{run_id}:loss"
 LOG_KEY = "attune:run:{run_id}:log"
 # The run page's chart is a few hundred pixels wide: more points only cost bytes and CPU.
 MAX_CURVE_POINTS = 500
+# Kinds of a run's LoRA files: "lora" (diffusers) and "comfyui"; a family with several denoisers
+# (Wan 2.2 A14B) stores a pair per denoiser, e.g. "lora_high_noise", "comfyui_low_noise".
+LORA_KIND = re.compile(r"^(lora|comfyui)(?:_([a-z][a-z0-9_]{0,30}))?$")
 
 
 class RunError(Exception):
@@ -315,7 +319,7 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
         "used_gpu_seconds": round(run.used_gpu_seconds, 1),
         "samples": [key.rsplit("/", 1)[-1] for key in artifacts.get("samples", [])],
         "checkpoints": [int(step) for step in artifacts.get("checkpoints", {})],
-        "downloads": [kind for kind in ("lora", "comfyui") if kind in artifacts],
+        "downloads": lora_downloads(artifacts),
     }
 
 
@@ -333,6 +337,24 @@ def _live_fields(run: TrainingRun, live: dict[str, Any]) -> dict[str, Any]:
         "eta_seconds": None if run.is_finished else live.get("eta_seconds"),
         "queue_position": queue_position(run),
     }
+
+
+def lora_downloads(artifacts: dict[str, Any]) -> list[str]:
+    """The run's LoRA file kinds to offer: one pair per denoiser when it has several."""
+    kinds = [kind for kind in artifacts if LORA_KIND.match(kind)]
+    per_denoiser = [kind for kind in kinds if "_" in kind]
+    # Per denoiser, the diffusers file first: lora, comfyui, lora_high_noise, comfyui_high_...
+    return sorted(per_denoiser or kinds, key=lambda k: (k.partition("_")[2], k.startswith("c")))
+
+
+def download_label(kind: str) -> str:
+    """The button text of a LoRA kind: its layout, and its denoiser when there are several."""
+    match = LORA_KIND.match(kind)
+    if match is None:
+        return kind
+    layout = "diffusers" if match[1] == "lora" else "ComfyUI / A1111"
+    which = f", {match[2].replace('_', ' ')}" if match[2] else ""
+    return f"LoRA ({layout}{which})"
 
 
 def thin(points: list[Any], most: int) -> list[Any]:
@@ -385,7 +407,7 @@ def checkpoint_step(name: str) -> int | None:
 
 def _artifact_key(run: TrainingRun, kind: str, name: str | None) -> str | None:
     artifacts = run.artifacts or {}
-    if kind in ("lora", "comfyui"):
+    if LORA_KIND.match(kind):
         return artifacts.get(kind)
     if kind == "checkpoint" and name:
         return (artifacts.get("checkpoints") or {}).get(

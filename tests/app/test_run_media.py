@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -155,3 +156,42 @@ def test_the_run_form_lists_each_refused_file(video_app: Flask, client: FlaskCli
     page = response.get_data(as_text=True)
     assert "blink.mp4: too short: about 3 frames at 24 fps, at least 5 needed" in page
     assert nothing_queued(video_app)
+
+
+def test_a_two_expert_run_offers_both_files_of_each_expert(
+    video_app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    from app.trainings.models import TrainingRun
+    from jobs.run_files import upload_outputs
+    from training.results import TrainResult
+
+    dataset_id = dataset_of(video_app, clip("walk.mp4", 48, 16.0))
+    run_id = start(client, dataset_id, "wan22-t2v-a14b").get_json()["id"]
+    files = {}
+    for expert in ("high_noise", "low_noise"):
+        for kind, name in (("lora", f"lora_{expert}"), ("comfyui", f"lora_{expert}_comfyui")):
+            files[f"{kind}_{expert}"] = tmp_path / f"{name}.safetensors"
+            files[f"{kind}_{expert}"].write_bytes(expert.encode())
+    result = TrainResult(
+        steps_done=10, total_steps=10, final_loss=0.1, stopped=False, seconds=1.0,
+        lora_path=str(files["lora_high_noise"]), comfyui_path=str(files["comfyui_high_noise"]),
+        lora_files={kind: str(path) for kind, path in files.items()},
+    )  # fmt: skip
+    with video_app.app_context():
+        run = db.session.get(TrainingRun, run_id)
+        run.artifacts, run.status = upload_outputs(run, result), "succeeded"
+        db.session.commit()
+    status = client.get(f"/api/runs/{run_id}").get_json()
+    assert status["downloads"] == [
+        "lora_high_noise", "comfyui_high_noise", "lora_low_noise", "comfyui_low_noise"
+    ]  # fmt: skip
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert "LoRA (diffusers, low noise)" in page and "LoRA (ComfyUI / A1111, high noise)" in page
+    low = client.get(f"/runs/{run_id}/download/comfyui_low_noise")
+    assert low.status_code == 302
+    downloaded = client.get(low.location)
+    assert downloaded.data == b"low_noise"
+    assert "lora_low_noise_comfyui.safetensors" in downloaded.headers["Content-Disposition"]
+    assert client.get(f"/runs/{run_id}/download/lora").status_code == 302  # the runs list's link
+    assert client.get(f"/runs/{run_id}/download/lora_mid_noise").status_code == 404
+    assert client.get(f"/runs/{run_id}/download/lorax").status_code == 404
