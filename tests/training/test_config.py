@@ -81,6 +81,7 @@ def test_registry_names_every_family() -> None:
         *("tiny-sd", "sd15", "sdxl", "flux-dev", "wan21-t2v-1.3b"),
         *("qwen-image", "z-image"),
         *("flux2-dev", "flux2-klein"),
+        *("wan22-ti2v-5b", "wan22-t2v-a14b", "ltx2"),
     }
     for name in ("tiny-sd", "sd15", "sdxl"):
         assert get_family(name).spec.name == name
