@@ -31,12 +31,11 @@ folded into ``lora_B``, which ComfyUI and diffusers both then apply at scale 1.
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.errors import ExportError, ModelLoadError
+from training.errors import ModelLoadError
 from training.models.base import FamilySpec, LatentBatch, LoadedModel, SampleRequest
 from training.models.flow_family import FlowTransformerFamily
 from training.models.flow_matching import (
@@ -68,9 +67,6 @@ LORA_TARGETS = [
     "ff.net.2",
 ]
 MAX_GEMMA_TOKENS = 1024  # the pipeline pads prompts to 1024 Gemma tokens
-_KEY_RE = re.compile(
-    r"^(?:transformer\.)?(transformer_blocks\.\d+\..+)\.lora(_A|_B|\.down|\.up)\.weight$"
-)
 
 
 class LTX2Family(FlowTransformerFamily):
@@ -209,23 +205,9 @@ class LTX2Family(FlowTransformerFamily):
         self, lora_state_dict: dict[str, torch.Tensor], alpha: float
     ) -> dict[str, torch.Tensor]:
         """``diffusion_model.<module>.lora_A/.lora_B.weight``, alpha/rank folded into B."""
-        pairs: dict[str, dict[str, torch.Tensor]] = {}
-        unmapped = []
-        for key, tensor in lora_state_dict.items():
-            match = _KEY_RE.match(key)
-            if match is None:
-                unmapped.append(key)
-                continue
-            part = "down" if match[2] in ("_A", ".down") else "up"
-            pairs.setdefault(match[1], {})[part] = tensor.detach().float()
-        if unmapped:
-            raise ExportError("no LTX-2 checkpoint name for these LoRA tensors", unmapped)
-        converted: dict[str, torch.Tensor] = {}
-        for module, pair in pairs.items():
-            scale = alpha / pair["down"].shape[0]
-            converted[f"diffusion_model.{module}.lora_A.weight"] = pair["down"].contiguous()
-            converted[f"diffusion_model.{module}.lora_B.weight"] = (pair["up"] * scale).contiguous()
-        return converted
+        from training.models.native_lora import PEFT_SPELLING, native_lora
+
+        return native_lora(lora_state_dict, alpha, _native_module, PEFT_SPELLING, fold_alpha=True)
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random LTX-2 pipeline: toy Gemma 3, 32x/8x VAE, 2 blocks, calibrated latents."""
@@ -233,6 +215,13 @@ class LTX2Family(FlowTransformerFamily):
 
         tiny_ltx2_pipeline().save_pretrained(str(out_dir), safe_serialization=True)
         return out_dir
+
+
+def _native_module(module: str) -> Any:
+    """The original LTX-2 checkpoint names the blocks' modules as diffusers does."""
+    from training.models.native_lora import NativeModule
+
+    return NativeModule(module) if module.startswith("transformer_blocks.") else None
 
 
 def _prompt_kwargs(model: LoadedModel, prefix: str, embeds: dict[str, Any]) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def _tiny_video_vae() -> Any:
         temporal_compression_ratio=8,
     )
     with torch.no_grad():
-        latents = vae.encode(calibration_clip(17, 128, 128)).latent_dist.mode()
+        latents = vae.encode(calibration_clip(17, 128)).latent_dist.mode()
         mean, std = channel_statistics(latents)
         vae.latents_mean.copy_(torch.tensor(mean))
         vae.latents_std.copy_(torch.tensor(std))

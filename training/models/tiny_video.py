@@ -1,9 +1,10 @@
-"""Offline pieces for the tiny random video pipelines (Wan 2.2, LTX-2): a calibration clip.
+"""Calibrating the tiny random video VAEs (Wan 2.2, LTX-2) like trained ones.
 
 A random VAE's latents have an arbitrary scale; real checkpoints publish per-channel
 statistics that bring them to about unit variance, the scale noise is drawn at. The tiny
-models measure theirs on a fixed photo-like clip and store them the way the real configs do,
-so training on a tiny model sees the same signal-to-noise balance as on the real one.
+models measure theirs on a clip of ``tiny_parts.calibration_pixels`` frames (photo-like,
+changing from frame to frame) and store them the way the real configs do, so training on a
+tiny model sees the same signal-to-noise balance as on the real one.
 """
 
 from __future__ import annotations
@@ -14,22 +15,11 @@ if TYPE_CHECKING:
     import torch
 
 
-def calibration_clip(frames: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
-    """(1, 3, frames, height, width) in [-1, 1]: a drifting colour gradient with grain."""
-    import torch
+def calibration_clip(frames: int, side: int) -> torch.Tensor:
+    """(1, 3, frames, side, side) in [-1, 1]: calibration_pixels images as consecutive frames."""
+    from training.models.tiny_parts import calibration_pixels
 
-    generator = torch.Generator().manual_seed(seed)
-    y = torch.linspace(-1.0, 1.0, height).view(1, height, 1)
-    x = torch.linspace(-1.0, 1.0, width).view(1, 1, width)
-    clip = []
-    for frame in range(frames):
-        shift = 0.1 * frame
-        red = (x + shift).clamp(-1, 1).expand(1, height, width)
-        green = y.expand(1, height, width)
-        blue = ((x + y) / 2 - shift).clamp(-1, 1)
-        grain = 0.2 * torch.rand(3, height, width, generator=generator) - 0.1
-        clip.append(torch.cat([red, green, blue]) + grain)
-    return torch.stack(clip, dim=1).unsqueeze(0).clamp(-1, 1)
+    return calibration_pixels(frames, side).transpose(0, 1).unsqueeze(0)
 
 
 def channel_statistics(latents: torch.Tensor) -> tuple[list[float], list[float]]:

@@ -128,7 +128,7 @@ def calibrate_wan_vae(vae: Any) -> Any:
     from training.models.tiny_video import calibration_clip, channel_statistics
 
     with torch.no_grad():
-        latents = vae.encode(calibration_clip(9, 128, 128)).latent_dist.mode()
+        latents = vae.encode(calibration_clip(9, 128)).latent_dist.mode()
     mean, std = channel_statistics(latents)
     vae.register_to_config(latents_mean=mean, latents_std=std)
     return vae
