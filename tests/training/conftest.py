@@ -82,3 +82,17 @@ def tiny_config(tiny_model: Callable[[str], Path]) -> Callable[..., TrainingConf
         return TrainingConfig(**values)  # type: ignore[arg-type]
 
     return build
+
+
+def write_clip_dataset(folder: Path, fps: int, frames: int) -> Path:
+    """A 256 px clip of `frames` frames at `fps` with a caption, and a 256 px still, in folder."""
+    from PIL import Image
+
+    from training.video import write_mp4
+
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = [Image.new("RGB", (256, 256), (20 * i, 80, 220 - 20 * i)) for i in range(frames)]
+    write_mp4(clip, folder / "clip.mp4", fps=fps)
+    (folder / "clip.txt").write_text("a video of [trigger] dog", encoding="utf-8")
+    write_image(folder / "still.png", 256, 256, seed=3)
+    return folder

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.training.conftest import write_image
+from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
 from tests.training.tiny_assets_flow import (
     ALPHA,
     Trained,
     assert_files_reproduce,
+    clip_batch,
     export_both,
+    first_prompt_clip,
     load_cpu,
     peft_deltas,
     pixels,
@@ -29,31 +30,19 @@ from tests.training.tiny_assets_flow import (
 )
 from training import train
 from training.models import get_family
-from training.models.base import LatentBatch, LoadedModel, SampleRequest
+from training.models.base import LoadedModel
 from training.models.tiny_video import calibration_clip
-from training.video import write_mp4
 
 LTX2 = get_family("ltx2")
 PROMPTS = ["a video of sks dog running", "a cat on a red chair"]
 SIDE = 64
 
 
-def clip_batch(model: LoadedModel, embeds: dict[str, torch.Tensor], frames: int) -> LatentBatch:
-    generator = torch.Generator().manual_seed(frames)
-    clips = torch.rand(len(PROMPTS), 3, frames, SIDE, SIDE, generator=generator) * 2 - 1
-    return LatentBatch(LTX2.encode_media(model, clips), embeds, ((SIDE, SIDE),) * 2, ((0, 0),) * 2)
-
-
-def request(embeds: dict[str, torch.Tensor], negative: dict[str, torch.Tensor]) -> SampleRequest:
-    one = {k: v[:1] for k, v in embeds.items()}
-    return SampleRequest(one, negative, seed=3, steps=2, width=SIDE, height=SIDE, num_frames=9)
-
-
 @pytest.fixture(scope="module")
 def trained(tiny_model: Callable[[str], Path]) -> Trained:
     model = load_cpu(LTX2, tiny_model("ltx2"))
     embeds = LTX2.encode_prompts(model, PROMPTS)
-    losses = train_steps(LTX2, model, clip_batch(model, embeds, frames=9), steps=3)
+    losses = train_steps(LTX2, model, clip_batch(LTX2, model, embeds, frames=9, side=SIDE), steps=3)
     return Trained(model, embeds, losses)
 
 
@@ -91,8 +80,8 @@ def test_prompts_are_gemma_tokens_through_the_connectors(trained: Trained) -> No
 
 
 def test_vae_compresses_space_by_32_and_time_by_8_to_unit_scale_latents(trained: Trained) -> None:
-    latents = LTX2.encode_media(trained.model, calibration_clip(25, 192))
-    assert latents.shape == (1, 8, 4, 6, 6)
+    latents = LTX2.encode_media(trained.model, calibration_clip(25, 96))
+    assert latents.shape == (1, 8, 4, 3, 3)
     assert abs(latents.mean().item()) < 0.3 and 0.6 < latents.std().item() < 1.5
     assert LTX2.encode_media(trained.model, torch.zeros(1, 3, 64, 96)).shape == (1, 8, 1, 2, 3)
 
@@ -103,7 +92,7 @@ def test_training_steps_give_finite_loss(trained: Trained) -> None:
 
 def test_the_video_prediction_does_not_depend_on_the_audio_stream(trained: Trained) -> None:
     transformer = trained.model.pipeline.transformer
-    batch = clip_batch(trained.model, trained.embeds, frames=9)
+    batch = clip_batch(LTX2, trained.model, trained.embeds, frames=9, side=SIDE)
     generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
         first = LTX2.training_loss(trained.model, batch, generator.manual_seed(5))
@@ -140,7 +129,7 @@ def test_lora_covers_only_the_video_branch_and_files_have_the_right_names(
 def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_clip(
     trained: Trained, negative: dict[str, torch.Tensor], tmp_path: Path
 ) -> None:
-    sample = request(trained.embeds, negative)
+    sample = first_prompt_clip(trained.embeds, negative, frames=9, side=SIDE)
 
     def render(pipeline: LoadedModel) -> np.ndarray:
         return pixels(LTX2.sample(pipeline, sample))
@@ -154,20 +143,13 @@ def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_clip(
     assert_files_reproduce(LTX2, folder, files, expected, render, render(trained.model))
 
 
-def _clip_and_image(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = [Image.new("RGB", (256, 256), (20 * i, 80, 220 - 20 * i)) for i in range(11)]
-    write_mp4(frames, folder / "clip.mp4", fps=24)  # 11 frames at 24 fps -> a 9-frame bucket
-    (folder / "clip.txt").write_text("a video of [trigger] dog", encoding="utf-8")
-    write_image(folder / "still.png", 256, 256, seed=3)
-    return folder
-
-
 def test_train_end_to_end_on_a_clip_and_an_image(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
     config = train_config("ltx2", tiny_model("ltx2"))
-    result = train(config, _clip_and_image(tmp_path / "data"), tmp_path / "out")
+    result = train(
+        config, write_clip_dataset(tmp_path / "data", fps=24, frames=11), tmp_path / "out"
+    )
     assert result.steps_done == 2 and math.isfinite(result.final_loss or math.nan)
     assert set(result.lora_files) == {"lora", "comfyui"}
     assert [Path(p).suffix for p in result.samples] == [".mp4", ".webp"]
@@ -179,4 +161,6 @@ def test_a_killed_run_resumes_to_the_same_lora(
     config = train_config(
         "ltx2", tiny_model("ltx2"), steps=6, checkpoint_every=2, sample_every=0, caption_dropout=0.3
     )
-    assert_killed_run_resumes_exactly(config, _clip_and_image(tmp_path / "data"), tmp_path)
+    assert_killed_run_resumes_exactly(
+        config, write_clip_dataset(tmp_path / "data", fps=24, frames=11), tmp_path
+    )

@@ -21,6 +21,7 @@ from tests.training.tiny_assets_flow import (
     Trained,
     assert_files_reproduce,
     export_both,
+    first_prompt_clip,
     kohya_deltas,
     load_cpu,
     peft_deltas,
@@ -28,6 +29,7 @@ from tests.training.tiny_assets_flow import (
     train_config,
     train_steps,
 )
+from tests.training.tiny_assets_flow import clip_batch as shared_clip_batch
 from training import train
 from training.models import get_family
 from training.models.base import LatentBatch, LoadedModel, SampleRequest
@@ -42,17 +44,11 @@ def load(folder: Path, text_encoders: bool = True) -> LoadedModel:
 
 
 def clip_batch(model: LoadedModel, embeds: dict[str, torch.Tensor], frames: int) -> LatentBatch:
-    generator = torch.Generator().manual_seed(frames)
-    clips = torch.rand(len(PROMPTS), 3, frames, 32, 32, generator=generator) * 2 - 1
-    latents = WAN.encode_media(model, clips)
-    return LatentBatch(latents, embeds, ((32, 32),) * len(PROMPTS), ((0, 0),) * len(PROMPTS))
+    return shared_clip_batch(WAN, model, embeds, frames, side=32)
 
 
 def request(embeds: dict[str, torch.Tensor], negative: dict[str, torch.Tensor]) -> SampleRequest:
-    one = {k: v[:1] for k, v in embeds.items()}
-    return SampleRequest(
-        embeds=one, negative_embeds=negative, seed=3, steps=2, width=32, height=32, num_frames=5
-    )
+    return first_prompt_clip(embeds, negative, frames=5, side=32)
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.training.conftest import write_image
+from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
 from tests.training.tiny_assets_flow import (
     ALPHA,
     Trained,
     assert_files_reproduce,
+    clip_batch,
     export_both,
+    first_prompt_clip,
     kohya_deltas,
     load_cpu,
     peft_deltas,
@@ -31,34 +32,21 @@ from tests.training.tiny_assets_flow import (
 from training import train
 from training.errors import ModelLoadError
 from training.models import get_family
-from training.models.base import LatentBatch, LoadedModel, SampleRequest
+from training.models.base import LoadedModel
 from training.models.tiny_video import calibration_clip
-from training.video import write_mp4
 
 WAN22 = get_family("wan22-ti2v-5b")
 PROMPTS = ["a video of sks dog running", "a cat on a red chair"]
 SIDE = 64  # 16x VAE and 2x2 patches: 2x2 tokens per latent frame
 
 
-def clip_batch(model: LoadedModel, embeds: dict[str, torch.Tensor], frames: int) -> LatentBatch:
-    generator = torch.Generator().manual_seed(frames)
-    clips = torch.rand(len(PROMPTS), 3, frames, SIDE, SIDE, generator=generator) * 2 - 1
-    latents = WAN22.encode_media(model, clips)
-    return LatentBatch(latents, embeds, ((SIDE, SIDE),) * 2, ((0, 0),) * 2)
-
-
-def request(embeds: dict[str, torch.Tensor], negative: dict[str, torch.Tensor]) -> SampleRequest:
-    one = {k: v[:1] for k, v in embeds.items()}
-    return SampleRequest(
-        embeds=one, negative_embeds=negative, seed=3, steps=2, width=SIDE, height=SIDE, num_frames=5
-    )
-
-
 @pytest.fixture(scope="module")
 def trained(tiny_model: Callable[[str], Path]) -> Trained:
     model = load_cpu(WAN22, tiny_model("wan22-ti2v-5b"))
     embeds = WAN22.encode_prompts(model, PROMPTS)
-    losses = train_steps(WAN22, model, clip_batch(model, embeds, frames=5), steps=3)
+    losses = train_steps(
+        WAN22, model, clip_batch(WAN22, model, embeds, frames=5, side=SIDE), steps=3
+    )
     return Trained(model, embeds, losses)
 
 
@@ -90,8 +78,8 @@ def test_a_wan21_folder_is_refused(tiny_model: Callable[[str], Path]) -> None:
 
 
 def test_vae_compresses_space_by_16_and_time_by_4_to_unit_scale_latents(trained: Trained) -> None:
-    latents = WAN22.encode_media(trained.model, calibration_clip(17, 192))
-    assert latents.shape == (1, 8, 5, 12, 12)
+    latents = WAN22.encode_media(trained.model, calibration_clip(13, 96))
+    assert latents.shape == (1, 8, 4, 6, 6)
     assert abs(latents.mean().item()) < 0.3 and 0.6 < latents.std().item() < 1.5
     image = torch.zeros(1, 3, 64, 96)  # images train as 1-frame clips
     assert WAN22.encode_media(trained.model, image).shape == (1, 8, 1, 4, 6)
@@ -100,7 +88,7 @@ def test_vae_compresses_space_by_16_and_time_by_4_to_unit_scale_latents(trained:
 def test_one_timestep_per_clip_predicts_what_the_pipelines_per_token_timesteps_do(
     trained: Trained,
 ) -> None:
-    batch = clip_batch(trained.model, trained.embeds, frames=5)
+    batch = clip_batch(WAN22, trained.model, trained.embeds, frames=5, side=SIDE)
     transformer = trained.model.pipeline.transformer
     timesteps = torch.tensor([700.0, 120.0])
     tokens = batch.latents[0, 0].numel() // 4  # frames x (h/2) x (w/2)
@@ -138,7 +126,7 @@ def test_diffusers_file_has_transformer_keys_and_comfyui_file_original_names(
 def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_clip(
     trained: Trained, negative: dict[str, torch.Tensor], tmp_path: Path
 ) -> None:
-    sample = request(trained.embeds, negative)
+    sample = first_prompt_clip(trained.embeds, negative, frames=5, side=SIDE)
 
     def render(pipeline: LoadedModel) -> np.ndarray:
         return pixels(WAN22.sample(pipeline, sample))
@@ -151,19 +139,10 @@ def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_clip(
     assert_files_reproduce(WAN22, folder, files, expected, render, render(trained.model))
 
 
-def _clip_and_image(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = [Image.new("RGB", (256, 256), (30 * i, 80, 200 - 30 * i)) for i in range(7)]
-    write_mp4(frames, folder / "clip.mp4", fps=24)  # 7 frames at 24 fps -> a 5-frame bucket
-    (folder / "clip.txt").write_text("a video of [trigger] dog", encoding="utf-8")
-    write_image(folder / "still.png", 256, 256, seed=3)
-    return folder
-
-
 def test_train_end_to_end_on_a_clip_and_an_image(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    data = _clip_and_image(tmp_path / "data")
+    data = write_clip_dataset(tmp_path / "data", fps=24, frames=7)
     config = train_config("wan22-ti2v-5b", tiny_model("wan22-ti2v-5b"))
     result = train(config, data, tmp_path / "out")
     assert result.steps_done == 2 and math.isfinite(result.final_loss or math.nan)
@@ -175,7 +154,7 @@ def test_train_end_to_end_on_a_clip_and_an_image(
 def test_a_killed_run_resumes_to_the_same_lora(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    data = _clip_and_image(tmp_path / "data")
+    data = write_clip_dataset(tmp_path / "data", fps=24, frames=7)
     config = train_config(
         "wan22-ti2v-5b",
         tiny_model("wan22-ti2v-5b"),

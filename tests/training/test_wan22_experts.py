@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.training.conftest import write_image
+from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
 from tests.training.tiny_assets_flow import kohya_deltas, load_cpu, peft_deltas, pixels
 from tests.training.tiny_assets_flow import train_config as base_config
@@ -27,7 +26,6 @@ from training.models import get_family
 from training.models.base import LoadedModel
 from training.reporter import Reporter
 from training.trainer import load_family, start_session
-from training.video import write_mp4
 
 A14B = get_family("wan22-t2v-a14b")
 EXPERTS = ("high_noise", "low_noise")
@@ -37,21 +35,12 @@ def train_config(folder: Path, **fields: object) -> TrainingConfig:
     return base_config("wan22-t2v-a14b", folder, **fields)
 
 
-def _dataset(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = [Image.new("RGB", (256, 256), (30 * i, 80, 200 - 30 * i)) for i in range(7)]
-    write_mp4(frames, folder / "clip.mp4", fps=16)
-    (folder / "clip.txt").write_text("a video of [trigger] dog", encoding="utf-8")
-    write_image(folder / "still.png", 256, 256, seed=3)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def exported(
     tiny_model: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> TrainResult:
     """Four alternating steps through train(): it verifies every file in a fresh pipeline."""
-    data = _dataset(tmp_path_factory.mktemp("a14b-data"))
+    data = write_clip_dataset(tmp_path_factory.mktemp("a14b-data"), fps=16, frames=7)
     config = train_config(tiny_model("wan22-t2v-a14b"), steps=4, sample_every=4, learning_rate=5e-2)
     return train(config, data, tmp_path_factory.mktemp("a14b-out"))
 
@@ -75,7 +64,12 @@ def test_each_expert_runs_and_learns_only_on_its_own_noise_range(
 ) -> None:
     config = train_config(tiny_model("wan22-t2v-a14b"), steps=8, sample_every=0)
     family, model = load_family(config, torch.device("cpu"))
-    cache = cache_latents(family, model, prepare_data(config, _dataset(tmp_path / "d")), [])
+    cache = cache_latents(
+        family,
+        model,
+        prepare_data(config, write_clip_dataset(tmp_path / "d", fps=16, frames=7)),
+        [],
+    )
     session = start_session(config, family, model, cache, tmp_path / "o", Reporter(8, None))
     seen: dict[str, list[float]] = {name: [] for name in EXPERTS}
     for name, expert in family.denoisers(model).items():
@@ -170,7 +164,9 @@ def test_a_killed_run_resumes_both_experts_to_the_same_loras(
     tiny_model: Callable[[str], Path], tmp_path: Path
 ) -> None:
     config = train_config(tiny_model("wan22-t2v-a14b"), steps=7, checkpoint_every=3, sample_every=0)
-    resumed = assert_killed_run_resumes_exactly(config, _dataset(tmp_path / "data"), tmp_path)
+    resumed = assert_killed_run_resumes_exactly(
+        config, write_clip_dataset(tmp_path / "data", fps=16, frames=7), tmp_path
+    )
     assert len(resumed.lora_files) == 4
 
 

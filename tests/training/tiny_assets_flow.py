@@ -81,6 +81,25 @@ def image_batch(
     return LatentBatch(latents, embeds, ((side, side),) * count, ((0, 0),) * count)
 
 
+def clip_batch(
+    family: Family, model: LoadedModel, embeds: dict[str, torch.Tensor], frames: int, side: int
+) -> LatentBatch:
+    """One seeded random side x side clip of frames per prompt in embeds, through the VAE."""
+    count = next(iter(embeds.values())).shape[0]
+    generator = torch.Generator().manual_seed(frames)
+    clips = torch.rand(count, 3, frames, side, side, generator=generator) * 2 - 1
+    latents = family.encode_media(model, clips)
+    return LatentBatch(latents, embeds, ((side, side),) * count, ((0, 0),) * count)
+
+
+def first_prompt_clip(
+    embeds: dict[str, torch.Tensor], negative: dict[str, torch.Tensor], frames: int, side: int
+) -> SampleRequest:
+    """A 2-step clip of the first prompt in embeds, seed 3, against the negative embeds."""
+    one = {k: v[:1] for k, v in embeds.items()}
+    return SampleRequest(one, negative, seed=3, steps=2, width=side, height=side, num_frames=frames)
+
+
 def first_prompt_request(
     embeds: dict[str, torch.Tensor], negative: dict[str, torch.Tensor] | None = None
 ) -> SampleRequest:

@@ -10,6 +10,7 @@ scheduler shifts its sigmas at inference.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,50 +181,79 @@ class WanFamily(FlowTransformerFamily):
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random Wan pipeline: toy umT5, 4-channel causal VAE (4x/8x), 2 blocks."""
-        import torch
-        from diffusers import (
-            AutoencoderKLWan,
-            UniPCMultistepScheduler,
-            WanPipeline,
-            WanTransformer3DModel,
-        )
-        from transformers import UMT5Config, UMT5EncoderModel
+        return save_tiny_wan(out_dir, tiny_wan21_vae, flow_shift=3.0)
 
-        from training.models.tiny_parts import TINY_SEED
-        from training.models.tiny_t5 import build_toy_t5_tokenizer, tiny_t5_kwargs
 
-        torch.manual_seed(TINY_SEED)
-        tokenizer = build_toy_t5_tokenizer()
-        pipe = WanPipeline(
-            tokenizer=tokenizer,
-            text_encoder=UMT5EncoderModel(UMT5Config(**tiny_t5_kwargs(len(tokenizer)))),
-            vae=AutoencoderKLWan(
-                base_dim=8,
-                z_dim=4,
-                dim_mult=[1, 1, 1, 1],  # three downsamplings: 8x in space
-                num_res_blocks=1,
-                temperal_downsample=[False, True, True],  # two of them in time: 4x
-                latents_mean=[0.1, -0.2, 0.3, 0.0],
-                latents_std=[1.5, 2.0, 1.2, 2.5],
-            ),
-            scheduler=UniPCMultistepScheduler(
-                prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
-            ),
-            transformer=WanTransformer3DModel(
-                patch_size=(1, 2, 2),
-                num_attention_heads=2,
-                attention_head_dim=8,
-                in_channels=4,
-                out_channels=4,
-                text_dim=32,  # umT5 d_model
-                freq_dim=32,
-                ffn_dim=32,
-                num_layers=2,
-                rope_max_seq_len=32,
-            ),
-        )
-        pipe.save_pretrained(str(out_dir), safe_serialization=True)
-        return out_dir
+def tiny_wan21_vae() -> Any:
+    """The Wan 2.1 VAE's layout at toy width: 4 channels, 8x in space, 4x in time."""
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan(
+        base_dim=8,
+        z_dim=4,
+        dim_mult=[1, 1, 1, 1],  # three downsamplings: 8x in space
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],  # two of them in time: 4x
+        latents_mean=[0.1, -0.2, 0.3, 0.0],
+        latents_std=[1.5, 2.0, 1.2, 2.5],
+    )
+
+
+def save_tiny_wan(
+    out_dir: Path,
+    make_vae: Callable[[], Any],
+    *,
+    flow_shift: float,
+    experts: int = 1,
+    **options: Any,
+) -> Path:
+    """Save a seeded tiny WanPipeline (toy umT5, ``make_vae()``, 2-block transformers) to out_dir.
+
+    ``experts=2`` adds ``transformer_2`` (Wan 2.2 A14B); ``options`` go to WanPipeline
+    (``boundary_ratio``, ``expand_timesteps``).
+    """
+    import torch
+    from diffusers import UniPCMultistepScheduler, WanPipeline
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from training.models.tiny_parts import TINY_SEED
+    from training.models.tiny_t5 import build_toy_t5_tokenizer, tiny_t5_kwargs
+
+    torch.manual_seed(TINY_SEED)
+    tokenizer = build_toy_t5_tokenizer()
+    text_encoder = UMT5EncoderModel(UMT5Config(**tiny_t5_kwargs(len(tokenizer))))
+    vae = make_vae()
+    transformers = [_tiny_transformer(vae.config.z_dim) for _ in range(experts)]
+    pipe = WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=UniPCMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift
+        ),
+        transformer=transformers[0],
+        transformer_2=transformers[1] if experts > 1 else None,
+        **options,
+    )
+    pipe.save_pretrained(str(out_dir), safe_serialization=True)
+    return out_dir
+
+
+def _tiny_transformer(channels: int) -> Any:
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=8,
+        in_channels=channels,
+        out_channels=channels,
+        text_dim=32,  # umT5 d_model
+        freq_dim=32,
+        ffn_dim=32,
+        num_layers=2,
+        rope_max_seq_len=32,
+    )
 
 
 FAMILY = WanFamily()

@@ -25,7 +25,7 @@ from typing import Any
 
 from training.errors import ModelLoadError
 from training.models.base import FamilySpec
-from training.models.wan import WanFamily
+from training.models.wan import WanFamily, save_tiny_wan
 
 SPEC = FamilySpec.from_catalogue(
     "wan22-ti2v-5b",
@@ -54,38 +54,7 @@ class Wan22Ti2vFamily(WanFamily):
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random Wan 2.2 5B pipeline: toy umT5, residual 16x VAE, 2 blocks, calibrated."""
-        import torch
-        from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-        from transformers import UMT5Config, UMT5EncoderModel
-
-        from training.models.tiny_parts import TINY_SEED
-        from training.models.tiny_t5 import build_toy_t5_tokenizer, tiny_t5_kwargs
-
-        torch.manual_seed(TINY_SEED)
-        tokenizer = build_toy_t5_tokenizer()
-        pipe = WanPipeline(
-            tokenizer=tokenizer,
-            text_encoder=UMT5EncoderModel(UMT5Config(**tiny_t5_kwargs(len(tokenizer)))),
-            vae=tiny_wan22_vae(),
-            scheduler=UniPCMultistepScheduler(
-                prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
-            ),
-            transformer=WanTransformer3DModel(
-                patch_size=(1, 2, 2),
-                num_attention_heads=2,
-                attention_head_dim=8,
-                in_channels=TINY_LATENT_CHANNELS,
-                out_channels=TINY_LATENT_CHANNELS,
-                text_dim=32,  # umT5 d_model
-                freq_dim=32,
-                ffn_dim=32,
-                num_layers=2,
-                rope_max_seq_len=32,
-            ),
-            expand_timesteps=True,
-        )
-        pipe.save_pretrained(str(out_dir), safe_serialization=True)
-        return out_dir
+        return save_tiny_wan(out_dir, tiny_wan22_vae, flow_shift=5.0, expand_timesteps=True)
 
 
 def local_model_index(location: str) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from training.errors import ConfigError, ModelLoadError
 from training.models.base import FamilySpec, LatentBatch, LoadedModel
 from training.models.flow_matching import sample_sigmas_between
-from training.models.wan import WanFamily
+from training.models.wan import WanFamily, save_tiny_wan, tiny_wan21_vae
 from training.models.wan22 import local_model_index
 
 if TYPE_CHECKING:
@@ -101,63 +101,14 @@ class Wan22ExpertsFamily(WanFamily):
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random A14B pipeline: toy umT5, Wan 2.1-style VAE, two 2-block experts."""
-        import torch
-        from diffusers import UniPCMultistepScheduler, WanPipeline
-        from transformers import UMT5Config, UMT5EncoderModel
+        from training.models.wan22 import calibrate_wan_vae
 
-        from training.models.tiny_parts import TINY_SEED
-        from training.models.tiny_t5 import build_toy_t5_tokenizer, tiny_t5_kwargs
+        def make_vae() -> Any:
+            return calibrate_wan_vae(tiny_wan21_vae())
 
-        torch.manual_seed(TINY_SEED)
-        tokenizer = build_toy_t5_tokenizer()
-        pipe = WanPipeline(
-            tokenizer=tokenizer,
-            text_encoder=UMT5EncoderModel(UMT5Config(**tiny_t5_kwargs(len(tokenizer)))),
-            vae=tiny_wan21_vae(),
-            scheduler=UniPCMultistepScheduler(
-                prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
-            ),
-            transformer=_tiny_expert(),
-            transformer_2=_tiny_expert(),  # same shape, its own random weights
-            boundary_ratio=DEFAULT_BOUNDARY,
+        return save_tiny_wan(
+            out_dir, make_vae, flow_shift=3.0, experts=2, boundary_ratio=DEFAULT_BOUNDARY
         )
-        pipe.save_pretrained(str(out_dir), safe_serialization=True)
-        return out_dir
-
-
-def _tiny_expert() -> Any:
-    from diffusers import WanTransformer3DModel
-
-    return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=8,
-        in_channels=4,
-        out_channels=4,
-        text_dim=32,  # umT5 d_model
-        freq_dim=32,
-        ffn_dim=32,
-        num_layers=2,
-        rope_max_seq_len=32,
-    )
-
-
-def tiny_wan21_vae() -> Any:
-    """The Wan 2.1 VAE's layout (8x space, 4x time) at toy width, calibrated to unit scale."""
-    from diffusers import AutoencoderKLWan
-
-    from training.models.wan22 import calibrate_wan_vae
-
-    vae = AutoencoderKLWan(
-        base_dim=8,
-        z_dim=4,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-        latents_mean=[0.0] * 4,
-        latents_std=[1.0] * 4,
-    )
-    return calibrate_wan_vae(vae)
 
 
 FAMILY = Wan22ExpertsFamily()
