@@ -37,7 +37,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 GPU_CLASS_GIB = {"gpu-24gb": 24, "gpu-80gb": 80}
-DEFAULT_FAMILIES = ("flux2-klein", "flux2-dev", "flux-dev", "sdxl")
+DEFAULT_FAMILIES = (
+    *("flux2-klein", "flux2-dev", "flux-dev", "sdxl"),
+    *("wan22-ti2v-5b", "wan22-t2v-a14b", "ltx2"),
+)
 CAPTIONS = 8
 
 
@@ -194,7 +197,7 @@ def materialise(module: Any, device: Any) -> None:
 
 
 def encode_phase(config: Any, family: Any, model: Any) -> Any:
-    """The prompt cache for 8 captions and one standard-size image, as cache_latents builds it."""
+    """The prompt cache for 8 captions and one standard-size image (video: its longest clip)."""
     import torch
 
     from training.cache import CachedItem, LatentCache, encode_prompt_table
@@ -202,7 +205,8 @@ def encode_phase(config: Any, family: Any, model: Any) -> Any:
     captions = [f"a photo of sks, caption number {i}" for i in range(CAPTIONS)]
     table = encode_prompt_table(family, model, ["", *captions])
     side = config.resolution
-    shape = (1, 3, 1, side, side) if family.spec.is_video else (1, 3, side, side)
+    spec = family.spec
+    shape = (1, 3, max(spec.frame_counts), side, side) if spec.is_video else (1, 3, side, side)
     latents = family.encode_media(model, torch.rand(shape) * 2 - 1)[0]
     item = CachedItem("bench", latents, 1, (side, side), (0, 0), (side, side))
     return LatentCache(items=[item], embeds=table, sample_embeds=[])

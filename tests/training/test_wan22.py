@@ -13,10 +13,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from catalogue.families import family_facts
 from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
 from tests.training.tiny_assets_flow import (
     ALPHA,
+    CPU,
     Trained,
     assert_files_reproduce,
     clip_batch,
@@ -137,6 +139,26 @@ def test_both_files_load_fully_into_a_fresh_pipeline_and_change_the_clip(
     expected = WAN22.lora_modules(trained.model, "default")
     folder = Path(trained.model.source)
     assert_files_reproduce(WAN22, folder, files, expected, render, render(trained.model))
+
+
+def test_the_int8_base_the_preset_fills_in_quantises_the_transformer_not_the_lora(
+    tiny_model: Callable[[str], Path],
+) -> None:
+    from training.quantize import quantized_linears
+
+    assert family_facts("wan22-ti2v-5b").quantize == "int8"  # what its presets fill in
+    model = WAN22.load(
+        str(tiny_model("wan22-ti2v-5b")), dtype=torch.float32, device=CPU, quantize="int8"
+    )
+    embeds = WAN22.encode_prompts(model, PROMPTS)
+    batch = clip_batch(WAN22, model, embeds, frames=5, side=SIDE)
+    WAN22.free_encoders(model)  # places and quantises the staged transformer
+    transformer = model.pipeline.transformer
+    assert "blocks.0.ffn.net.2" in quantized_linears(transformer)
+    losses = train_steps(WAN22, model, batch, steps=2)
+    assert all(math.isfinite(loss) for loss in losses)
+    trainable = [p for p in transformer.parameters() if p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 for p in trainable)
 
 
 def test_train_end_to_end_on_a_clip_and_an_image(

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
-from tests.training.tiny_assets_flow import kohya_deltas, load_cpu, peft_deltas, pixels
+from tests.training.tiny_assets_flow import CPU, kohya_deltas, load_cpu, peft_deltas, pixels
 from tests.training.tiny_assets_flow import train_config as base_config
 from training import TrainResult, train
 from training.cache import cache_latents
@@ -182,3 +182,14 @@ def test_generation_renders_with_both_expert_files(
     without = generate("wan22-t2v-a14b", folder, None, ["sks dog"], **common)
     assert len(with_lora[0]) == 5
     assert abs(pixels(with_lora[0]) - pixels(without[0])).mean() > 0.5
+
+
+def test_an_int8_base_quantises_both_experts(tiny_model: Callable[[str], Path]) -> None:
+    from training.quantize import quantized_linears
+
+    folder = str(tiny_model("wan22-t2v-a14b"))
+    staged = A14B.load(folder, dtype=torch.float32, device=CPU, quantize="int8")
+    assert staged.staged == ("transformer", "transformer_2")  # both wait while T5 encodes
+    A14B.free_encoders(staged)
+    for expert in A14B.denoisers(staged).values():
+        assert "blocks.0.attn1.to_q" in quantized_linears(expert)
