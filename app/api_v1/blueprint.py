@@ -19,7 +19,7 @@ from app.apikeys.services import KeyRefused
 from app.datasets.services import DatasetError
 from app.errors import problem_response
 from app.extensions import csrf, limiter
-from app.trainings.services import ParamsError, RunError
+from app.trainings.services import ParamsError, RunError, UnusableFilesError
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 # Cookies are never read here, so a forged cross-site request carries no credential.
@@ -79,6 +79,12 @@ def params_error(exc: ParamsError) -> Reply:
         for field, message in exc.errors.items()
     }
     return problem_response(422, str(exc), errors=errors)
+
+
+@bp.errorhandler(UnusableFilesError)
+def unusable_files(exc: UnusableFilesError) -> Reply:
+    """Files the base model cannot train on: 409 with `files`, the reason for each file."""
+    return problem_response(409, str(exc), files=exc.files)
 
 
 @bp.errorhandler(RunError)

@@ -392,7 +392,7 @@ def download_filename(run: TrainingRun, kind: str, name: str | None = None) -> s
 def list_artifacts(run: TrainingRun) -> list[tuple[str, str | None]]:
     """Every downloadable file of the run as (kind, name), in the form download_url takes."""
     artifacts = run.artifacts or {}
-    found: list[tuple[str, str | None]] = [(k, None) for k in ("lora", "comfyui") if k in artifacts]
+    found: list[tuple[str, str | None]] = [(k, None) for k in lora_downloads(artifacts)]
     steps = sorted(int(step) for step in (artifacts.get("checkpoints") or {}))
     found += [("checkpoint", str(step)) for step in steps]
     found += [("sample", key.rsplit("/", 1)[-1]) for key in artifacts.get("samples", [])]

@@ -158,6 +158,22 @@ def test_the_run_form_lists_each_refused_file(video_app: Flask, client: FlaskCli
     assert nothing_queued(video_app)
 
 
+def test_the_api_refuses_the_same_files_as_a_problem_with_their_reasons(
+    video_app: Flask, client: FlaskClient
+) -> None:
+    from tests.app.api_v1.support import Api, create_key_in_browser
+
+    api = Api(video_app, create_key_in_browser(client))
+    dataset_id = dataset_of(video_app, image("a.png"), clip("walk.mp4", 48, 24.0))
+    body = {"dataset_id": dataset_id, "family": "sd15", "parameters": {"steps": 10}}
+    response = api.post("/trainings", body)
+    assert response.status_code == 409 and response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["files"] == {"walk.mp4": "sd15 trains on images; video is not used"}
+    assert "walk.mp4: sd15 trains on images" in problem["detail"]
+    assert nothing_queued(video_app)
+
+
 def test_a_two_expert_run_offers_both_files_of_each_expert(
     video_app: Flask, client: FlaskClient, tmp_path: Path
 ) -> None:
@@ -195,3 +211,13 @@ def test_a_two_expert_run_offers_both_files_of_each_expert(
     assert client.get(f"/runs/{run_id}/download/lora").status_code == 302  # the runs list's link
     assert client.get(f"/runs/{run_id}/download/lora_mid_noise").status_code == 404
     assert client.get(f"/runs/{run_id}/download/lorax").status_code == 404
+    from tests.app.api_v1.support import Api, create_key_in_browser
+
+    api = Api(video_app, create_key_in_browser(client))
+    listed = api.get(f"/trainings/{run_id}/artifacts").get_json()["data"]
+    assert [(f["kind"], f["filename"]) for f in listed] == [
+        ("lora_high_noise", "lora_high_noise.safetensors"),
+        ("comfyui_high_noise", "lora_high_noise_comfyui.safetensors"),
+        ("lora_low_noise", "lora_low_noise.safetensors"),
+        ("comfyui_low_noise", "lora_low_noise_comfyui.safetensors"),
+    ]
