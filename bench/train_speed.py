@@ -236,13 +236,13 @@ ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
 def load_model(config: Any, device: Any) -> Any:
     """Full-size random weights on a GPU, the family's tiny model on the CPU."""
     from bench.full_size import build_loaded
-    from training.trainer import load_family, weight_dtype
+    from training.trainer import load_family, precision_dtype
 
     if device.type == "cuda":
         from training.models import get_family
         from training.quantize import quantize_frozen
 
-        model = build_loaded(config.family, device, weight_dtype(config, device))
+        model = build_loaded(config.family, device, precision_dtype(config.mixed_precision, device))
         for name in get_family(config.family).denoiser_components:
             quantize_frozen(getattr(model.pipeline, name), config.quantize, device)
         model.quantize = config.quantize

@@ -102,8 +102,6 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
     if not reporter.owner_leaving:
         training_run.artifacts = run_files.upload_outputs(training_run, result)
     training_run.step, training_run.loss = result.steps_done, result.final_loss
-    for skipped in result.skipped:
-        reporter.log(f"skipped {skipped.file}: {skipped.reason}")
     return Outcome("cancelled" if result.stopped else "succeeded")
 
 

@@ -90,13 +90,11 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def weight_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype:
-    """bf16 on GPUs that support it ('auto'), fp32 on CPU; explicit settings win."""
-    return precision_dtype(config.mixed_precision, device)
-
-
 def precision_dtype(mixed_precision: str, device: torch.device) -> torch.dtype:
-    """The frozen weights' dtype for a mixed_precision setting ('auto', 'bf16' or 'fp32')."""
+    """The frozen weights' dtype for a mixed_precision setting ('auto', 'bf16' or 'fp32').
+
+    'auto' is bf16 on GPUs that support it and fp32 elsewhere; explicit settings win.
+    """
     import torch
 
     if mixed_precision == "fp32":
@@ -120,7 +118,7 @@ def load_family(
     family = get_family(config.family)
     model = family.load(
         config.base_model,
-        dtype=weight_dtype(config, device),
+        dtype=precision_dtype(config.mixed_precision, device),
         device=device,
         quantize=config.quantize,
     )

@@ -17,7 +17,7 @@ class Subscription(db.Model):
     __tablename__ = "subscriptions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Kept as a financial record when the account is deleted (issue 7): user_id becomes NULL.
+    # Kept as a financial record when the account is deleted: user_id becomes NULL.
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
@@ -46,7 +46,7 @@ class GpuUsage(db.Model):
     __table_args__ = (Index("ix_gpu_usage_reported_at", "reported_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Kept as a financial record when the account is deleted (issue 7): user_id becomes NULL.
+    # Kept as a financial record when the account is deleted: user_id becomes NULL.
     user_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )

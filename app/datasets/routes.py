@@ -120,7 +120,8 @@ def thumbnail(dataset_id: int, item_id: int) -> Response:
     item = services.get_item(current_user, dataset_id, item_id)
     if not item.thumbnail_key:
         abort(404)
-    url = get_storage().presign_download(item.thumbnail_key, 300, f"{item.id}.webp")
+    expiry = get_settings().download_url_expiry_s
+    url = get_storage().presign_download(item.thumbnail_key, expiry, f"{item.id}.webp")
     return redirect(url)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.billing.services import active_plan
-from app.datasets.limits import MB, PART_SIZE  # noqa: F401  (app.local_storage imports it here)
+from app.datasets.limits import MB
 from app.datasets.models import Dataset, DatasetItem
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, request
 
-from app.datasets.services import PART_SIZE
+from app.datasets.limits import PART_SIZE
 from app.datasets.uploads import upload_refusal
 from app.extensions import csrf, get_storage
 from app.privacy.services import download_allowed

@@ -21,7 +21,7 @@ from app.datasets.models import Dataset
 from app.db_types import utcnow
 from app.extensions import db, get_storage
 from app.privacy.models import DataExport, DeletionReceipt
-from app.trainings.models import FINISHED_STATUSES, TrainingRun
+from app.trainings.models import FINISHED_STATUSES, Generation, TrainingRun
 from storage import Storage
 
 # What each scope removes: retention groups, or what the person asked for.
@@ -218,7 +218,7 @@ def _export_expirer(export: DataExport) -> Callable[[], None]:
 
 
 def _forget_generated_media(user_id: int) -> None:
-    """Generated media rows (issue 5's generations table, where it exists) lose their keys."""
-    table = db.metadata.tables.get("generations")
-    if table is not None and "media_keys" in table.c and "user_id" in table.c:
-        db.session.execute(update(table).where(table.c.user_id == user_id).values(media_keys=[]))
+    """The person's try-it renders lose the keys of their deleted media."""
+    db.session.execute(
+        update(Generation).where(Generation.user_id == user_id).values(media_keys=[])
+    )

@@ -91,8 +91,8 @@ def erase_account(user_id: int, attempt: int = 1) -> str:
         return "already deleted"
     if user.deletion_requested_at is None:
         return "not requested"
-    # Issue 6's billing service cancels the Stripe subscription immediately (no refund logic
-    # here) and records the end on the local row; it does nothing once it ended.
+    # The subscription ends at once, in Stripe first (no refund), and the local row records
+    # the end; once it has ended this does nothing, so a retried erasure passes straight on.
     billing_services.cancel_subscription_for_deletion(user)
     stop_work(user)
     # Deleting files under a running job would race its uploads: wait for it to stop.

@@ -191,3 +191,28 @@ def test_unknown_page_is_a_friendly_404(client: FlaskClient) -> None:
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert "There is nothing here" in response.get_data(as_text=True)
+
+
+def test_a_thumbnail_link_lives_no_longer_than_a_download_link(app: Flask) -> None:
+    import time
+
+    from app.accounts.models import User
+    from app.extensions import get_settings, get_storage
+    from tests.app.conftest import sign_up
+    from tests.app.privacy.support import add_dataset
+
+    client = app.test_client()
+    sign_up(client)
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "ada@example.com"))
+        dataset_id = add_dataset(user_id, files=1)
+        item_id = db.session.scalar(
+            select(DatasetItem.id).where(DatasetItem.dataset_id == dataset_id)
+        )
+    response = client.get(f"/datasets/{dataset_id}/items/{item_id}/thumbnail")
+    assert response.status_code == 302
+    with app.app_context():
+        token = response.headers["Location"].rsplit("/", 1)[-1]
+        claims = get_storage().verify_token(token, "download")
+        lifetime = claims.expires_at - time.time()
+        assert 0 < lifetime <= get_settings().download_url_expiry_s

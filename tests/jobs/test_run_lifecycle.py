@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 
 from app.extensions import db
-from tests.conftest import activate_plan
+from tests.conftest import activate_plan, running_app
 from tests.jobs.conftest import LiveService
 from tests.jobs.http_session import Person, wait_for
 from tests.support.smtp import SmtpServer
@@ -214,3 +215,45 @@ def test_a_killed_worker_resumes_from_its_checkpoint_without_double_metering(
         (f"run:{run_id}:attempt:2", True),
     ]
     assert reservation(live_service) == (0, 0)
+
+
+def test_a_file_the_engine_skips_is_named_once_in_the_run_log(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The engine reports each skipped file; the worker does not say it a second time."""
+    with running_app(request, "sqlite") as app:  # one database is enough: this is about the log
+        _train_one_step_with_a_broken_file(app, tmp_path)
+
+
+def _train_one_step_with_a_broken_file(app: Flask, tmp_path: Path) -> None:
+    from app.accounts.models import User
+    from app.datasets.models import DatasetItem
+    from app.extensions import get_storage
+    from app.trainings.models import TrainingRun
+    from jobs.training import run
+    from tests.app.conftest import sign_up
+    from tests.app.privacy.support import add_dataset
+    from tests.training.conftest import write_image
+
+    sign_up(client := app.test_client())
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "ada@example.com"))
+        dataset_id = add_dataset(user_id, files=2)  # stored bytes that are no image at all
+        good = db.session.scalars(select(DatasetItem).where(DatasetItem.dataset_id == dataset_id))
+        image = write_image(tmp_path / "good.png", 64, 64).read_bytes()
+        get_storage().put(next(iter(good)).storage_key, image, "image/png")
+        training_run = TrainingRun(
+            user_id=user_id,
+            dataset_id=dataset_id,
+            name="once",
+            family="tiny-sd",
+            config={"steps": 1, "rank": 4, "resolution": 64, "sample_every": 0},
+            status="queued",
+            queue="gpu-cpu",
+            total_steps=1,
+        )
+        db.session.add(training_run)
+        db.session.commit()
+        assert run(training_run.id) == "succeeded"
+    log = client.get(f"/api/runs/{training_run.id}").get_json()["log"]
+    assert len([line for line in log if "skipped " in line]) == 1, log

@@ -66,7 +66,9 @@ class FamilySpec:
     max_resolution: int
     size_multiple: int  # bucket width/height are multiples of this (VAE factor x patch size)
     prediction: Literal["epsilon", "v_prediction", "scheduler", "flow_matching"]
-    flow_shift: float | None = None  # flow-matching timestep shift; None for DDPM families
+    # Flow-matching timestep shift; None for DDPM families and for FLUX, whose shift depends on
+    # the resolution (e**mu from the scheduler's base/max shift).
+    flow_shift: float | None = None
     fps: int | None = None  # video: frames per second the model was trained at
     frame_counts: tuple[int, ...] = ()  # video: allowed clip lengths in frames, e.g. (17, 33, 81)
     min_clip_frames: int = 1  # video: shortest clip used (stills train as 1-frame clips)
@@ -185,7 +187,11 @@ class Family(ABC):
         """Every module that gets its own LoRA, by name; "" names the only one of most families.
 
         A family with several (Wan 2.2 A14B: a high-noise and a low-noise expert) names each;
-        the trainer gives each its own LoRA and exports one file per name and format.
+        the trainer gives each its own LoRA and steps only the one ``denoiser_at_step`` names.
+        Checkpoints prefix each named denoiser's PEFT keys with ``"<name>."``; export writes
+        ``<stem>_<name>.safetensors`` (and ``_comfyui``) per name, and ``TrainResult.lora_files``
+        lists them as the download kinds ``lora_<name>``/``comfyui_<name>``. A family with
+        several also lists each in ``denoiser_components`` so all of them are quantised.
         """
         return {"": self.denoiser(model)}
 
@@ -264,7 +270,13 @@ class Family(ABC):
     # Concrete helpers shared by all families; override only with a reason.
 
     def free_encoders(self, model: LoadedModel) -> None:
-        """Drop text encoders and the VAE encoder, then bring the staged denoisers to the device."""
+        """Drop text encoders and the VAE encoder, then bring the staged denoisers to the device.
+
+        A family that overrides this must call ``super().free_encoders(model)``: only here do
+        staged (possibly quantised) denoisers reach the device, so a text encoder and the
+        denoiser never share the GPU. ``training.generate`` encodes its prompts before it loads
+        the LoRA for the same reason: the LoRA must wrap the placed layers.
+        """
         from training.cache import release_memory
         from training.quantize import place_staged
 

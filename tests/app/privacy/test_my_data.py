@@ -12,9 +12,9 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.datasets.models import Dataset
 from app.db_types import utcnow
-from app.extensions import db
+from app.extensions import db, get_storage
 from app.privacy.models import DeletionReceipt
-from app.trainings.models import TrainingRun
+from app.trainings.models import Generation, TrainingRun
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     add_dataset,
     add_run,
@@ -141,7 +141,12 @@ def test_deleting_all_files_keeps_the_account(app: Flask) -> None:
     with app.app_context():
         user_id = make_user()
         dataset_id = add_dataset(user_id, files=2)
-        add_run(user_id, dataset_id)
+        render = Generation(user_id=user_id, run_id=add_run(user_id, dataset_id), prompt="a")
+        render.strength, render.seed, render.status = 1.0, 1, "succeeded"
+        db.session.add(render)
+        db.session.flush()
+        render.media_keys = [render.storage_prefix() + "0.png"]
+        get_storage().put(render.media_keys[0], b"png", "image/png")
         busy = add_run(user_id, dataset_id, status="running")
     client = signed_in_as(app.test_client(), user_id)
     assert "Cancel your queued and running runs first" in ask_deletion(client, "everything")
@@ -154,6 +159,7 @@ def test_deleting_all_files_keeps_the_account(app: Flask) -> None:
         assert stored_keys(f"users/{user_id}/") == []
         assert db.session.scalars(select(Dataset)).all() == []
         assert all(run.artifacts == {} for run in db.session.scalars(select(TrainingRun)))
+        assert db.session.scalars(select(Generation.media_keys)).one() == []
         receipt = db.session.scalars(select(DeletionReceipt)).one()
-        assert receipt.what.startswith("All your stored files") and receipt.object_count == 14
+        assert receipt.what.startswith("All your stored files") and receipt.object_count == 15
     assert client.get("/dashboard").status_code == 200
