@@ -110,8 +110,8 @@ def measure(
 
 def run_phases(outcome: Outcome, device: Any, args: argparse.Namespace, tmp: Path) -> None:
     """Phase 1 (prompt cache) then phase 2 (placement, LoRA, steps), peaks recorded apart."""
-    from training.cache import release_memory
     from training.loop import advance
+    from training.models.base import release_memory
     from training.reporter import Reporter
     from training.trainer import start_session
 

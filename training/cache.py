@@ -6,7 +6,6 @@ text encoders on every step.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 from training.data.dataset import DatasetItem, PreparedData, nothing_usable_message
 from training.data.media import load_pixels
 from training.errors import DatasetError
-from training.models.base import Family, LatentBatch, LoadedModel, PromptEmbeds
+from training.models.base import Family, LatentBatch, LoadedModel, PromptEmbeds, release_memory
 from training.results import SkippedFile
 
 if TYPE_CHECKING:
@@ -132,15 +131,6 @@ def cached_item(item: DatasetItem, latent: torch.Tensor, embed_index: int) -> Ca
         crop_top_left=(round(top * scale), round(left * scale)),
         bucket=(plan.bucket_width, plan.bucket_height),
     )
-
-
-def release_memory(model: LoadedModel) -> None:
-    """Collect garbage and return freed accelerator memory to the allocator's pool."""
-    import torch
-
-    gc.collect()
-    if model.device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def make_batch(

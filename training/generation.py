@@ -116,7 +116,8 @@ def _encode(
     family: Family, model: LoadedModel, prompts: list[str]
 ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
     """Per-prompt embeddings and the empty prompt's (the CFG negative), then free the encoders."""
-    from training.cache import encode_prompt_table, release_memory
+    from training.cache import encode_prompt_table
+    from training.models.base import release_memory
 
     table = encode_prompt_table(family, model, ["", *prompts])
     family.free_encoders(model)

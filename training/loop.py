@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.batches import BucketBatches
-from training.cache import LatentCache, make_batch, release_memory
+from training.cache import LatentCache, make_batch
 from training.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
 from training.config import TrainingConfig
 from training.lora_params import (
@@ -26,7 +26,7 @@ from training.lora_params import (
     lean_lora_forward,
     step_only,
 )
-from training.models.base import Family, LoadedModel, SampleRequest
+from training.models.base import Family, LoadedModel, SampleRequest, release_memory
 from training.reporter import Reporter
 
 if TYPE_CHECKING:

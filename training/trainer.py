@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.cache import LatentCache, cache_latents, release_memory
+from training.cache import LatentCache, cache_latents
 from training.checkpoints import list_checkpoints
 from training.config import TrainingConfig
 from training.data.captions import fill_trigger
@@ -34,7 +34,7 @@ from training.loop import (
     run_loop,
 )
 from training.models import get_family
-from training.models.base import Family, LoadedModel
+from training.models.base import Family, LoadedModel, release_memory
 from training.reporter import Reporter
 from training.results import ProgressEvent, TrainResult
 

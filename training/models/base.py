@@ -36,6 +36,7 @@ imports it lazily and calls exactly these:
 
 from __future__ import annotations
 
+import gc
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -277,7 +278,6 @@ class Family(ABC):
         denoiser never share the GPU. ``training.generate`` encodes its prompts before it loads
         the LoRA for the same reason: the LoRA must wrap the placed layers.
         """
-        from training.cache import release_memory
         from training.quantize import place_staged
 
         pipe = model.pipeline
@@ -325,6 +325,15 @@ class Family(ABC):
         """Regionally torch.compile each denoiser's repeated blocks (faster than whole-model)."""
         for module in self.denoisers(model).values():
             module.compile_repeated_blocks(fullgraph=False, dynamic=False)
+
+
+def release_memory(model: LoadedModel) -> None:
+    """Collect garbage and return freed accelerator memory to the allocator's pool."""
+    import torch
+
+    gc.collect()
+    if model.device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def load_frozen_pipeline(
