@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from app import object_keys
 from app.accounts.models import User
 from app.datasets.limits import extension_of
 from app.datasets.models import Dataset, DatasetItem
@@ -68,7 +69,7 @@ def ingest_item(item: DatasetItem) -> str:
         except Rejected as exc:
             logger.info("rejected: %s", exc)
             return reject_item(item, str(exc))
-    accept_item(item, facts, checked_key, f"{item.object_prefix()}thumbnail.webp")
+    accept_item(item, facts, checked_key, object_keys.item_thumbnail(item.object_prefix()))
     logger.info("ready: %s %dx%d", facts.media_kind, facts.width, facts.height)
     return "ready"
 

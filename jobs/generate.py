@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app import object_keys
 from app.accounts.services import account_is_leaving
 from app.billing.models import GpuUsage
 from app.db_types import utcnow
@@ -115,7 +116,7 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
             write_webp(frames, webp, fps)
             files = [(webp, "image/webp"), (mp4, "video/mp4")]
         for path, content_type in files:
-            key = generation.storage_prefix() + path.name
+            key = object_keys.child(generation.storage_prefix(), path.name)
             storage.upload_file(key, path, content_type)
             keys.append(key)
     return keys

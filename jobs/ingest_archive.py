@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from app import object_keys
 from app.datasets.captions import caption_key
 from app.datasets.limits import megabytes
 from app.datasets.models import DatasetItem
@@ -32,7 +33,7 @@ def unpack_archive(
 ) -> int:
     """Turn the zip item into one item per entry and delete the zip; return the entry count."""
     storage = get_storage()
-    prefix = f"{item.object_prefix()}entries/"
+    prefix = object_keys.archive_entries(item.object_prefix())
     storage.delete_prefix(prefix)  # a re-run after a crash starts clean
     unpacked = workdir / "unpacked"
     unpacked.mkdir(exist_ok=True)
@@ -85,7 +86,13 @@ def _entry_rows(
                 f"Unpacked, the zip holds more than the {megabytes(max(0, allowance_left))} "
                 "left in your storage allowance; nothing was kept."
             )
-        _store(row, entry.path, entry.extension, facts, f"{prefix}{number}/")
+        _store(
+            row,
+            entry.path,
+            entry.extension,
+            facts,
+            object_keys.archive_entry(item.object_prefix(), number),
+        )
         entry.path.unlink()
         logger.info("entry %d ready: %s", number, facts.media_kind)
     rows.extend(_caption_rows(item, captions, paired))
@@ -111,8 +118,8 @@ def _refuse(row: DatasetItem, reason: str) -> None:
 
 def _store(row: DatasetItem, path: Path, extension: str, facts: MediaFacts, prefix: str) -> None:
     storage = get_storage()
-    row.storage_key = f"{prefix}original{extension}"
-    row.thumbnail_key = f"{prefix}thumbnail.webp"
+    row.storage_key = object_keys.entry_original(prefix, extension)
+    row.thumbnail_key = object_keys.item_thumbnail(prefix)
     storage.upload_file(row.storage_key, path, facts.content_type)
     storage.put(row.thumbnail_key, facts.thumbnail, "image/webp")
     row.media_kind, row.content_type = facts.media_kind, facts.content_type

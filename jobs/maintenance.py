@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from app import object_keys
 from app.datasets.models import DatasetItem
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_settings, get_storage
@@ -41,7 +42,7 @@ def abort_stale_uploads() -> int:
                 db.session.delete(item)
             db.session.commit()
             removed += len(items)
-        for upload in storage.list_multipart_uploads("users/"):
+        for upload in storage.list_multipart_uploads(object_keys.USERS):
             if upload.initiated < cutoff:
                 storage.abort_multipart(upload.key, upload.upload_id)
         log.info("removed %d stale uploads", removed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app import object_keys
 from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
 from app.trainings.models import TrainingRun
@@ -28,7 +29,7 @@ def copy_dataset(run: TrainingRun, data_dir: Path) -> int:
 
 def checkpoint_prefix(run: TrainingRun, step: int) -> str:
     """Storage prefix of one checkpoint folder of the run."""
-    return f"{run.storage_prefix()}{CHECKPOINTS}/step-{step:06d}/"
+    return object_keys.run_checkpoint(run.storage_prefix(), step)
 
 
 # The checkpoint file people download: the LoRA in diffusers format (the folder's other
@@ -45,12 +46,14 @@ def upload_checkpoint(run: TrainingRun, folder: Path, step: int) -> str:
     storage, prefix = get_storage(), checkpoint_prefix(run, step)
     for path in sorted(folder.iterdir()):
         if path.is_file():
-            storage.upload_file(prefix + path.name, path, "application/octet-stream")
+            storage.upload_file(
+                object_keys.child(prefix, path.name), path, "application/octet-stream"
+            )
     if (folder / CHECKPOINT_DOWNLOAD).is_file():
-        return prefix + CHECKPOINT_DOWNLOAD
+        return object_keys.child(prefix, CHECKPOINT_DOWNLOAD)
     stem = Path(CHECKPOINT_DOWNLOAD).stem
     first = next(iter(sorted(folder.glob(f"{stem}_*.safetensors"))), None)
-    return prefix + (first.name if first else CHECKPOINT_DOWNLOAD)
+    return object_keys.child(prefix, first.name if first else CHECKPOINT_DOWNLOAD)
 
 
 def restore_latest_checkpoint(run: TrainingRun, out_dir: Path) -> int | None:
@@ -85,7 +88,7 @@ def forget_rotated_checkpoints(run: TrainingRun, kept_steps: set[int]) -> None:
 
 def upload_sample(run: TrainingRun, path: Path) -> str:
     """Upload one sample image or clip and return its key."""
-    key = f"{run.storage_prefix()}samples/{path.name}"
+    key = object_keys.run_sample(run.storage_prefix(), path.name)
     content_type = {".png": "image/png", ".webp": "image/webp", ".mp4": "video/mp4"}
     get_storage().upload_file(key, path, content_type.get(path.suffix, "application/octet-stream"))
     return key
@@ -103,7 +106,7 @@ def upload_outputs(run: TrainingRun, result: Any) -> dict[str, Any]:
     keys = {}
     for kind, path in files.items():
         if path:
-            keys[path] = f"{run.storage_prefix()}lora/{Path(path).name}"
+            keys[path] = object_keys.run_lora(run.storage_prefix(), Path(path).name)
             get_storage().upload_file(keys[path], Path(path), "application/octet-stream")
             artifacts[kind] = keys[path]
     for kind, path in (("lora", result.lora_path), ("comfyui", result.comfyui_path)):

@@ -8,15 +8,12 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import object_keys
 from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
 
 ITEM_STATUSES = ("uploading", "uploaded", "ready", "rejected")
 MEDIA_KINDS = ("image", "video", "archive")
-# Inside an item's prefix: where the browser's bytes land, and where ingest puts the bytes it
-# checked. Only the first is ever presigned for writing.
-UPLOAD_FOLDER = "upload/"
-ACCEPTED_FOLDER = "accepted/"
 
 
 class Dataset(db.Model):
@@ -38,7 +35,7 @@ class Dataset(db.Model):
 
     def storage_prefix(self) -> str:
         """Where this dataset's objects live; built on the server only."""
-        return f"users/{self.user_id}/datasets/{self.id}/"
+        return object_keys.dataset_prefix(self.user_id, self.id)
 
 
 class DatasetItem(db.Model):
@@ -82,28 +79,20 @@ class DatasetItem(db.Model):
 
     def object_prefix(self) -> str:
         """Where this item's objects (original, thumbnail, unpacked entries) live."""
-        return f"{self.dataset.storage_prefix()}items/{self.id}/"
+        return object_keys.item_prefix(self.dataset.user_id, self.dataset_id, self.id)
 
     def upload_object_key(self, extension: str) -> str:
         """A new key for the browser's bytes to be presigned to; built on the server only."""
         # A random name, because ids come back (SQLite hands out the highest id again once its
         # row is deleted): a URL made for a cancelled or deleted item must never name the
         # upload of the item that later gets its id.
-        return f"{self.object_prefix()}{UPLOAD_FOLDER}{secrets.token_urlsafe(12)}{extension}"
+        return object_keys.item_upload(self.object_prefix(), secrets.token_urlsafe(12), extension)
 
     def accepted_object_key(self, extension: str) -> str:
         """The key ingest copies the bytes to before checking them; never presigned."""
-        return f"{self.object_prefix()}{ACCEPTED_FOLDER}original{extension}"
+        return object_keys.item_accepted(self.object_prefix(), extension)
 
     @property
     def is_settled(self) -> bool:
         """True once ingest has decided: ready or rejected."""
         return self.status in ("ready", "rejected")
-
-
-def is_upload_key(key: str) -> bool:
-    """True for a key in some item's upload folder: bytes a browser sent, not yet (or never)
-    checked, which nothing may read as an item's data."""
-    folder, _, _ = key.rpartition("/")
-    parent, _, name = folder.rpartition("/")
-    return f"{name}/" == UPLOAD_FOLDER and parent.rpartition("/")[0].endswith("/items")

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import object_keys
 from app.datasets.models import Dataset
 from app.db_types import utcnow
 from app.extensions import db, get_storage
@@ -137,22 +138,26 @@ def describe(units: list[Unit], scope: str) -> str:
 
 def plan_units(user_id: int, scope: str, target_id: int | None) -> list[Unit]:
     """The units still to delete for this scope, read fresh from the database."""
-    base = f"users/{user_id}/"
     if scope == "dataset":
         return _dataset_units(user_id, target_id)
     if scope == "run":
         return _run_units(user_id, "all", target_id)
     media = [
         *_dataset_units(user_id),
-        Unit(f"{base}datasets/", None),
-        Unit(f"{base}media/", None, lambda: _forget_generated_media(user_id)),
+        Unit(object_keys.datasets_prefix(user_id), None),
+        Unit(object_keys.media_prefix(user_id), None, lambda: _forget_generated_media(user_id)),
     ]
     if scope == "media":
         return [*media, *_run_units(user_id, "samples")]
     if scope == "loras":
         return _run_units(user_id, "all")
     if scope == "everything":
-        return [*media, *_run_units(user_id, "all"), *_export_units(user_id), Unit(base, None)]
+        return [
+            *media,
+            *_run_units(user_id, "all"),
+            *_export_units(user_id),
+            Unit(object_keys.user_prefix(user_id), None),
+        ]
     raise ValueError(f"unknown deletion scope {scope!r}")
 
 
@@ -178,7 +183,7 @@ def _run_units(user_id: int, part: str, run_id: int | None = None) -> list[Unit]
         artifacts = run.artifacts or {}
         if part == "samples":
             label = f"samples of run “{run.name}”" if artifacts.get("samples") else None
-            prefix = f"{run.storage_prefix()}samples/"
+            prefix = object_keys.run_samples(run.storage_prefix())
             units.append(Unit(prefix, label, _artifact_clearer(run, "samples"), bool(label)))
         else:
             label = f"LoRA files of run “{run.name}”" if artifacts else None
@@ -193,8 +198,7 @@ def _export_units(user_id: int) -> list[Unit]:
     units = []
     for export in exports:
         label = f"data export of {export.created_at:%Y-%m-%d}"
-        prefix = f"users/{user_id}/exports/{export.id}/"
-        units.append(Unit(prefix, label, _export_expirer(export), has_rows=True))
+        units.append(Unit(export.storage_prefix(), label, _export_expirer(export), has_rows=True))
     return units
 
 

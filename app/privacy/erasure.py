@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 
+from app import object_keys
 from app.accounts.models import User
 from app.billing import services as billing_services
 from app.billing.models import GpuUsage, Subscription
@@ -101,7 +102,7 @@ def erase_account(user_id: int, attempt: int = 1) -> str:
         queue_erasure(user_id, attempt + 1, delay=STOP_RECHECK)
         return f"waiting for {busy} to stop"
     traces = traces_of(user)
-    storage, prefix = get_storage(), f"users/{user.id}/"
+    storage, prefix = get_storage(), object_keys.user_prefix(user.id)
     summary = _summary(user, count_objects(storage, [prefix]))
     storage.delete_prefix(prefix)
     storage.revoke_upload_urls(prefix)
@@ -155,7 +156,7 @@ def sweep_late_uploads(user_id: int) -> int:
     cannot be revoked, only outlived)."""
     if db.session.get(User, user_id) is not None:
         return 0  # not erased (ids are never reused, so this is the same person)
-    return get_storage().delete_prefix(f"users/{user_id}/")
+    return get_storage().delete_prefix(object_keys.user_prefix(user_id))
 
 
 def _summary(user: User, objects: int) -> dict[str, int]:

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import Table, inspect, select
 
+from app import object_keys
 from app.accounts.models import Identity, User
 from app.apikeys.models import ApiKey
 from app.billing.models import GpuUsage, Subscription
-from app.datasets.models import Dataset, DatasetItem, is_upload_key
+from app.datasets.models import Dataset, DatasetItem
 from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
@@ -116,7 +117,7 @@ def build_export(export_id: int) -> str:
     export.status = "building"
     db.session.commit()
     now = utcnow()
-    key = f"users/{user.id}/exports/{export.id}/attune-export-{now:%Y-%m-%d}.zip"
+    key = object_keys.child(export.storage_prefix(), f"attune-export-{now:%Y-%m-%d}.zip")
     try:
         with tempfile.TemporaryDirectory(prefix="attune-export-") as tmp:
             path = Path(tmp) / "export.zip"
@@ -186,7 +187,7 @@ def _json_value(value: Any) -> Any:
 def _write_zip(user: User, path: Path) -> None:
     """attune-export.json plus every stored object of the person except earlier exports and
     unchecked uploads."""
-    storage, prefix = get_storage(), f"users/{user.id}/"
+    storage, prefix = get_storage(), object_keys.user_prefix(user.id)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         text = json.dumps(account_data(user), indent=2, ensure_ascii=False, default=str)
         archive.writestr("attune-export.json", text, compress_type=zipfile.ZIP_DEFLATED)
@@ -194,7 +195,8 @@ def _write_zip(user: User, path: Path) -> None:
             relative = info.key[len(prefix) :]
             # Earlier exports, and bytes a browser sent that ingest has not (or not yet) taken
             # as an item's data: the export holds what the service keeps, the checked copies.
-            if relative.startswith("exports/") or is_upload_key(info.key):
+            exported = info.key.startswith(object_keys.exports_prefix(user.id))
+            if exported or object_keys.is_upload_key(info.key):
                 continue
             name, big = f"files/{relative}", info.size >= 2**31
             with (

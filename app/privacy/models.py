@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import object_keys
 from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
 
@@ -34,6 +35,10 @@ class DataExport(db.Model):
     def is_pending(self) -> bool:
         """True while the export job has not finished."""
         return self.status in ("queued", "building")
+
+    def storage_prefix(self) -> str:
+        """Where this export's zip lives; built on the server only."""
+        return object_keys.export_prefix(self.user_id, self.id)
 
 
 class DeletionReceipt(db.Model):

@@ -241,7 +241,7 @@ def expire_exports(now: datetime, report: Counter[str] | None = None) -> None:
         )
     ).all()
     for export in [*expired, *stale]:
-        storage.delete_prefix(f"users/{export.user_id}/exports/{export.id}/")
+        storage.delete_prefix(export.storage_prefix())
         if export.status == "ready":
             export.status, export.storage_key = "expired", None
         else:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
+from app import object_keys
 from app.accounts.google import recently_reauthenticated
 from app.accounts.models import User
 from app.accounts.passwords import verify_password
@@ -31,8 +31,6 @@ from app.queues import PRIVACY_QUEUE, enqueue_task
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.services import get_run
 
-# Every stored object lives under its owner's prefix (ARCHITECTURE.md, "State").
-OWNER_PREFIX = re.compile(r"users/(\d+)/")
 DELETION_JOB_TIMEOUT_S = 3600
 # Short: while the hourly pass holds the lock, the privacy worker should not sit waiting.
 LOCK_WAIT_S = 5
@@ -153,5 +151,5 @@ def request_account_deletion(user: User, password: str) -> None:
 def download_allowed(key: str) -> bool:
     """A signed download link works only while the object's owner exists and is not being
     deleted: from the delete request on, every link handed out before is dead."""
-    owner = OWNER_PREFIX.match(key)
-    return owner is not None and not account_is_leaving(int(owner.group(1)))
+    owner = object_keys.owner_of(key)
+    return owner is not None and not account_is_leaving(owner)

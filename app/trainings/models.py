@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import object_keys
 from app.db_types import UTCDateTime, utcnow
 from app.extensions import db
 
@@ -69,7 +70,7 @@ class TrainingRun(db.Model):
 
     def storage_prefix(self) -> str:
         """Where this run's objects live; built on the server only."""
-        return f"users/{self.user_id}/runs/{self.id}/"
+        return object_keys.run_prefix(self.user_id, self.id)
 
 
 class QuotaPeriod(db.Model):
@@ -113,4 +114,4 @@ class Generation(db.Model):
 
     def storage_prefix(self) -> str:
         """Generated media live under the person's media prefix."""
-        return f"users/{self.user_id}/media/generations/{self.id}/"
+        return object_keys.generation_prefix(self.user_id, self.id)
