@@ -9,12 +9,14 @@ export ATTUNE_INSTANCE_PATH ?= $(CURDIR)/instance
 
 .PHONY: run test lint install clean-instance
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and alone, so nothing else can pull a CUDA build from the index
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	# the Python client and its `attune` command, editable (its dependencies are pinned above)
+	$(BIN)/pip install --quiet --no-deps -e client
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -12,6 +12,7 @@ from app.api_v1.blueprint import bp
 from app.api_v1.parsing import Invalid, int_field, json_body, page_body, page_request, text_field
 from app.api_v1.shapes import dataset_json, item_json
 from app.datasets import services, uploads
+from app.datasets.limits import PART_SIZE
 from app.datasets.models import Dataset
 from app.extensions import get_settings, limiter
 from storage import PartRef
@@ -113,6 +114,7 @@ def list_parts(dataset_id: int, item_id: int) -> Response:
     return jsonify(
         parts=[{"part_number": p.number, "etag": p.etag, "size": p.size} for p in parts],
         part_count=uploads.part_count(item) if item.upload_id else 1,
+        part_size=PART_SIZE if item.upload_id else item.size_bytes,
     )
 
 
