@@ -15,11 +15,17 @@ from app.accounts.models import User
 from app.datasets.limits import extension_of
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.previews import PREVIEW_TTL_S, pending_key, preview_key
-from app.datasets.services import storage_allowance, storage_used
+from app.datasets.services import (
+    apply_facts,
+    delete_item_objects,
+    storage_allowance,
+    storage_used,
+)
 from app.extensions import db, get_redis, get_settings, get_storage
 from jobs.context import app_context, job_logger
-from jobs.ingest_archive import unpack_archive
-from jobs.ingest_media import MediaFacts, Rejected, check_file
+from jobs.ingest.archive import unpack_archive
+from jobs.ingest.check import check_file
+from jobs.ingest.facts import MediaFacts, Rejected
 from storage import ObjectNotFound
 
 log = logging.getLogger(__name__)
@@ -100,10 +106,7 @@ def accept_item(item: DatasetItem, facts: MediaFacts, checked_key: str, thumbnai
     storage = get_storage()
     storage.put(thumbnail_key, facts.thumbnail, "image/webp")
     item.storage_key, item.thumbnail_key = checked_key, thumbnail_key
-    item.media_kind, item.content_type = facts.media_kind, facts.content_type
-    item.width, item.height = facts.width, facts.height
-    item.duration_s, item.fps, item.frame_count = facts.duration_s, facts.fps, facts.frame_count
-    item.status, item.reject_reason = "ready", None
+    apply_facts(item, facts)
     db.session.commit()
     if item.upload_key and item.upload_key != checked_key:
         # After the commit: a crash here leaves only an unread object, which deleting the
@@ -113,10 +116,7 @@ def accept_item(item: DatasetItem, facts: MediaFacts, checked_key: str, thumbnai
 
 def reject_item(item: DatasetItem, reason: str) -> str:
     """Delete the item's bytes and mark it rejected with the reason."""
-    storage = get_storage()
-    storage.delete_prefix(item.object_prefix())
-    if item.storage_key:
-        storage.delete(item.storage_key)
+    delete_item_objects(item)
     item.thumbnail_key = None
     item.status, item.reject_reason = "rejected", reason[:500]
     db.session.commit()
@@ -136,7 +136,7 @@ def bucket_preview(dataset_id: int, family: str, resolution: int) -> str:
 
 def store_preview(dataset: Dataset, family: str, resolution: int) -> str:
     """Plan the dataset's ready items and store the preview (or why it failed) for a day."""
-    from jobs.ingest_buckets import plan_items
+    from jobs.ingest.buckets import plan_items
 
     items = list(
         db.session.scalars(

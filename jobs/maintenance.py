@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app import object_keys
 from app.datasets.models import DatasetItem
+from app.datasets.services import delete_item_objects
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_settings, get_storage
 from jobs.context import app_context, job_logger
@@ -35,10 +36,7 @@ def abort_stale_uploads() -> int:
             if not items:
                 break
             for item in items:
-                if item.upload_id and item.upload_key:
-                    storage.abort_multipart(item.upload_key, item.upload_id)
-                if item.upload_key:
-                    storage.delete(item.upload_key)
+                delete_item_objects(item)
                 db.session.delete(item)
             db.session.commit()
             removed += len(items)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import func, select
 
@@ -206,15 +207,42 @@ def storage_allowance(user: User) -> int:
 
 def delete_item(item: DatasetItem) -> None:
     """Remove one item's row and every object it has (original, thumbnail, unfinished upload)."""
+    delete_item_objects(item)
+    db.session.delete(item)
+    db.session.commit()
+
+
+def delete_item_objects(item: DatasetItem) -> None:
+    """Delete every object of the item: an unfinished multipart upload, all under its prefix,
+    and an original or thumbnail kept elsewhere. The row is the caller's to change or drop."""
     storage = get_storage()
     if item.upload_id and item.upload_key:
         storage.abort_multipart(item.upload_key, item.upload_id)
     storage.delete_prefix(item.object_prefix())
-    for key in (item.storage_key, item.thumbnail_key):
+    for key in (item.upload_key, item.storage_key, item.thumbnail_key):
         if key and not key.startswith(item.object_prefix()):
             storage.delete(key)  # unpacked zip entries live under their archive's prefix
-    db.session.delete(item)
-    db.session.commit()
+
+
+class IngestFacts(Protocol):
+    """What ingest learnt about a usable file (jobs.ingest.facts.MediaFacts)."""
+
+    media_kind: str
+    content_type: str
+    width: int
+    height: int
+    duration_s: float | None
+    fps: float | None
+    frame_count: int | None
+
+
+def apply_facts(item: DatasetItem, facts: IngestFacts) -> None:
+    """Record on the row what ingest learnt about its file and mark it ready; the caller has
+    stored the objects its keys name, and commits."""
+    item.media_kind, item.content_type = facts.media_kind, facts.content_type
+    item.width, item.height = facts.width, facts.height
+    item.duration_s, item.fps, item.frame_count = facts.duration_s, facts.fps, facts.frame_count
+    item.status, item.reject_reason = "ready", None
 
 
 def delete_dataset(dataset: Dataset) -> None:

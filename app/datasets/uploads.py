@@ -26,7 +26,12 @@ from app.datasets.limits import (
     megabytes,
 )
 from app.datasets.models import Dataset, DatasetItem
-from app.datasets.services import DatasetError, storage_allowance, storage_used
+from app.datasets.services import (
+    DatasetError,
+    delete_item_objects,
+    storage_allowance,
+    storage_used,
+)
 from app.extensions import db, get_settings, get_storage
 from app.queues import CPU_QUEUE, enqueue_task
 from storage import InvalidPart, PartRef, StorageError, UploadNotFound
@@ -278,9 +283,6 @@ def abort_upload(item: DatasetItem) -> None:
 
 
 def _discard(item: DatasetItem) -> None:
-    storage = get_storage()
-    if item.upload_id and item.upload_key:
-        storage.abort_multipart(item.upload_key, item.upload_id)
-    storage.delete_prefix(item.object_prefix())
+    delete_item_objects(item)
     db.session.delete(item)
     db.session.commit()

@@ -16,8 +16,8 @@ import pytest
 from flask import Flask
 
 from jobs.datasets import ingest_item
-from jobs.ingest_media import Rejected
-from jobs.ingest_zip import ArchiveLimits, ArchiveReader
+from jobs.ingest.facts import Rejected
+from jobs.ingest.zip import ArchiveLimits, ArchiveReader
 from tests.jobs.test_ingest_media import (
     clip_file,
     ingest_app,  # noqa: F401  (fixture)
@@ -216,8 +216,9 @@ def test_checking_hostile_files_keeps_memory_bounded(tmp_path: Path) -> None:
     script = f"""
 import json, resource, sys
 from pathlib import Path
-from jobs.ingest_media import Rejected, check_file
-from jobs.ingest_zip import ArchiveReader
+from jobs.ingest.check import check_file
+from jobs.ingest.facts import Rejected
+from jobs.ingest.zip import ArchiveReader
 paths = {json.dumps([str(p) for p in names.values()] + [str(tmp_path / "fine.mp4")])}
 for path in paths:
     try:

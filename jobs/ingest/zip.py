@@ -27,7 +27,7 @@ from app.datasets.limits import (
     megabytes,
 )
 from app.datasets.uploads import clean_display_name as display_name
-from jobs.ingest_media import Rejected
+from jobs.ingest.facts import Rejected
 
 CHUNK = 1024 * 1024
 LOCAL_HEADER_BYTES = 30  # the fixed part of a zip entry's local header

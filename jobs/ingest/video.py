@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from app.datasets.limits import MAX_VIDEO_LONG_SIDE, MAX_VIDEO_SECONDS, MAX_VIDEO_SHORT_SIDE
-from jobs.ingest_media import FORMAT_NAMES, MediaFacts, Rejected, webp_thumbnail
+from jobs.ingest.facts import MediaFacts, Rejected, webp_thumbnail
+from jobs.ingest.formats import FORMAT_NAMES
 
 CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
 POSTER_SIDE = 256

@@ -16,9 +16,11 @@ from app import object_keys
 from app.datasets.captions import caption_key
 from app.datasets.limits import megabytes
 from app.datasets.models import DatasetItem
+from app.datasets.services import apply_facts
 from app.extensions import db, get_storage
-from jobs.ingest_media import MediaFacts, Rejected, check_file
-from jobs.ingest_zip import DEFAULT_LIMITS, ArchiveLimits, ArchiveReader, Entry
+from jobs.ingest.check import check_file
+from jobs.ingest.facts import MediaFacts, Rejected
+from jobs.ingest.zip import DEFAULT_LIMITS, ArchiveLimits, ArchiveReader, Entry
 
 UNUSED_CAPTION = "No image or clip with this name is in the zip, so this caption was not used."
 
@@ -122,11 +124,8 @@ def _store(row: DatasetItem, path: Path, extension: str, facts: MediaFacts, pref
     row.thumbnail_key = object_keys.item_thumbnail(prefix)
     storage.upload_file(row.storage_key, path, facts.content_type)
     storage.put(row.thumbnail_key, facts.thumbnail, "image/webp")
-    row.media_kind, row.content_type = facts.media_kind, facts.content_type
     row.size_bytes = path.stat().st_size
-    row.width, row.height = facts.width, facts.height
-    row.duration_s, row.fps, row.frame_count = facts.duration_s, facts.fps, facts.frame_count
-    row.status = "ready"
+    apply_facts(row, facts)
 
 
 def _caption_rows(
