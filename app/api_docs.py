@@ -27,8 +27,8 @@ COMMON_STATUSES = ("401", "429", "503")
 # What each problem type means and what a client should do about it (the page's anchors).
 PROBLEM_HELP = {
     "bad-request": "The body is not a JSON object. Send it with Content-Type: application/json.",
-    "unauthorized": "No key, or the key is malformed, unknown or revoked, or its account is being "
-    "deleted; `reason` says which. Create a key on the API keys page.",
+    "unauthorized": "No key, or the key is malformed or unknown (revoked keys are deleted), or "
+    "its account is being deleted; `reason` says which. Create a key on the API keys page.",
     "forbidden": "The key is read-only and the operation writes. Use a read-and-write key.",
     "not-found": "No such object, or it belongs to someone else (the two look the same).",
     "method-not-allowed": "The path exists but not with this method; `Allow` lists the methods.",

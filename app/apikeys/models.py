@@ -28,14 +28,8 @@ class ApiKey(db.Model):
     )
     # Updated at most once a minute, so a busy script does not write on every request.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def scope_list(self) -> tuple[str, ...]:
         """The scopes as a tuple, e.g. ("read", "write")."""
         return tuple(self.scopes.split())
-
-    @property
-    def is_active(self) -> bool:
-        """False once revoked."""
-        return self.revoked_at is None

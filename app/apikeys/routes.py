@@ -17,7 +17,6 @@ def _page(form: NewKeyForm, status: int = 200, new_key: str | None = None) -> Re
         "apikeys/index.html",
         form=form,
         keys=services.list_keys(current_user),
-        revoked=services.revoked_count(current_user),
         access_labels=services.ACCESS_CHOICES,
         new_key=new_key,
     )
@@ -52,7 +51,7 @@ def create() -> Response:
 @bp.route("/<int:key_id>/revoke", methods=["POST"])
 @login_required
 def revoke(key_id: int) -> Response:
-    """Stop a key from working, at once."""
-    key = services.revoke_key(current_user, key_id)
-    flash(f"Revoked “{key.name}” ({key.prefix}…). Scripts using it now get 401.", "info")
+    """Delete a key: it stops working at once."""
+    name, prefix = services.revoke_key(current_user, key_id)
+    flash(f"Revoked and deleted “{name}” ({prefix}…). Scripts using it now get 401.", "info")
     return redirect(url_for("apikeys.index"))

@@ -1,4 +1,4 @@
-"""API key rules: create (shown once), list, revoke, and check a presented key.
+"""API key rules: create (shown once), list, revoke (the row is deleted), check a presented key.
 
 A key is "att_live_" plus 43 random base62 characters (256 bits). Only its SHA-256 is stored:
 a database leak gives no usable key, and lookups by hash need no slow password hashing
@@ -13,7 +13,7 @@ import secrets
 import string
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 
 from app.accounts.models import User
 from app.apikeys.models import ApiKey
@@ -75,29 +75,25 @@ def create_key(user: User, name: str, access: str) -> tuple[ApiKey, str]:
 
 
 def list_keys(user: User) -> list[ApiKey]:
-    """The person's keys that still work, newest first."""
-    query = select(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+    """The person's keys, newest first."""
+    query = select(ApiKey).where(ApiKey.user_id == user.id)
     return list(db.session.scalars(query.order_by(ApiKey.id.desc())))
 
 
-def revoked_count(user: User) -> int:
-    """How many of the person's keys were revoked."""
-    query = select(func.count()).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_not(None))
-    return int(db.session.scalar(query) or 0)
-
-
-def revoke_key(user: User, key_id: int) -> ApiKey:
-    """Stop one of the person's keys from working, at once; another person's id is NotFound."""
+def revoke_key(user: User, key_id: int) -> tuple[str, str]:
+    """Delete one of the person's keys, so it stops working at once (seed 003: keys are kept
+    until revoked); its name and prefix, for the message. Another person's id is NotFound."""
     key = db.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id))
-    if key is None or not key.is_active:
+    if key is None:
         raise NotFound(f"api key {key_id}")
-    key.revoked_at = utcnow()
+    shown = (key.name, key.prefix)
+    db.session.delete(key)
     db.session.commit()
-    return key
+    return shown
 
 
 def authenticate_key(presented: str, now: datetime | None = None) -> tuple[ApiKey, User]:
-    """The key and its owner, or KeyRefused saying why (malformed, unknown, revoked, closing)."""
+    """The key and its owner, or KeyRefused saying why (malformed, unknown, closing)."""
     if not _KEY_SHAPE.match(presented):
         raise KeyRefused(
             "malformed",
@@ -110,10 +106,13 @@ def authenticate_key(presented: str, now: datetime | None = None) -> tuple[ApiKe
         .where(ApiKey.key_hash == hash_key(presented))
     ).first()
     if row is None:
-        raise KeyRefused("unknown", "This API key is not known. Create a key on your account.")
+        # A revoked key is deleted, so it lands here too.
+        raise KeyRefused(
+            "unknown",
+            "This API key is not known: it was revoked, or never existed. Create a key on "
+            "your account's API keys page.",
+        )
     key, user = row
-    if key.revoked_at is not None:
-        raise KeyRefused("revoked", f"This API key was revoked on {key.revoked_at:%Y-%m-%d}.")
     if user.deletion_requested_at is not None:
         # As with sessions: from the delete request on, nothing of the account is served.
         raise KeyRefused("account_closing", "The account of this API key is being deleted.")

@@ -281,7 +281,7 @@ def _judge_v1(
         return "an error that is not problem+json"
     owned = bool(OWNED_PARAMS & set(rule.arguments))
     if actor in ("no key", "revoked key"):
-        wanted = "missing" if actor == "no key" else "revoked"
+        wanted = "missing" if actor == "no key" else "unknown"  # a revoked key is deleted
         return None if status == 401 and body.get("reason") == wanted else f"not 401 {wanted}"
     if actor == "read-only key" and writes:
         return None if status == 403 else "a read-only key was not refused"
