@@ -46,6 +46,18 @@ def start_upload(dataset_id: int) -> Reply:
     target = uploads.start_upload(
         current_user, dataset, filename, size, relative_path, body.get("caption")
     )
+    return _target_json(target), 201
+
+
+@bp.route("/uploads/<int:item_id>/target")
+@login_required
+def resume_upload(dataset_id: int, item_id: int) -> Reply:
+    """Fresh URLs for an item still uploading, for a page that reloaded mid-upload."""
+    item = services.get_item(current_user, dataset_id, item_id)
+    return _target_json(uploads.resume_upload(item)), 200
+
+
+def _target_json(target: uploads.UploadTarget) -> Response:
     item = target.item
     return jsonify(
         item=item_json(item),
@@ -56,7 +68,7 @@ def start_upload(dataset_id: int) -> Reply:
         part_size=target.part_size,
         content_type=item.content_type,
         expires_in=get_settings().upload_url_expiry_s,
-    ), 201
+    )
 
 
 @bp.route("/uploads/<int:item_id>/parts/<int:part_number>")

@@ -150,16 +150,31 @@ def _check_unfinished(user: User) -> None:
 
 
 def _presign(item: DatasetItem, size: int) -> UploadTarget:
+    storage, key = get_storage(), _upload_key(item)
+    if size > SINGLE_PUT_LIMIT:
+        item.upload_id = storage.create_multipart(key, item.content_type)
+    return _fresh_target(item)
+
+
+def _fresh_target(item: DatasetItem) -> UploadTarget:
+    """New URLs for the item's single PUT, or for every part of its multipart upload."""
     storage, expiry, key = get_storage(), get_settings().upload_url_expiry_s, _upload_key(item)
-    if size <= SINGLE_PUT_LIMIT:
+    if not item.upload_id:
         url = storage.presign_put(key, item.content_type, expiry)
-        return UploadTarget(item, "single", [url], size)
-    item.upload_id = storage.create_multipart(key, item.content_type)
+        return UploadTarget(item, "single", [url], item.size_bytes)
     urls = [
         storage.presign_part(key, item.upload_id, number, expiry)
         for number in range(1, part_count(item) + 1)
     ]
     return UploadTarget(item, "multipart", urls, PART_SIZE)
+
+
+def resume_upload(item: DatasetItem) -> UploadTarget:
+    """The target of an upload the browser lost track of (a reload, a dropped connection):
+    the same item and multipart upload, with fresh URLs, so no new item is made and parts
+    already stored are kept (the browser lists them and sends only the rest)."""
+    _uploading(item)
+    return _fresh_target(item)
 
 
 def part_count(item: DatasetItem) -> int:

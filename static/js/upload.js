@@ -22,7 +22,9 @@
         await new Promise((resolve) => setTimeout(resolve, wait * 1000));
         continue;
       }
-      throw new Error(data.error || "The request failed (" + response.status + ").");
+      const error = new Error(data.error || "The request failed (" + response.status + ").");
+      error.status = response.status;
+      throw error;
     }
   }
 
@@ -66,6 +68,7 @@
     let uploading = 0;
 
     const uppy = new Uppy.Uppy({
+      id: "attune-uploads:" + base, // one recovery store per dataset
       autoProceed: true,
       restrictions: { allowedFileTypes: root.dataset.accept.split(",") },
       onBeforeFileAdded(file) {
@@ -95,13 +98,32 @@
       try { return (await entry.text).trim(); } catch (err) { note.textContent = entry.path + " is not UTF-8 text; it was not used."; return undefined; }
     }
 
+    // Golden Retriever keeps the files, their items and the parts' upload ids in the browser,
+    // so that after a reload or a lost connection an upload goes on where it stopped (files
+    // over its 10 MB blob limit come back as "ghosts" to select again) instead of from zero.
+    uppy.use(Uppy.GoldenRetriever);
+    // Uploads start by themselves here, so a restored upload goes on by itself too, as soon as
+    // every file is back (at once, or when its ghost is selected again).
+    let resuming = false;
+    uppy.on("state-update", (previous, next) => {
+      const files = Object.values(next.files);
+      if (!next.recoveredState || resuming || !files.length || files.some((file) => file.isGhost)) return;
+      resuming = true;
+      setTimeout(() => { uppy.emit("restore-confirmed"); resuming = false; });
+    });
+
+    const itemUrl = (key) => base + "/" + encodeURIComponent(key);
     async function create(file, signal) {
+      const itemId = uppy.getFile(file.id).meta.itemId;
+      if (itemId !== undefined) {
+        // Its item exists: fresh URLs for it, not a second item (unless it has gone meanwhile).
+        try { return await call("GET", itemUrl(itemId) + "/target", undefined, signal); } catch (err) { if (err.status !== 404) throw err; }
+      }
       const body = { filename: file.name, size: file.size, relative_path: pathOf(file), caption: await takeCaption(file) };
       const target = await call("POST", base, body, signal);
       uppy.setFileMeta(file.id, { itemId: target.item.id, attuneMethod: target.method });
       return target;
     }
-    const itemUrl = (key) => base + "/" + encodeURIComponent(key);
 
     uppy.use(Uppy.AwsS3, {
       limit: 4,

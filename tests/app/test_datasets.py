@@ -38,7 +38,12 @@ def test_upload_goes_to_a_presigned_url_and_completes(signed_in: FlaskClient) ->
     assert response.status_code == 201
     target = response.get_json()
     assert target["method"] == "single" and len(target["urls"]) == 1
-    url = target["urls"][0].removeprefix("http://localhost")
+    # A page that reloads mid-upload asks again for its item: the same one, a fresh URL.
+    item_url = f"/api/datasets/{dataset_id}/uploads/{target['item']['id']}"
+    again = signed_in.get(f"{item_url}/target")
+    assert again.status_code == 200
+    assert again.get_json()["item"] == target["item"] and again.get_json()["method"] == "single"
+    url = again.get_json()["urls"][0].removeprefix("http://localhost")
     put = signed_in.put(url, data=b"12345")
     assert put.status_code == 200 and put.headers["ETag"]
     done = signed_in.post(
@@ -48,6 +53,9 @@ def test_upload_goes_to_a_presigned_url_and_completes(signed_in: FlaskClient) ->
     )
     assert done.status_code == 200
     assert done.get_json()["item"]["status"] == "uploaded"
+    finished = signed_in.get(f"{item_url}/target")
+    assert finished.status_code == 422 and "already uploaded" in finished.get_json()["error"]
+    assert signed_in.get(f"/api/datasets/{dataset_id}/uploads/999/target").status_code == 404
 
 
 def test_large_files_get_multipart_part_urls(signed_in: FlaskClient) -> None:
@@ -58,6 +66,11 @@ def test_large_files_get_multipart_part_urls(signed_in: FlaskClient) -> None:
     body = target.get_json()
     assert body["method"] == "multipart"
     assert len(body["urls"]) == -(-size // body["part_size"])
+    # Resuming keeps the multipart upload (and so the parts already stored).
+    again = signed_in.get(
+        f"/api/datasets/{dataset_id}/uploads/{body['item']['id']}/target"
+    ).get_json()
+    assert again["uploadId"] == body["uploadId"] and len(again["urls"]) == len(body["urls"])
 
 
 @pytest.mark.parametrize(
