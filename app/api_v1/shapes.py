@@ -11,6 +11,7 @@ from typing import Any
 
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import DatasetSummary
+from app.extensions import get_settings
 from app.trainings.models import TrainingRun
 from app.trainings.params import FIELDS
 
@@ -78,6 +79,7 @@ def training_json(run: TrainingRun, live: dict[str, Any] | None = None) -> dict[
         "family": run.family,
         "preset": run.preset,
         "parent_id": run.parent_run_id,
+        "attempt": run.attempts,
         "parameters": {name: run.config[name] for name in PARAMETERS if name in run.config},
         "trigger_word": run.config.get("trigger_word") or None,
         "webhook": run.webhook,
@@ -99,4 +101,13 @@ def training_json(run: TrainingRun, live: dict[str, Any] | None = None) -> dict[
         "created_at": when(run.created_at),
         "started_at": when(run.started_at),
         "finished_at": when(run.finished_at),
+        "urls": training_urls(run),
     }
+
+
+def training_urls(run: TrainingRun) -> dict[str, str]:
+    """Where the run is read, cancelled and its files fetched (with a key), and its page."""
+    base = get_settings().base_url.rstrip("/")
+    api = f"{base}/api/v1/trainings/{run.id}"
+    return {"get": api, "cancel": f"{api}/cancel", "artifacts": f"{api}/artifacts",
+            "web": f"{base}/runs/{run.id}"}  # fmt: skip

@@ -112,9 +112,10 @@ def _assert_the_story(events: list[dict[str, Any]], run_id: int) -> None:
     assert types == ["training.start"] + ["training.progress"] * len(progress) + [
         "training.completed"
     ]
-    assert [event["data"]["step"] for event in progress] == [1, 2, 3, 4]
+    assert [event["data"]["progress"]["step"] for event in progress] == [1, 2, 3, 4]
     assert all(event["data"]["id"] == run_id for event in events)
     assert events[0]["data"]["status"] == "running"
-    completed = events[-1]["data"]
-    assert completed["status"] == "succeeded" and completed["step"] == 4
-    assert completed["artifacts"]["lora"].endswith(f"/runs/{run_id}/download/lora")
+    completed = events[-1]["data"]  # the /api/v1 shape of the run
+    assert completed["status"] == "succeeded" and completed["progress"]["step"] == 4
+    assert completed["files"]["lora"] and completed["gpu_seconds"]["used"] > 0
+    assert completed["urls"]["artifacts"].endswith(f"/api/v1/trainings/{run_id}/artifacts")

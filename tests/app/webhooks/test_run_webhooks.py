@@ -11,10 +11,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from app.accounts.models import User
+from app.apikeys.services import create_key
 from app.extensions import db, get_redis
 from app.trainings.models import QuotaPeriod, TrainingRun
 from app.webhooks.events import emit_run_event
 from app.webhooks.models import RunWebhookSecret, WebhookDelivery
+from tests.app.api_v1.support import Api
 from tests.app.conftest import sign_up
 from tests.app.privacy.support import add_run
 from tests.app.test_runs import ready_dataset, start
@@ -120,14 +123,17 @@ def test_events_follow_the_filter_and_the_subscriptions(hooks_app: Flask) -> Non
                         ("training.completed", "http://127.0.0.1:9/run")]  # fmt: skip
         completed = json.loads(db.session.scalars(select(WebhookDelivery.body)).all()[-1])
         run_id = run.id
+        _, key = create_key(db.session.get_one(User, user_id), "receiver", "read")
     assert completed["type"] == "training.completed" and completed["timestamp"].endswith("Z")
     data = completed["data"]
-    assert (data["id"], data["status"], data["total_steps"]) == (run_id, "succeeded", 2)
-    base = f"http://localhost/runs/{run_id}/download"
-    assert data["artifacts"]["lora"] == f"{base}/lora"
-    assert data["artifacts"]["checkpoints"] == {"1": f"{base}/checkpoint/1"}
-    assert data["artifacts"]["samples"] == [f"{base}/sample/0.png", f"{base}/sample/1.png"]
-    assert data["urls"]["get"] == f"http://localhost/api/runs/{run_id}"
+    assert (data["id"], data["status"], data["progress"]["total_steps"]) == (run_id, "succeeded", 2)
+    # The run exactly as /api/v1 shows it, and its links lead to /api/v1.
+    api = Api(hooks_app, key)
+    assert data == api.get(f"/trainings/{run_id}").get_json()
+    assert data["urls"]["get"] == f"http://localhost/api/v1/trainings/{run_id}"
+    assert data["files"] == {"lora": True, "comfyui": True, "checkpoints": [1], "samples": 2}
+    files = api.get(data["urls"]["artifacts"].removeprefix("http://localhost/api/v1")).get_json()
+    assert {f["kind"] for f in files["data"]} == {"lora", "comfyui", "checkpoint", "sample"}
 
 
 def test_progress_events_are_throttled_per_run(request: pytest.FixtureRequest) -> None:
@@ -156,7 +162,7 @@ def _progress_steps() -> list[int]:
         .where(WebhookDelivery.event_type == "training.progress")
         .order_by(WebhookDelivery.id)
     )
-    return [json.loads(body)["data"]["step"] for body in bodies]
+    return [json.loads(body)["data"]["progress"]["step"] for body in bodies]
 
 
 def test_cancelling_a_queued_run_sends_completed(
