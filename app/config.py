@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.billing.plans import parse_plans
+from app.billing.plans import DEFAULT_PLANS, Plan, parse_plans
 from catalogue.families import FAMILIES
 
 PREFIX = "ATTUNE_"
 ENVIRONMENTS = ("development", "testing", "production")
 EMBEDDED_REDIS_URL = "redis://127.0.0.1:6389/0"
+DERIVED = ("secret_key_is_embedded", "plans")  # computed by load_settings, never read as such
 
 # Each family trains on the queue of its GPU class (one RQ worker per GPU); "tiny:<family>" as
 # a source means: build the family's tiny random model under MODELS_DIR on first use.
@@ -90,6 +91,7 @@ class Settings:
     google_client_secret: str = ""
     google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
     plans_json: str = ""
+    plans: tuple[Plan, ...] = DEFAULT_PLANS  # parsed from plans_json once, by load_settings
     past_due_grace_days: int = 7
     billing_mode: str = ""  # "stripe" or "dev"; load_settings picks "stripe" when a key is set
     stripe_secret_key: str = ""
@@ -166,7 +168,7 @@ def load_settings(
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
         raw = environ.get(PREFIX + f.name.upper())
-        if raw is not None and f.name != "secret_key_is_embedded":
+        if raw is not None and f.name not in DERIVED:
             values[f.name] = _parse(f.name, raw)
     values.update(_per_family(environ))
     values.update(overrides or {})
@@ -184,6 +186,10 @@ def load_settings(
         values["secret_key_is_embedded"] = True
     else:
         values["secret_key_is_embedded"] = False
+    try:
+        values["plans"] = parse_plans(values.get("plans_json", ""))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
     settings = Settings(**values)
     check_settings(
         settings, explicit_redis=PREFIX + "REDIS_URL" in environ or "redis_url" in (overrides or {})
@@ -199,10 +205,6 @@ def check_settings(settings: Settings, explicit_redis: bool = True) -> None:
         raise ConfigurationError("ATTUNE_STORAGE_BACKEND must be 'local' or 's3'")
     if settings.storage_backend == "s3" and not settings.s3_bucket:
         raise ConfigurationError("ATTUNE_S3_BUCKET is required with the s3 storage backend")
-    try:
-        parse_plans(settings.plans_json)
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from exc
     _check_billing(settings)
     _check_webhooks(settings)
     unknown = set(settings.enabled_families) - set(settings.family_queues)

@@ -15,13 +15,7 @@ from werkzeug.wrappers import Response
 from app.accounts.models import User
 from app.billing.plans import Plan
 from app.billing.routes import format_gpu_time
-from app.billing.services import (
-    active_plan,
-    current_subscription,
-    has_access,
-    long_date,
-    scheduled_end,
-)
+from app.billing.services import long_date, scheduled_end, standing
 from app.billing.usage import QuotaStatus
 from app.datasets.limits import megabytes
 from app.datasets.services import (
@@ -30,7 +24,6 @@ from app.datasets.services import (
     storage_used,
     summarize_datasets,
 )
-from app.db_types import utcnow
 from app.extensions import db
 from app.trainings.families import FAMILIES
 from app.trainings.models import TrainingRun
@@ -79,16 +72,15 @@ class Dashboard:
 
 def build_dashboard(user: User) -> Dashboard:
     """Gather the person's plan, quota, datasets and runs for the dashboard."""
-    now = utcnow()
-    subscription = current_subscription(user, now)
-    access = has_access(subscription, now)
+    account = standing(user)
+    subscription, access = account.subscription, account.access
     end = scheduled_end(subscription) if access else None
     runs = list_runs(user)
     return Dashboard(
-        plan=active_plan(user, now),
+        plan=account.plan,
         renews_at=subscription.current_period_end if subscription and access and not end else None,
         ends_at=end,
-        quota=period_quota(user),
+        quota=period_quota(account),
         datasets=summarize_datasets(user),
         runs=runs[:RECENT_RUNS],
         run_count=len(runs),
@@ -137,7 +129,7 @@ def _header_plan() -> Plan | None:
         return None
     if "header_plan" not in g:
         try:
-            g.header_plan = active_plan(current_user)
+            g.header_plan = standing(current_user).plan
         except SQLAlchemyError:  # the error page of a database outage must still render
             db.session.rollback()
             log.warning("plan badge unavailable: database error")

@@ -9,7 +9,7 @@ from flask import Response, jsonify
 from app.api_v1.auth import current_caller
 from app.api_v1.blueprint import bp
 from app.api_v1.shapes import when
-from app.billing.services import active_plan
+from app.billing.services import standing
 from app.datasets.services import storage_allowance, storage_used
 from app.extensions import get_settings
 from app.trainings.families import FAMILIES, FamilyFacts
@@ -23,7 +23,8 @@ from app.trainings.services import active_run_count, allowed_families
 def usage() -> Response:
     """GPU seconds allowed, used, held by unfinished runs and left this period; storage."""
     user = current_caller().user
-    plan, quota = active_plan(user), period_quota(user)
+    account = standing(user)
+    plan, quota = account.plan, period_quota(account)
     return jsonify(
         plan=None if plan is None else {
             "name": plan.name, "label": plan.label, "gpu_seconds": plan.gpu_seconds,
@@ -45,7 +46,8 @@ def usage() -> Response:
 def models() -> Response:
     """The families this service trains, whether the caller's plan has them, presets, limits."""
     user = current_caller().user
-    usable = set(allowed_families(user)) if active_plan(user) is not None else set()
+    account = standing(user)
+    usable = set(allowed_families(account)) if account.plan is not None else set()
     enabled = [name for name in get_settings().enabled_families if name in FAMILIES]
     return jsonify(
         data=[_family_json(FAMILIES[name], name in usable) for name in enabled],

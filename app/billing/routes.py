@@ -16,6 +16,7 @@ from app.billing import stripe_gateway as gateway
 from app.billing.forms import ActionForm, PlanForm
 from app.db_types import utcnow
 from app.extensions import csrf
+from app.privacy.retention import retention_schedule
 
 log = logging.getLogger(__name__)
 bp = Blueprint("billing", __name__)
@@ -69,25 +70,25 @@ def index() -> Page:
 
 
 def _billing_page(error: str | None = None, status: int = 200) -> Page:
-    now = utcnow()
-    subscription = services.current_subscription(current_user, now)
-    quota = services.quota_status(current_user, now)
+    account = services.standing(current_user)
+    subscription, quota, now = account.subscription, account.quota, account.now
     return _render(
         "billing/index.html",
         status,
         now=now,
         subscription=subscription,
         plan=services.get_plan(subscription.plan) if subscription else None,
-        access=services.has_access(subscription, now),
+        access=account.access,
         grace_ends=services.grace_ends(subscription)
         if subscription and subscription.status == "past_due" and subscription.current_period_end
         else None,
-        dates=services.deletion_dates(subscription),
+        ends_at=services.scheduled_end(subscription),
+        schedule=retention_schedule(current_user, now),
         quota=quota,
         days=usage.usage_by_day(current_user.id, quota, now),
         runs=usage.usage_by_run(current_user.id, quota),
         invoices=actions.invoices(current_user),
-        can_start=services.can_start_runs(current_user, now),
+        account=account,
         error=error,
     )
 

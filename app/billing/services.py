@@ -1,28 +1,28 @@
-"""Billing rules: which plan a person has now, what it allows, and when data would be deleted."""
+"""Billing rules: which plan a person has now, what it allows, and the standing that follows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import select
 
 from app.accounts.models import User
 from app.billing.models import Subscription
-from app.billing.plans import Plan, parse_plans
+from app.billing.plans import Plan
 from app.billing.usage import QuotaStatus, calendar_month, period_used_seconds
 from app.db_types import utcnow
 from app.extensions import db, get_settings
-from app.privacy.policy import LORA_RETENTION, MEDIA_RETENTION
 
 ACTIVE_STATUSES = ("active", "trialing")
 ENDED_STATUSES = ("canceled", "incomplete_expired")
-# Retention after a subscription ends (PRODUCT.md, seed 004 sections 4 and 5).
-DEV_PERIOD = timedelta(days=30)
+DEV_PERIOD = timedelta(days=30)  # a development-billing period (no Stripe to say)
 
 
 def plans() -> tuple[Plan, ...]:
-    """Every plan this deployment sells."""
-    return parse_plans(get_settings().plans_json)
+    """Every plan this deployment sells (parsed once, with the settings)."""
+    return get_settings().plans
 
 
 def get_plan(name: str) -> Plan | None:
@@ -82,15 +82,6 @@ def grace_ends(subscription: Subscription) -> datetime:
     return subscription.current_period_end + timedelta(days=get_settings().past_due_grace_days)
 
 
-def active_plan(user: User, now: datetime | None = None) -> Plan | None:
-    """The plan whose limits apply to the person now, or None without an active subscription."""
-    subscription = current_subscription(user, now)
-    if not has_access(subscription, now):
-        return None
-    assert subscription is not None
-    return get_plan(subscription.plan)
-
-
 def scheduled_end(subscription: Subscription | None) -> datetime | None:
     """When the subscription ended, or is set to end; None while it simply renews."""
     if subscription is None:
@@ -106,62 +97,64 @@ def scheduled_end(subscription: Subscription | None) -> datetime | None:
     return None
 
 
-def deletion_dates(subscription: Subscription | None) -> dict[str, datetime | None]:
-    """When each kind of data goes: media and datasets 30 days, LoRAs 90 days after the end.
-
-    The end is Stripe's ended_at once the subscription has ended, else its scheduled end;
-    every date is None while the subscription renews. Keys: ends_at, media, datasets, loras.
+@dataclass
+class Standing:
+    """An account's standing at one moment: its subscription, the plan whose limits apply,
+    this period's quota and whether runs may start. Built once per request (``standing``) and
+    handed to every rule that needs it, so a request reads the subscription and the ledger once.
     """
-    end = scheduled_end(subscription)
-    if end is None:
-        return {"ends_at": None, "media": None, "datasets": None, "loras": None}
-    return {
-        "ends_at": end,
-        "media": end + MEDIA_RETENTION,
-        "datasets": end + MEDIA_RETENTION,
-        "loras": end + LORA_RETENTION,
-    }
 
+    user_id: int
+    now: datetime
+    subscription: Subscription | None
+    access: bool  # the subscription entitles its owner to start work now
+    plan: Plan | None  # the plan whose limits apply now; None without access
 
-def quota_status(user: User, now: datetime | None = None, reserved_s: float = 0.0) -> QuotaStatus:
-    """GPU time allowed, used (charged ledger rows) and left in the person's current period."""
-    now = now or utcnow()
-    subscription = current_subscription(user, now)
-    plan = get_plan(subscription.plan) if has_access(subscription, now) and subscription else None
-    if subscription and subscription.current_period_start and subscription.current_period_end:
-        start, end = subscription.current_period_start, subscription.current_period_end
-    else:
-        start, end = calendar_month(now)
-    return QuotaStatus(
-        period_start=start,
-        period_end=end,
-        allowance_s=float(plan.gpu_seconds) if plan else 0.0,
-        used_s=period_used_seconds(user.id, start),
-        reserved_s=reserved_s,
-        overage_allowed=bool(plan and plan.overage),
-    )
-
-
-def can_start_runs(
-    user: User, now: datetime | None = None, reserved_s: float = 0.0
-) -> tuple[bool, str]:
-    """Whether the person may start a training run now, and if not, why (for the person)."""
-    now = now or utcnow()
-    subscription = current_subscription(user, now)
-    if not has_access(subscription, now):
-        return False, _no_access_reason(subscription)
-    assert subscription is not None
-    plan = get_plan(subscription.plan)
-    if plan is None:
-        return False, "Your plan is no longer offered. Choose another on the billing page."
-    quota = quota_status(user, now, reserved_s)
-    if not plan.overage and quota.left_s <= 0:
-        return False, (
-            f"You have used all {plan.gpu_hours:g} GPU-hours of your {plan.label} plan this "
-            f"period. It renews with the next period ({long_date(quota.period_end)}); "
-            "upgrade your plan for more now."
+    @cached_property
+    def quota(self) -> QuotaStatus:
+        """GPU time allowed and used (charged ledger rows) this period; reservations apart."""
+        subscription = self.subscription
+        if subscription and subscription.current_period_start and subscription.current_period_end:
+            start, end = subscription.current_period_start, subscription.current_period_end
+        else:
+            start, end = calendar_month(self.now)
+        return QuotaStatus(
+            period_start=start,
+            period_end=end,
+            allowance_s=float(self.plan.gpu_seconds) if self.plan else 0.0,
+            used_s=period_used_seconds(self.user_id, start),
+            overage_allowed=bool(self.plan and self.plan.overage),
         )
-    return True, ""
+
+    @cached_property
+    def reason(self) -> str:
+        """Why the person may not start a run or a render now (for the person); "" if they may."""
+        if not self.access:
+            return _no_access_reason(self.subscription)
+        plan = self.plan
+        if plan is None:
+            return "Your plan is no longer offered. Choose another on the billing page."
+        if not plan.overage and self.quota.left_s <= 0:
+            return (
+                f"You have used all {plan.gpu_hours:g} GPU-hours of your {plan.label} plan this "
+                f"period. It renews with the next period ({long_date(self.quota.period_end)}); "
+                "upgrade your plan for more now."
+            )
+        return ""
+
+    @property
+    def can_start(self) -> bool:
+        """True when the person may start a training run or a render now."""
+        return not self.reason
+
+
+def standing(user: User, now: datetime | None = None) -> Standing:
+    """The person's standing now (the quota and the reason are read on first use)."""
+    now = now or utcnow()
+    subscription = current_subscription(user, now)
+    access = has_access(subscription, now)
+    plan = get_plan(subscription.plan) if access and subscription is not None else None
+    return Standing(user.id, now, subscription, access, plan)
 
 
 def long_date(moment: date) -> str:
@@ -183,13 +176,3 @@ def _no_access_reason(subscription: Subscription | None) -> str:
         f"Your subscription is not active ({subscription.status.replace('_', ' ')}). "
         "See the billing page."
     )
-
-
-def cancel_subscription_for_deletion(user: User) -> None:
-    """Account deletion: end the subscription at once (in Stripe first); rows stay as records.
-
-    Raises actions.BillingError while Stripe cannot be reached, so the deletion job retries.
-    """
-    from app.billing.actions import end_subscription_now  # actions builds on this module
-
-    end_subscription_now(user)

@@ -9,7 +9,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.billing.services import active_plan
+from app.billing.services import standing
 from app.datasets.limits import MB
 from app.datasets.models import Dataset, DatasetItem
 from app.errors import NotFound
@@ -199,7 +199,7 @@ def storage_used(user: User) -> int:
 
 def storage_allowance(user: User) -> int:
     """Bytes the person may store: the plan's storage, or the free allowance without one."""
-    plan = active_plan(user)
+    plan = standing(user).plan
     if plan is not None:
         return plan.storage_bytes
     return get_settings().free_storage_mb * MB

@@ -28,6 +28,7 @@ from storage import Storage
 # What each scope removes: retention groups, or what the person asked for.
 SCOPES = ("media", "loras", "dataset", "run", "everything")
 REASONS = {
+    "subscription_ends": "Your subscription ends",
     "subscription_ended": "Your subscription ended",
     "no_subscription": "No subscription since the account was created",
     "requested": "You asked for it",

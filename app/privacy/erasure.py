@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select, update
 
 from app import object_keys
 from app.accounts.models import User
-from app.billing import services as billing_services
+from app.billing.actions import end_subscription_now
 from app.billing.models import GpuUsage, Subscription
 from app.datasets.models import Dataset, DatasetItem
 from app.db_types import utcnow
@@ -94,7 +94,7 @@ def erase_account(user_id: int, attempt: int = 1) -> str:
         return "not requested"
     # The subscription ends at once, in Stripe first (no refund), and the local row records
     # the end; once it has ended this does nothing, so a retried erasure passes straight on.
-    billing_services.cancel_subscription_for_deletion(user)
+    end_subscription_now(user)  # raises BillingError while Stripe is unreachable: retried
     stop_work(user)
     # Deleting files under a running job would race its uploads: wait for it to stop.
     busy = _wait_until_stopped(user)

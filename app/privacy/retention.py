@@ -4,6 +4,9 @@ While any subscription keeps the person's access (or Stripe has not ended it yet
 touched. Once it ended (Stripe's ended_at), datasets and generated media go 30 days later and
 LoRAs 90 days later; a new subscription before then cancels the deletion. People who never
 subscribed are treated as on a trial that started when the account was created.
+
+The same schedule feeds every page: one set to end (cancelled at the period end) already shows
+the dates its end will bring ("subscription_ends"), which the pass leaves alone until it ended.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
 from app.billing.models import Subscription
-from app.billing.services import ENDED_STATUSES, has_access, settle_dev_subscription
+from app.billing.services import (
+    ENDED_STATUSES,
+    has_access,
+    scheduled_end,
+    settle_dev_subscription,
+)
 from app.datasets.models import Dataset
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_storage
@@ -52,8 +60,13 @@ class RetentionSchedule:
 
     @property
     def is_kept(self) -> bool:
-        """True while nothing is scheduled (an active subscription)."""
+        """True while nothing is scheduled (a subscription that renews)."""
         return self.since is None
+
+    @property
+    def is_due(self) -> bool:
+        """True once the pass acts on it: the subscription ended, or there never was one."""
+        return self.reason in ("subscription_ended", "no_subscription")
 
     def deadline(self, group: str) -> datetime | None:
         """The deletion time of "media" or "loras"."""
@@ -64,11 +77,20 @@ def schedule_for(
     created_at: datetime, subscriptions: list[Subscription], now: datetime
 ) -> RetentionSchedule:
     """The rule itself, on plain values: see the module docstring."""
+    ending = []
     for sub in subscriptions:
         if has_access(sub, now) or (sub.ended_at is None and sub.status in NOT_ENDED):
-            return RetentionSchedule()
+            end = scheduled_end(sub)
+            if end is None:
+                return RetentionSchedule()  # it renews: everything is kept
+            ending.append(end)
     ended = [end for end in map(_ended_at, subscriptions) if end is not None]
-    since, reason = (max(ended), "subscription_ended") if ended else (created_at, "no_subscription")
+    if ending:
+        since, reason = max(ending + ended), "subscription_ends"
+    elif ended:
+        since, reason = max(ended), "subscription_ended"
+    else:
+        since, reason = created_at, "no_subscription"
     return RetentionSchedule(reason, since, since + MEDIA_RETENTION, since + LORA_RETENTION)
 
 
@@ -113,7 +135,7 @@ def apply_retention(now: datetime | None = None) -> dict[str, int]:
         _resume_erasures(now, report)
         for user, subscriptions in _users_with_subscriptions(now):
             schedule = schedule_for(user.created_at, subscriptions, now)
-            if not schedule.is_kept:
+            if schedule.is_due:
                 _apply_to_user(user, schedule, now, report)
         expire_exports(now, report)
         log.info("retention pass at %s: %s", now.isoformat(), dict(report))

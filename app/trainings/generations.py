@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.accounts.models import User
-from app.billing.services import can_start_runs
+from app.billing.services import standing
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
 from app.queues import enqueue_task
@@ -59,9 +59,9 @@ def queue_generation(generation: Generation, queue: str) -> None:
 
 def _check_quota(user: User) -> None:
     """Generating follows the same rule as starting a run."""
-    allowed, reason = can_start_runs(user)
-    if not allowed:
-        raise RunError(reason)
+    account = standing(user)
+    if not account.can_start:
+        raise RunError(account.reason)
 
 
 def list_generations(run: TrainingRun) -> list[Generation]:

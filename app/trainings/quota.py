@@ -8,9 +8,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.accounts.models import User
 from app.billing.plans import Plan
-from app.billing.services import quota_status
+from app.billing.services import Standing
 from app.billing.usage import QuotaStatus
 from app.extensions import db
 from app.trainings.models import QuotaPeriod, TrainingRun
@@ -20,10 +19,10 @@ class QuotaError(Exception):
     """The run does not fit the plan right now; the message says why."""
 
 
-def period_quota(user: User) -> QuotaStatus:
+def period_quota(account: Standing) -> QuotaStatus:
     """This period's allowance, charged use and the seconds unfinished runs hold."""
-    status = quota_status(user)
-    return status.with_reserved(reserved_gpu_seconds(user.id, status.period_start))
+    status = account.quota
+    return status.with_reserved(reserved_gpu_seconds(account.user_id, status.period_start))
 
 
 def reserved_gpu_seconds(user_id: int, period_start: datetime) -> int:
@@ -34,17 +33,19 @@ def reserved_gpu_seconds(user_id: int, period_start: datetime) -> int:
     return int(db.session.scalar(query) or 0)
 
 
-def reserve_gpu_quota(run: TrainingRun, user: User, plan: Plan, seconds: int) -> None:
+def reserve_gpu_quota(run: TrainingRun, account: Standing, seconds: int) -> None:
     """Hold `seconds` of this period's quota and one concurrent slot for `run`, or refuse.
 
     One conditional UPDATE decides, so concurrent starts cannot overshoot either limit.
     The caller commits (the run row and the reservation land in one transaction).
     """
-    status = quota_status(user)
-    start = status.period_start
-    _ensure_period_row(user.id, start)
+    plan, status = account.plan, account.quota
+    if plan is None:
+        raise QuotaError(account.reason or "Starting a run needs an active plan.")
+    start, user_id = status.period_start, account.user_id
+    _ensure_period_row(user_id, start)
     conditions = [
-        QuotaPeriod.user_id == user.id,
+        QuotaPeriod.user_id == user_id,
         QuotaPeriod.period_start == start,
         QuotaPeriod.active_runs < plan.concurrent_runs,
     ]
@@ -61,7 +62,7 @@ def reserve_gpu_quota(run: TrainingRun, user: User, plan: Plan, seconds: int) ->
     )
     if result.rowcount != 1:
         db.session.rollback()
-        raise QuotaError(_refusal(user, plan, status, seconds))
+        raise QuotaError(_refusal(user_id, plan, status, seconds))
     run.period_start, run.reservation_open, run.reserved_gpu_seconds = start, True, seconds
 
 
@@ -95,10 +96,10 @@ def _ensure_period_row(user_id: int, start: datetime) -> None:
     db.session.execute(statement.on_conflict_do_nothing(index_elements=["user_id", "period_start"]))
 
 
-def _refusal(user: User, plan: Plan, status: QuotaStatus, seconds: int) -> str:
+def _refusal(user_id: int, plan: Plan, status: QuotaStatus, seconds: int) -> str:
     current = db.session.scalar(
         select(QuotaPeriod).where(
-            QuotaPeriod.user_id == user.id, QuotaPeriod.period_start == status.period_start
+            QuotaPeriod.user_id == user_id, QuotaPeriod.period_start == status.period_start
         )
     )
     if current is not None and current.active_runs >= plan.concurrent_runs:

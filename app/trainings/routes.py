@@ -8,6 +8,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, r
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from app.billing.services import Standing, standing
 from app.datasets.services import get_dataset, list_datasets
 from app.trainings import generations, services
 from app.trainings.families import FAMILIES
@@ -24,10 +25,10 @@ def index() -> str:
     return render_template("trainings/index.html", runs=services.list_runs(current_user))
 
 
-def _new_form() -> NewRunForm:
+def _new_form(account: Standing) -> NewRunForm:
     form = NewRunForm()
     form.dataset_id.choices = [(d.id, d.name) for d in list_datasets(current_user)]
-    form.family.choices = [(n, FAMILIES[n].label) for n in services.allowed_families(current_user)]
+    form.family.choices = [(n, FAMILIES[n].label) for n in services.allowed_families(account)]
     form.preset.choices = list(PRESETS.items())
     return form
 
@@ -36,7 +37,8 @@ def _new_form() -> NewRunForm:
 @login_required
 def new() -> Response | tuple[str, int]:
     """The new-run form; on success the run is queued and its page opens."""
-    form = _new_form()
+    account = standing(current_user)
+    form = _new_form(account)
     if request.method == "GET":
         _prefill(form)
     elif form.validate_on_submit():
@@ -44,7 +46,7 @@ def new() -> Response | tuple[str, int]:
             dataset = get_dataset(current_user, form.dataset_id.data)
             run = services.start_run(
                 current_user, dataset, form.family.data or "", form.preset.data or "",
-                form.params(), form.name.data or "",
+                form.params(), form.name.data or "", account=account,
             )  # fmt: skip
         except services.ParamsError as exc:
             for field, message in exc.errors.items():
@@ -55,7 +57,8 @@ def new() -> Response | tuple[str, int]:
             flash("Your run is queued.", "success")
             return redirect(url_for("trainings.show", run_id=run.id))
     status = 400 if form.errors or form.form_errors else 200
-    return render_template("trainings/new.html", form=form, presets=_preset_table()), status
+    presets = _preset_table(account)
+    return render_template("trainings/new.html", form=form, presets=presets), status
 
 
 def _prefill(form: NewRunForm) -> None:
@@ -77,13 +80,13 @@ def _prefill(form: NewRunForm) -> None:
             getattr(form, name).data = "\n".join(value) if isinstance(value, list) else str(value)
 
 
-def _preset_table() -> dict[str, dict[str, dict[str, Any]]]:
+def _preset_table(account: Standing) -> dict[str, dict[str, dict[str, Any]]]:
     """Each family's preset defaults, for the form's script to fill in."""
     from app.trainings.presets import presets_for
 
     return {
         family: {preset: preset_defaults(preset, family) for preset in presets_for(family)}
-        for family in services.allowed_families(current_user)
+        for family in services.allowed_families(account)
     }
 
 
@@ -120,7 +123,7 @@ def api_estimate() -> tuple[Response, int]:
     family, steps = request.args.get("family", ""), request.args.get("steps", type=int)
     if family not in FAMILIES or steps is None or not 1 <= steps <= 20_000:
         return jsonify(error="Give a known family and steps between 1 and 20000."), 400
-    return jsonify(services.estimate(current_user, family, steps)), 200
+    return jsonify(services.estimate(standing(current_user), family, steps)), 200
 
 
 @bp.route("/runs/<int:run_id>")

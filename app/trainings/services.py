@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.billing.plans import Plan
-from app.billing.services import active_plan, can_start_runs
+from app.billing.services import Standing, standing
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import item_counts
 from app.db_types import utcnow
@@ -85,20 +84,20 @@ def get_run(user: User, run_id: int) -> TrainingRun:
     return run
 
 
-def allowed_families(user: User) -> list[str]:
+def allowed_families(account: Standing) -> list[str]:
     """Families this deployment offers that the person's plan includes (all, without a plan)."""
-    plan = active_plan(user)
+    plan = account.plan
     enabled = [name for name in get_settings().enabled_families if name in FAMILIES]
     return [name for name in enabled if plan is None or name in plan.families]
 
 
-def estimate(user: User, family: str, steps: int) -> dict[str, Any]:
+def estimate(account: Standing, family: str, steps: int) -> dict[str, Any]:
     """GPU time the run should take and what it leaves of this period's quota."""
-    plan = active_plan(user)
+    plan = account.plan
     seconds = estimate_gpu_seconds(family, steps)
     if plan is None:
         return {"gpu_seconds": seconds, "left_seconds": None, "allowance_seconds": None}
-    left = period_quota(user).left_s
+    left = period_quota(account).left_s
     return {
         "gpu_seconds": seconds,
         "left_seconds": int(left),
@@ -138,14 +137,17 @@ def start_run(
     webhook: Any = None,
     webhook_events_filter: Any = None,
     before_commit: Callable[[TrainingRun], None] | None = None,
+    account: Standing | None = None,
 ) -> TrainingRun:
     """Check the plan, reserve the estimate, record the run and queue it on its GPU class;
     `webhook` (+ `webhook_events_filter`) gets the run's events (app/webhooks).
 
     `before_commit` is called with the new run inside the transaction that records it, so a
     caller's own row about it (an Idempotency-Key's) is written with it or not at all.
+    `account` is the person's standing when the caller has it already (else read here, once).
     """
-    plan = _plan_for_start(user, family)
+    account = account or standing(user)
+    _check_can_start(account, family)
     if item_counts(dataset).get("ready", 0) == 0:
         raise RunError("The dataset has no ready images yet. Upload some and wait for them.")
     config = build_config(dataset, family, preset, params)
@@ -170,7 +172,7 @@ def start_run(
     db.session.add(run)
     db.session.flush()
     try:
-        reserve_gpu_quota(run, user, plan, estimate_gpu_seconds(family, config["steps"]))
+        reserve_gpu_quota(run, account, estimate_gpu_seconds(family, config["steps"]))
     except QuotaError as exc:
         raise RunError(str(exc)) from exc
     if before_commit is not None:
@@ -208,14 +210,11 @@ def unusable_files(dataset: Dataset, family: str, preset: str) -> dict[str, str]
     return refused
 
 
-def _plan_for_start(user: User, family: str) -> Plan:
-    allowed, reason = can_start_runs(user)
-    plan = active_plan(user)
-    if not allowed or plan is None:
-        raise RunError(reason or "Starting a run needs an active plan.")
-    if family not in allowed_families(user):
+def _check_can_start(account: Standing, family: str) -> None:
+    if not account.can_start:
+        raise RunError(account.reason)
+    if family not in allowed_families(account):
         raise ParamsError({"family": "That base model is not part of your plan."})
-    return plan
 
 
 def _enqueue(run: TrainingRun) -> None:

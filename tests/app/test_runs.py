@@ -67,6 +67,32 @@ def test_starting_a_run_queues_it_with_its_reservation(
         assert (period.reserved_seconds, period.active_runs) == (25, 1)
 
 
+def test_starting_a_run_reads_the_standing_once(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    """One request, one look at the subscription and one at the ledger (not five and two)."""
+    from sqlalchemy import event
+
+    client, dataset_id = planned
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    body = {"dataset_id": dataset_id, "family": "tiny-sd", "params": {"steps": 10, "rank": 4}}
+    headers = api_headers(client)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.post("/api/runs", json=body, headers=headers).status_code == 201
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in reads if "FROM subscriptions" in s]) == 1, reads
+    assert len([s for s in reads if "FROM gpu_usage" in s]) == 1, reads
+
+
 def test_without_a_plan_runs_cannot_start(app: Flask, signed_in: FlaskClient) -> None:
     dataset_id = ready_dataset(app)
     response = start(signed_in, dataset_id, steps=10)

@@ -240,20 +240,19 @@ def test_the_job_is_scheduled_hourly(redis_server) -> None:  # type: ignore[no-u
     assert jobs["jobs.retention.apply_retention"].interval == 3600
 
 
-def test_billing_page_dates_agree_with_the_job(app: Flask) -> None:
-    from app.billing.models import Subscription
-    from app.billing.services import deletion_dates
+@pytest.mark.parametrize("subscribed", [True, False], ids=["ended", "never-subscribed"])
+def test_billing_page_dates_agree_with_the_job(app: Flask, subscribed: bool) -> None:
+    from app.accounts.models import User
+    from app.billing.services import long_date
     from app.privacy.retention import retention_schedule
 
     with app.app_context():
         user_id = make_user()
-        sub_id = add_subscription(user_id, "canceled", ended_at=ENDED)
-        from app.accounts.models import User
-
-        schedule = retention_schedule(db.session.get(User, user_id), ENDED)
-        billing = deletion_dates(db.session.get(Subscription, sub_id))
-    assert (billing["media"], billing["datasets"], billing["loras"]) == (
-        schedule.media_at,
-        schedule.media_at,
-        schedule.loras_at,
-    )
+        if subscribed:
+            add_subscription(user_id, "canceled", ended_at=ENDED)
+        schedule = retention_schedule(db.session.get(User, user_id))
+    assert schedule.is_due
+    page = signed_in_as(app.test_client(), user_id).get("/billing").get_data(as_text=True)
+    assert 'id="deletion-dates"' in page
+    for deadline in (schedule.media_at, schedule.loras_at):
+        assert f'datetime="{deadline.isoformat()}">{long_date(deadline)}</time>' in page

@@ -9,8 +9,9 @@ import pytest
 
 from app.billing.models import Subscription
 from app.billing.plans import DEFAULT_PLANS, parse_plans, plan_for_prices
-from app.billing.services import deletion_dates, scheduled_end
+from app.billing.services import scheduled_end
 from app.config import ConfigurationError, load_settings
+from app.privacy.retention import schedule_for
 
 END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -24,24 +25,26 @@ def _subscription(**values: object) -> Subscription:
 
 
 def test_deletion_dates_follow_the_end_media_30_days_loras_90_days() -> None:
-    assert deletion_dates(None) == {"ends_at": None, "media": None, "datasets": None, "loras": None}
-    assert deletion_dates(_subscription())["media"] is None, "a renewing plan deletes nothing"
+    created, now = END - timedelta(days=200), END - timedelta(days=20)
+    assert schedule_for(created, [_subscription()], now).is_kept, "a renewing plan deletes nothing"
+    never = schedule_for(created, [], now)
+    assert (never.reason, never.media_at) == ("no_subscription", created + timedelta(days=30))
 
-    scheduled = deletion_dates(_subscription(cancel_at_period_end=True))
-    assert scheduled == {
-        "ends_at": END,
-        "media": END + timedelta(days=30),
-        "datasets": END + timedelta(days=30),
-        "loras": END + timedelta(days=90),
-    }
+    scheduled = schedule_for(created, [_subscription(cancel_at_period_end=True)], now)
+    assert (scheduled.reason, scheduled.since) == ("subscription_ends", END)
+    assert (scheduled.media_at, scheduled.loras_at) == (
+        END + timedelta(days=30),
+        END + timedelta(days=90),
+    )
+    assert not scheduled.is_due, "nothing is deleted before the end"
     cancel_at = END - timedelta(days=10)
     assert scheduled_end(_subscription(cancel_at=cancel_at)) == cancel_at
 
     # Once ended, Stripe's ended_at counts, not the click on "cancel" nor the period end.
     ended_at = END - timedelta(days=3)
-    ended = deletion_dates(_subscription(status="canceled", ended_at=ended_at))
-    assert ended["media"] == ended_at + timedelta(days=30)
-    assert ended["loras"] == ended_at + timedelta(days=90)
+    ended = schedule_for(created, [_subscription(status="canceled", ended_at=ended_at)], END)
+    assert ended.is_due and ended.media_at == ended_at + timedelta(days=30)
+    assert ended.loras_at == ended_at + timedelta(days=90)
 
 
 def test_plans_default_to_the_product_table_and_take_operator_overrides() -> None:

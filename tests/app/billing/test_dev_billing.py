@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.billing.services import DEV_PERIOD, can_start_runs, current_subscription, quota_status
+from app.billing.services import DEV_PERIOD, current_subscription, standing
 from app.extensions import db
 from app.trainings.models import TrainingRun
 from tests.app.billing.conftest import add_usage, person
@@ -49,14 +49,14 @@ def test_activate_cancel_reactivate_switch_and_end_without_stripe(
     assert 'id="plan-name">Pro<' in page and "Renews on" in page and "Nothing was charged" in page
     assert 'id="invoices-statement"' in page
     with app.app_context():
-        assert can_start_runs(person(EMAIL)) == (True, "")
+        assert standing(person(EMAIL)).reason == ""
 
     page = _press(signed_in, "cancel")
     assert 'id="subscription-ends"' in page and 'id="delete-media"' in page
     with app.app_context():
         subscription = current_subscription(person(EMAIL))
         assert subscription is not None and subscription.cancel_at_period_end
-        assert can_start_runs(person(EMAIL))[0], "the plan works until the period ends"
+        assert standing(person(EMAIL)).can_start, "the plan works until the period ends"
 
     page = _press(signed_in, "reactivate")
     assert "Renews on" in page and 'id="deletion-dates"' not in page
@@ -69,7 +69,8 @@ def test_activate_cancel_reactivate_switch_and_end_without_stripe(
     page = _press(signed_in, "dev/end")
     assert 'id="subscription-ended"' in page and 'id="delete-loras"' in page
     with app.app_context():
-        allowed, reason = can_start_runs(person(EMAIL))
+        account = standing(person(EMAIL))
+        allowed, reason = account.can_start, account.reason
         assert not allowed and "ended" in reason
     page = _choose(signed_in, "hobby")
     assert 'id="plan-name">Hobby<' in page and "Renews on" in page
@@ -85,11 +86,11 @@ def test_dev_periods_roll_over_and_a_cancelled_plan_ends_at_its_period_end(
         assert subscription is not None and subscription.current_period_end is not None
         first_end = subscription.current_period_end
         add_usage(user, 5 * 3600, first_end - timedelta(days=1))
-        assert not can_start_runs(user, first_end - timedelta(hours=1))[0]
+        assert not standing(user, first_end - timedelta(hours=1)).can_start
         later = first_end + DEV_PERIOD + timedelta(days=3)
         rolled = current_subscription(user, later)
         assert rolled is not None and rolled.current_period_start == first_end + DEV_PERIOD
-        assert quota_status(user, later).used_s == 0
+        assert standing(user, later).quota.used_s == 0
         db.session.commit()
 
         rolled.cancel_at_period_end = True

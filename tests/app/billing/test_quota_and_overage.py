@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from app.billing import overage
 from app.billing.models import GpuUsage
-from app.billing.services import can_start_runs, current_subscription, quota_status
+from app.billing.services import current_subscription, standing
 from app.billing.stripe_gateway import GatewayError
 from app.extensions import db
 from tests.app.billing.conftest import add_usage, deliver_all, person, subscribe
@@ -31,7 +31,8 @@ def test_quota_resets_when_invoice_paid_opens_a_new_period_and_not_before(
     with stripe_app.app_context():
         user = person()
         add_usage(user, 5 * HOUR, old_start + timedelta(days=2))
-        allowed, reason = can_start_runs(user)
+        account = standing(user)
+        allowed, reason = account.can_start, account.reason
         assert not allowed and "used all 5 GPU-hours" in reason
 
     updated, paid = stripe_server.renew(sub_id)
@@ -39,21 +40,20 @@ def test_quota_resets_when_invoice_paid_opens_a_new_period_and_not_before(
     later = new_start + timedelta(hours=2)  # the new period has begun, but is not paid yet
     with stripe_app.app_context():
         user = person()
-        quota = quota_status(user, later)
+        quota = standing(user, later).quota
         assert quota.period_start == old_start and quota.used_s == 5 * HOUR
-        assert quota.left_s == 0 and not can_start_runs(user, later)[0]
+        assert quota.left_s == 0 and not standing(user, later).can_start
 
     deliver_all(stripe_client, [paid])
     with stripe_app.app_context():
         user = person()
-        quota = quota_status(user, later)
+        quota = standing(user, later).quota
         assert quota.period_start == new_start
         assert (quota.used_s, quota.left_s) == (0, 5 * HOUR)
-        assert can_start_runs(user, later) == (True, "")
+        assert standing(user, later).reason == ""
         add_usage(user, 1800, new_start + timedelta(hours=1))
-        assert quota_status(user, later).left_s == 4.5 * HOUR
-        assert quota_status(user, later, reserved_s=HOUR).left_s == 3.5 * HOUR
-        assert quota_status(user, later).with_reserved(HOUR).left_s == 3.5 * HOUR
+        assert standing(user, later).quota.left_s == 4.5 * HOUR
+        assert standing(user, later).quota.with_reserved(HOUR).left_s == 3.5 * HOUR
 
 
 def test_an_invoice_paid_late_opens_only_the_period_it_paid_for(
@@ -96,8 +96,9 @@ def test_a_failed_renewal_keeps_the_old_quota_and_access_for_the_grace_period(
         subscription = current_subscription(user)
         assert subscription is not None and subscription.status == "past_due"
         assert subscription.current_period_end == old_end
-        assert can_start_runs(user, old_end + timedelta(days=6))[0]
-        allowed, reason = can_start_runs(user, old_end + timedelta(days=8))
+        assert standing(user, old_end + timedelta(days=6)).can_start
+        account = standing(user, old_end + timedelta(days=8))
+        allowed, reason = account.can_start, account.reason
         assert not allowed and "payment failed" in reason.lower()
     page = stripe_client.get("/billing").get_data(as_text=True)
     assert 'id="subscription-past-due"' in page
@@ -176,7 +177,7 @@ def test_a_plan_without_overage_reports_nothing_and_stops_new_runs(
         assert subscription is not None and subscription.current_period_start is not None
         row = add_usage(user, 6 * HOUR, subscription.current_period_start + timedelta(hours=1))
         assert overage.report_overage(row.id) == "within quota"
-        assert not can_start_runs(user)[0]
+        assert not standing(user).can_start
     assert stripe_server.calls("POST", "/v1/billing/meter_events") == []
     page = stripe_client.get("/billing").get_data(as_text=True)
     assert 'id="quota-overage"' in page and "billed as overage" not in page

@@ -10,13 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.billing.actions import end_subscription_now
-from app.billing.services import (
-    can_start_runs,
-    cancel_subscription_for_deletion,
-    current_subscription,
-    deletion_dates,
-)
+from app.billing.services import current_subscription, standing
 from app.billing.stripe_gateway import STRIPE_API_VERSION
+from app.privacy.retention import retention_schedule
 from tests.app.billing.conftest import deliver_all, person, start_checkout, subscribe
 from tests.conftest import csrf_token
 from tests.support.stripe_server import CheckoutClosed, StripeServer
@@ -145,11 +141,11 @@ def test_subscribe_upgrade_cancel_reactivate_renew_and_end(
     with stripe_app.app_context():
         ended = current_subscription(person())
         assert ended is not None and ended.status == "canceled" and ended.ended_at is not None
-        dates = deletion_dates(ended)
-        assert dates["media"] == ended.ended_at + timedelta(days=30)
-        assert dates["loras"] == ended.ended_at + timedelta(days=90)
-        allowed, reason = can_start_runs(person())
-        assert not allowed and "ended" in reason
+        dates = retention_schedule(person())
+        assert dates.media_at == ended.ended_at + timedelta(days=30)
+        assert dates.loras_at == ended.ended_at + timedelta(days=90)
+        account = standing(person())
+        assert not account.can_start and "ended" in account.reason
     page = stripe_client.get("/billing").get_data(as_text=True)
     assert 'id="subscription-ended"' in page and 'id="choose-plan"' in page
     assert re.search(r"Subscribe again", page)
@@ -172,7 +168,7 @@ def test_account_deletion_can_end_the_subscription_at_once(
 ) -> None:
     sub_id = subscribe(stripe_client, stripe_server, "studio")
     with stripe_app.app_context():
-        cancel_subscription_for_deletion(person())
+        end_subscription_now(person())
         ended = current_subscription(person())
         assert ended is not None and ended.status == "canceled" and ended.ended_at is not None
         assert end_subscription_now(person()) is ended, "a second call changes nothing"

@@ -11,7 +11,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.accounts.models import User
-from app.billing import services as billing_services
 from app.billing.models import GpuUsage, Subscription
 from app.db_types import utcnow
 from app.extensions import db, get_storage
@@ -38,17 +37,17 @@ pytestmark = pytest.mark.usefixtures("inline_jobs")
 def cancelled_billing(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Records the calls to billing's immediate cancellation, then lets it run for real.
 
-    The subscriptions here are development-billing ones (no Stripe id), which issue 6's
-    service ends locally; its Stripe path is tested with billing.
+    The subscriptions here are development-billing ones (no Stripe id), which billing ends
+    locally; its Stripe path is tested with billing.
     """
     calls: list[int] = []
-    real = billing_services.cancel_subscription_for_deletion
+    real = erasure.end_subscription_now
 
     def cancel(user: User) -> None:
         calls.append(user.id)
         real(user)
 
-    monkeypatch.setattr(billing_services, "cancel_subscription_for_deletion", cancel)
+    monkeypatch.setattr(erasure, "end_subscription_now", cancel)
     yield calls
 
 
