@@ -84,16 +84,28 @@ def start_upload(dataset_id: int) -> Reply:
     target = uploads.start_upload(
         current_caller().user, dataset, filename or "", size or 0, relative_path, caption
     )
-    item = target.item
+    return _target_json(target), 201
+
+
+@bp.route("/datasets/<int:dataset_id>/uploads/<int:item_id>/target")
+@needs_write
+def resume_upload(dataset_id: int, item_id: int) -> Response:
+    """Fresh URLs for an upload still under way: the same item and multipart upload, so the
+    parts storage holds (see the parts listing) need not be sent again."""
+    item = services.get_item(current_caller().user, dataset_id, item_id)
+    return _target_json(uploads.resume_upload(item))
+
+
+def _target_json(target: uploads.UploadTarget) -> Response:
     return jsonify(
-        item=item_json(item),
+        item=item_json(target.item),
         method=target.method,
         urls=target.urls,
         part_size=target.part_size,
         part_count=len(target.urls),
-        content_type=item.content_type,
+        content_type=target.item.content_type,
         expires_in=get_settings().upload_url_expiry_s,
-    ), 201
+    )
 
 
 @bp.route("/datasets/<int:dataset_id>/uploads/<int:item_id>/parts/<int:part_number>")

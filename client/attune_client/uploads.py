@@ -4,6 +4,7 @@ are in, its part listing which parts of an unfinished file storage already holds
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attune_client.errors import ApiError, AttuneError, Forbidden
+from attune_client.errors import ApiError, AttuneError, Forbidden, Invalid, NotFound
 from attune_client.http import Http, Json
 
 CAPTION_SUFFIX = ".txt"
@@ -166,16 +167,20 @@ class FolderUpload:
             raise
 
     def _resume(self, local: LocalFile, item: Json) -> Json | None:
-        """The target to finish an unfinished upload of this file, or None to start it again
-        (a single PUT cannot be signed again, and a file of another size is another file)."""
+        """Fresh URLs for this file's unfinished upload and the parts storage holds, or None
+        to start it again (a file of another size is another file; an upload storage has
+        ended cannot go on)."""
         path = f"{self.base}/{item['id']}"
         if item["size_bytes"] == local.size:
-            held = self.http.call("GET", f"{path}/parts")
-            if held["part_count"] > 1:
-                return {"item": item, "method": "multipart", "part_size": held["part_size"],
-                        "part_count": held["part_count"], "urls": [],
-                        "parts_held": held["parts"]}  # fmt: skip
-        self.http.call("DELETE", path)
+            try:
+                target = self.http.call("GET", f"{path}/target")
+                if target["method"] == "multipart":
+                    target["parts_held"] = self.http.call("GET", f"{path}/parts")["parts"]
+                return target
+            except Invalid:
+                pass
+        with contextlib.suppress(NotFound):
+            self.http.call("DELETE", path)
         return None
 
     def _send_parts(self, local: LocalFile, target: Json, held: dict[int, Json]) -> list[Json]:
@@ -185,9 +190,8 @@ class FolderUpload:
             expected = min(size, local.size - (number - 1) * size)
             if number in held and held[number]["size"] == expected:
                 continue
-            url = target["urls"][number - 1] if target["urls"] else None
             futures[number] = self.parts.submit(
-                self._send_part, local, target["item"]["id"], number, size, url
+                self._send_part, local, target["item"]["id"], number, size, target["urls"]
             )
         etags = {n: p["etag"] for n, p in held.items()}
         try:
@@ -199,18 +203,16 @@ class FolderUpload:
         return [{"part_number": n, "etag": etags[n]} for n in sorted(etags)]
 
     def _send_part(
-        self, local: LocalFile, item_id: int, number: int, size: int, url: str | None
+        self, local: LocalFile, item_id: int, number: int, size: int, urls: list[str]
     ) -> str:
         with open(local.path, "rb") as handle:
             handle.seek((number - 1) * size)
             data = handle.read(size)
-        sign = f"{self.base}/{item_id}/parts/{number}"
-        if url is None:
-            url = self.http.call("GET", sign)["url"]
         try:
-            response = self.http.put_bytes(url, data, {})
+            response = self.http.put_bytes(urls[number - 1], data, {})
         except Forbidden:  # the URL expired during a long upload: sign it again, once
-            response = self.http.put_bytes(self.http.call("GET", sign)["url"], data, {})
+            fresh = self.http.call("GET", f"{self.base}/{item_id}/parts/{number}")["url"]
+            response = self.http.put_bytes(fresh, data, {})
         self._advance(len(data))
         return response.headers["ETag"]
 

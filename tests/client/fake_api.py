@@ -105,6 +105,8 @@ class FakeApi:
                         "part_size": held.part_size or held.size,
                     },
                 )
+            case "GET", ["datasets", _, "uploads", item, "target"]:
+                return httpx.Response(200, json=self._target(self.items[int(item)]))
             case "GET", ["datasets", _, "uploads", item, "parts", number]:
                 return httpx.Response(200, json={"url": f"{STORAGE}/{item}/{number}"})
             case "POST", ["datasets", _, "uploads", item, "complete"]:
@@ -140,32 +142,31 @@ class FakeApi:
             max(self.items, default=0) + 1, body["relative_path"], body["size"], body.get("caption")
         )
         self.items[item.id] = item
-        if item.size <= self.part_size:
-            return httpx.Response(
-                201,
-                json={
-                    "item": item.json(),
-                    "method": "single",
-                    "urls": [f"{STORAGE}/{item.id}/0"],
-                    "part_size": item.size,
-                    "part_count": 1,
-                    "content_type": "image/png",
-                },
-            )
-        item.part_size = self.part_size
-        count = math.ceil(item.size / self.part_size)
-        urls = [f"{STORAGE}/{item.id}/{n}" for n in range(1, count + 1)]
-        return httpx.Response(
-            201,
-            json={
+        if item.size > self.part_size:
+            item.part_size = self.part_size
+        return httpx.Response(201, json=self._target(item))
+
+    def _target(self, item: Item) -> dict[str, Any]:
+        """Where the item's bytes go: one URL, or one per part (fresh each time asked)."""
+        if not item.part_size:
+            return {
                 "item": item.json(),
-                "method": "multipart",
-                "urls": urls,
-                "part_size": self.part_size,
-                "part_count": count,
-                "content_type": "video/mp4",
-            },
-        )
+                "method": "single",
+                "urls": [f"{STORAGE}/{item.id}/0"],
+                "part_size": item.size,
+                "part_count": 1,
+                "content_type": "image/png",
+            }
+        count = math.ceil(item.size / item.part_size)
+        urls = [f"{STORAGE}/{item.id}/{n}" for n in range(1, count + 1)]
+        return {
+            "item": item.json(),
+            "method": "multipart",
+            "urls": urls,
+            "part_size": item.part_size,
+            "part_count": count,
+            "content_type": "video/mp4",
+        }
 
     def _complete(self, item: Item, parts: list[dict[str, Any]]) -> httpx.Response:
         if item.part_size:

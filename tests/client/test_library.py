@@ -78,27 +78,35 @@ def write_folder(folder: Path) -> None:
 def test_a_rerun_skips_complete_files_and_sends_only_the_missing_parts(tmp_path: Path) -> None:
     api, folder = FakeApi(part_size=10), tmp_path / "cats"
     write_folder(folder)
+    (folder / "e.png").write_bytes(b"eee")
     api.items[1] = Item(1, "a.png", 8, status="ready")  # in from an earlier run
-    # walk.mp4 was interrupted after its first part; c.png's single PUT never completed.
+    # walk.mp4 was interrupted after its first part; c.png's single PUT never completed;
+    # e.png was changed since (another size): another file.
     api.items[2] = Item(2, "clips/walk.mp4", 25, part_size=10, parts={1: bytes(range(10))})
-    api.items[3] = Item(3, "c.png", 5)
+    api.items[3] = Item(3, "c.png", 5, caption="a cat, sitting")
+    api.items[4] = Item(4, "e.png", 9)
+    # Part 3's URL has expired by the time it is sent: it is signed again.
+    api.fail.append(("PUT", "bucket.test/2/3", problem(403, "This upload link has expired.")))
     seen: list[int] = []
     result = client_for(api).datasets.upload_dir(
         folder, 1, on_progress=lambda p: seen.append(p.bytes_done)
     )
     assert result.already_there == ["a.png"]
-    assert sorted(result.uploaded) == ["c.png", "clips/walk.mp4"]
+    assert sorted(result.uploaded) == ["c.png", "clips/walk.mp4", "e.png"]
     assert list(result.refused) == ["notes.doc"] and "not a supported file" in str(result.refused)
     assert result.unmatched_captions == ["orphan.txt"] and not result.failed
     walk = api.items[2]
     assert walk.status == "uploaded" and b"".join(walk.parts[n] for n in (1, 2, 3)) == bytes(
         range(25))  # fmt: skip
-    assert sorted(r.url.path for r in api.seen("PUT", "/2/")) == ["/2/2", "/2/3"]  # 1 was held
-    # The single PUT cannot be signed again: its item is dropped and the file sent anew.
-    assert [r.url.path for r in api.seen("DELETE", "/uploads/")] == ["/api/v1/datasets/1/uploads/3"]
-    fresh = next(i for i in api.items.values() if i.filename == "c.png")
-    assert fresh.status == "uploaded" and fresh.caption == "a cat, sitting"
-    assert seen[-1] == 25 + 5 and seen == sorted(seen)
+    # Part 1 was held; part 3 went twice, the second time to a URL signed again.
+    assert sorted(r.url.path for r in api.seen("PUT", "/2/")) == ["/2/2", "/2/3", "/2/3"]
+    assert len(api.seen("GET", "/uploads/2/parts/3")) == 1
+    # c.png goes on in the same item; the old e.png is dropped and the new one sent anew.
+    assert api.items[3].status == "uploaded" and api.items[3].parts == {0: b"ccccc"}
+    assert [r.url.path for r in api.seen("DELETE", "/uploads/")] == ["/api/v1/datasets/1/uploads/4"]
+    (new_e,) = [item for item in api.items.values() if item.filename == "e.png"]
+    assert (new_e.size, new_e.status) == (3, "uploaded")
+    assert seen[-1] == 25 + 5 + 3 and seen == sorted(seen)
     assert not api.seen("PUT", "/1/") and ".DS_Store" not in str(api.log)
 
 

@@ -87,14 +87,19 @@ def test_a_large_file_goes_in_parts_that_can_be_resigned_listed_and_completed(ap
     assert (listed["part_count"], listed["part_size"]) == (2, PART_SIZE)
     # Listed ETags come unquoted (storage normalises them); complete takes either form.
     assert [(p["part_number"], p["etag"]) for p in listed["parts"]] == [(1, first.strip('"'))]
-    fresh = api.get(f"{base}/parts/2").get_json()
-    second = _put(api, fresh["url"], b"\1" * 1000, body["content_type"])
+    assert api.get(f"{base}/parts/2").get_json()["url"]  # one part signed again
+    # Or all the URLs afresh, for the same item and multipart upload.
+    resumed = api.get(f"{base}/target").get_json()
+    assert (resumed["item"]["id"], resumed["method"], resumed["part_count"]) == (
+        item, "multipart", 2)  # fmt: skip
+    second = _put(api, resumed["urls"][1], b"\1" * 1000, body["content_type"])
     assert_problem(api.get(f"{base}/parts/3"), 422)
     assert_problem(api.post(f"{base}/complete", {"parts": [{"part_number": 1}]}), 422, "parts[0]")
     parts = [{"part_number": 1, "etag": first}, {"part_number": 2, "etag": second}]
     done = api.post(f"{base}/complete", {"parts": parts})
     assert done.status_code == 200, done.get_json()
     assert done.get_json()["item"]["size_bytes"] == size
+    assert "already uploaded" in assert_problem(api.get(f"{base}/target"), 422)["detail"]
 
 
 def test_an_upload_can_be_aborted_and_bad_starts_are_refused(api: Api) -> None:
