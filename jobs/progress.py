@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ DB_WRITE_INTERVAL_S = 2.0
 CANCEL_CHECK_INTERVAL_S = 1.0
 MAX_LOSS_POINTS = 5000
 MAX_LOG_LINES = 200
+SCRATCH_NAME = re.compile(r"\b(item-\d+)\.[A-Za-z0-9]+\b")  # as jobs.run_files.scratch_stem
 
 
 class RunReporter:
@@ -47,6 +49,10 @@ class RunReporter:
         # Set when the stop came from an account deletion: nothing more is uploaded, since
         # the erasure waits for this job and deletes everything a moment later.
         self.owner_leaving = False
+        # The worker's file names -> the names the person uploaded, for the log (set once the
+        # dataset is copied), and how many checkpoints the trainer keeps.
+        self.uploaded_names: dict[str, str] = {}
+        self.keep_checkpoints = 0
 
     def log(self, message: str) -> None:
         """Append a line to the run's log tail."""
@@ -68,7 +74,7 @@ class RunReporter:
         elif kind == "checkpoint" and path:
             self._record_checkpoint(Path(path), int(data["step"]))
         elif kind == "log" and data.get("message"):
-            self.log(str(data["message"]))
+            self.log(self._in_uploaded_names(str(data["message"])))
 
     def _step(self, data: dict[str, Any]) -> None:
         live = {k: data.get(k) for k in ("step", "total_steps", "loss", "eta_seconds")}
@@ -108,7 +114,17 @@ class RunReporter:
         kept = {int(p.name.removeprefix("step-")) for p in folder.parent.glob("step-*")}
         run_files.forget_rotated_checkpoints(self.run, kept)
         db.session.commit()
-        self.log(f"checkpoint saved at step {step}")
+        steps = ", ".join(str(s) for s in sorted(kept))
+        limit = f"the newest {self.keep_checkpoints} are kept" if self.keep_checkpoints else "kept"
+        self.log(f"checkpoint saved at step {step} ({limit}: step{'s' * (len(kept) > 1)} {steps})")
+
+    def _in_uploaded_names(self, message: str) -> str:
+        """The engine's message with the worker's file names replaced by the uploaded ones."""
+
+        def uploaded(match: re.Match[str]) -> str:
+            return self.uploaded_names.get(match[1], match[0])
+
+        return SCRATCH_NAME.sub(uploaded, message)
 
     def should_stop(self) -> bool:
         """True once the person asked to cancel or to delete the account (checked against the

@@ -19,12 +19,23 @@ def copy_dataset(run: TrainingRun, data_dir: Path) -> int:
     storage, count = get_storage(), 0
     items = db.session.query(DatasetItem).filter_by(dataset_id=run.dataset_id, status="ready")
     for item in items:
-        stem = data_dir / f"item-{item.id}"
+        stem = data_dir / scratch_stem(item)
         storage.download_file(item.storage_key, stem.with_suffix(Path(item.storage_key).suffix))
         if item.caption:
             stem.with_suffix(".txt").write_text(item.caption, encoding="utf-8")
         count += 1
     return count
+
+
+def scratch_stem(item: DatasetItem) -> str:
+    """The name of an item's file on the worker, without its extension: never the person's."""
+    return f"item-{item.id}"
+
+
+def uploaded_names(run: TrainingRun) -> dict[str, str]:
+    """The worker's name of each ready item (as copy_dataset writes it) -> the uploaded name."""
+    items = db.session.query(DatasetItem).filter_by(dataset_id=run.dataset_id, status="ready")
+    return {scratch_stem(item): item.filename for item in items}
 
 
 def checkpoint_prefix(run: TrainingRun, step: int) -> str:

@@ -39,6 +39,8 @@ class Outcome:
     status: str
     error: str | None = None
     platform_fault: bool = False
+    steps_trained: int = 0  # by this attempt
+    seconds_per_step: float | None = None  # this attempt's loop, samples and checkpoints in it
 
 
 def run(run_id: int) -> str:
@@ -70,7 +72,10 @@ def run(run_id: int) -> str:
                 outcome = _failure(exc)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-        meter_segment(training_run, started, time.monotonic() - clock, not outcome.platform_fault)
+        seconds = time.monotonic() - clock
+        meter_segment(training_run, started, seconds, not outcome.platform_fault)
+        if outcome.status == "succeeded":
+            record_step_speed(training_run, outcome, seconds)
         if outcome.error:
             reporter.log(f"failed: {outcome.error}")
         training_run.artifacts = {
@@ -87,10 +92,9 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
 
     data_dir, out_dir = scratch / "data", scratch / "out"
     count = run_files.copy_dataset(training_run, data_dir)
+    reporter.uploaded_names = run_files.uploaded_names(training_run)
     reporter.log(f"copied {count} dataset files to the worker")
-    resumed = run_files.restore_latest_checkpoint(training_run, out_dir)
-    if resumed is not None:
-        reporter.log(f"resuming from the checkpoint at step {resumed}")
+    run_files.restore_latest_checkpoint(training_run, out_dir)  # the engine says it resumes
     config = TrainingConfig.from_dict(
         {
             **training_run.config,
@@ -98,11 +102,16 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
             "output_name": f"attune-run-{training_run.id}",
         }
     )
+    reporter.keep_checkpoints = config.keep_checkpoints
     result = train(config, data_dir, out_dir, reporter.on_progress, reporter.should_stop)
     if not reporter.owner_leaving:
         training_run.artifacts = run_files.upload_outputs(training_run, result)
     training_run.step, training_run.loss = result.steps_done, result.final_loss
-    return Outcome("cancelled" if result.stopped else "succeeded")
+    return Outcome(
+        "cancelled" if result.stopped else "succeeded",
+        steps_trained=result.steps_done - (result.resumed_from or 0),
+        seconds_per_step=result.seconds_per_step,
+    )
 
 
 def _failure(exc: Exception) -> Outcome:
@@ -133,6 +142,17 @@ def meter_segment(run: TrainingRun, started: datetime, seconds: float, charged: 
         run.used_gpu_seconds = (run.used_gpu_seconds or 0.0) + seconds
         db.session.commit()
     return True
+
+
+def record_step_speed(run: TrainingRun, outcome: Outcome, seconds: float) -> None:
+    """Keep what the attempt measured, for the estimates of later runs (app.trainings.families):
+    seconds per step, and the rest of its GPU time as start-up (load, cache, export, upload)."""
+    if outcome.seconds_per_step is None or outcome.steps_trained < 1:
+        return
+    run.seconds_per_step = round(outcome.seconds_per_step, 5)
+    run.startup_seconds = round(
+        max(0.0, seconds - outcome.seconds_per_step * outcome.steps_trained), 2
+    )
 
 
 def finish(run: TrainingRun, outcome: Outcome) -> None:

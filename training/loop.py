@@ -57,6 +57,7 @@ class TrainSession:
     last_loss: float | None = None
     samples: list[str] = field(default_factory=list)
     pending: PendingLoss | None = None  # the last step's loss, not yet reported
+    saved_step: int | None = None  # the step of the newest checkpoint written or resumed from
 
 
 @dataclass(frozen=True)
@@ -135,19 +136,20 @@ def resume_latest(session: TrainSession) -> None:
         session.lr_scheduler,
         session.config.to_dict(),
     )
-    session.start_step = session.resumed_from = resumed.step
+    session.start_step = session.resumed_from = session.saved_step = resumed.step
     session.last_loss = resumed.loss
-    session.reporter.log(resumed.step, f"resumed from checkpoint step {resumed.step}")
+    session.reporter.log(resumed.step, f"resuming from the checkpoint at step {resumed.step}")
 
 
 def run_loop(session: TrainSession, should_stop: Callable[[], bool] | None) -> LoopOutcome:
     """Train from start_step to config.steps; stop requests end it within one step."""
     config, reporter = session.config, session.reporter
-    reporter.mark()
+    reporter.mark(session.start_step)
     for step in range(session.start_step, config.steps):
         if should_stop is not None and should_stop():
             report_loss(session)
-            write_checkpoint(session, step)
+            if session.saved_step != step:  # not when the last step just wrote one
+                write_checkpoint(session, step)
             reporter.log(step, f"stopped on request at step {step}")
             return LoopOutcome(steps_done=step, stopped=True)
         advance(session, step)
@@ -266,8 +268,8 @@ def write_checkpoint(session: TrainSession, step: int) -> None:
         session.config.keep_checkpoints,
         extra=diffusers_lora,
     )
+    session.saved_step = step
     session.reporter.emit("checkpoint", step, path=str(path))
-    session.reporter.pause_timing()
 
 
 def write_samples(session: TrainSession, step: int) -> list[Path]:
@@ -294,7 +296,6 @@ def write_samples(session: TrainSession, step: int) -> list[Path]:
             written.append(path)
             session.samples.append(str(path))
             session.reporter.emit("sample", step, path=str(path))
-    session.reporter.pause_timing()
     return written
 
 

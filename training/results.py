@@ -56,6 +56,9 @@ class TrainResult:
     checkpoints: list[str] = field(default_factory=list)  # those still on disk
     skipped: list[SkippedFile] = field(default_factory=list)
     resumed_from: int | None = None  # checkpoint step this call started from
+    # Wall seconds per step of this call's loop, its samples and checkpoints included (what
+    # the service calibrates its estimates with); None when no step ran.
+    seconds_per_step: float | None = None
     dataset_fingerprint: str = ""
 
     def to_dict(self) -> dict[str, Any]:

@@ -77,6 +77,7 @@ def train(
         checkpoints=[str(p) for p in list_checkpoints(out_dir)],
         skipped=data.skipped + cache.skipped,
         resumed_from=session.resumed_from,
+        seconds_per_step=reporter.seconds_per_step(),
         dataset_fingerprint=fingerprint,
     )
     reporter.emit("done", outcome.steps_done, loss=session.last_loss, path=result.lora_path)

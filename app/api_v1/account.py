@@ -12,7 +12,7 @@ from app.api_v1.shapes import when
 from app.billing.services import standing
 from app.datasets.services import storage_allowance, storage_used
 from app.extensions import get_settings
-from app.trainings.families import FAMILIES, FamilyFacts
+from app.trainings.families import FAMILIES, FamilyFacts, StepSpeed, step_speed
 from app.trainings.params import FIELDS, MAX_PROMPT_CHARS, MAX_SAMPLE_PROMPTS
 from app.trainings.presets import PRESETS, preset_defaults, presets_for
 from app.trainings.quota import period_quota
@@ -70,10 +70,7 @@ def _family_json(facts: FamilyFacts, available: bool) -> dict[str, Any]:
             "multiple": facts.resolution_multiple,
         },
         "video": video if facts.is_video else None,
-        "estimate": {
-            "startup_seconds": facts.startup_seconds,
-            "seconds_per_step": facts.seconds_per_step,
-        },
+        "estimate": _speed_json(step_speed(facts.name)),
         "presets": [
             {
                 "name": preset,
@@ -82,6 +79,14 @@ def _family_json(facts: FamilyFacts, available: bool) -> dict[str, Any]:
             }
             for preset in presets_for(facts.name)
         ],
+    }
+
+
+def _speed_json(speed: StepSpeed) -> dict[str, Any]:
+    return {
+        "startup_seconds": round(speed.startup_seconds, 2),
+        "seconds_per_step": round(speed.seconds_per_step, 5),
+        "measured_runs": speed.measured_runs,
     }
 
 

@@ -20,7 +20,10 @@ class TrainingRun(db.Model):
     """One LoRA training job: its settings, its progress and what it produced."""
 
     __tablename__ = "training_runs"
-    __table_args__ = (Index("ix_training_runs_user_status", "user_id", "status"),)
+    __table_args__ = (
+        Index("ix_training_runs_user_status", "user_id", "status"),
+        Index("ix_training_runs_family_queue", "family", "queue"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -43,6 +46,10 @@ class TrainingRun(db.Model):
     platform_fault: Mapped[bool] = mapped_column(default=False)
     reserved_gpu_seconds: Mapped[int] = mapped_column(default=0)
     used_gpu_seconds: Mapped[float] = mapped_column(default=0.0)
+    # Measured by the attempt that finished it (loop wall time per step, samples and checkpoints
+    # included, and the rest of the attempt): new runs' estimates are calibrated from them.
+    seconds_per_step: Mapped[float | None]
+    startup_seconds: Mapped[float | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # The run this one continues from (its last checkpoint), or was duplicated from.
     parent_run_id: Mapped[int | None] = mapped_column(

@@ -17,7 +17,7 @@ from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_redis, get_settings, get_storage
 from app.queues import enqueue_task, get_queue, queue_for_family
-from app.trainings.families import FAMILIES, estimate_gpu_seconds
+from app.trainings.families import FAMILIES, estimate_gpu_seconds, step_speed
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.params import validate_params
 from app.trainings.presets import preset_defaults, presets_for
@@ -26,6 +26,7 @@ from app.webhooks.events import emit_run_event_safely
 from app.webhooks.services import WebhookError, set_run_webhook
 from catalogue.media import refusal
 from catalogue.presets import PRESETS
+from catalogue.prompts import fill_trigger
 
 PROGRESS_KEY = "attune:run:{run_id}:progress"
 LOSS_KEY = "attune:run:{run_id}:loss"
@@ -35,6 +36,8 @@ MAX_CURVE_POINTS = 500
 # Kinds of a run's LoRA files: "lora" (diffusers) and "comfyui"; a family with several denoisers
 # (Wan 2.2 A14B) stores a pair per denoiser, e.g. "lora_high_noise", "comfyui_low_noise".
 LORA_KIND = re.compile(r"^(lora|comfyui)(?:_([a-z][a-z0-9_]{0,30}))?$")
+# The engine's sample files: step-000050-0.png is prompt 0 at step 50 (clips: .mp4 + .webp).
+SAMPLE_NAME = re.compile(r"^step-(\d{1,9})-(\d{1,3})\.")
 
 
 class RunError(Exception):
@@ -93,13 +96,14 @@ def allowed_families(account: Standing) -> list[str]:
 
 def estimate(account: Standing, family: str, steps: int) -> dict[str, Any]:
     """GPU time the run should take and what it leaves of this period's quota."""
-    plan = account.plan
-    seconds = estimate_gpu_seconds(family, steps)
+    plan, speed = account.plan, step_speed(family)
+    seconds = speed.gpu_seconds(steps)
+    measured = {"gpu_seconds": seconds, "measured_runs": speed.measured_runs}
     if plan is None:
-        return {"gpu_seconds": seconds, "left_seconds": None, "allowance_seconds": None}
+        return {**measured, "left_seconds": None, "allowance_seconds": None}
     left = period_quota(account).left_s
     return {
-        "gpu_seconds": seconds,
+        **measured,
         "left_seconds": int(left),
         "left_after_seconds": int(left - seconds),
         "allowance_seconds": plan.gpu_seconds,
@@ -306,6 +310,7 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
     live = json.loads(raw) if raw else {}
     curve = [_point(p) for p in thin(points, MAX_CURVE_POINTS)]
     artifacts = run.artifacts or {}
+    samples = [key.rsplit("/", 1)[-1] for key in artifacts.get("samples", [])]
     return {
         "id": run.id,
         "status": run.status,
@@ -316,10 +321,23 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
         "error": run.error,
         "platform_fault": run.platform_fault,
         "used_gpu_seconds": round(run.used_gpu_seconds, 1),
-        "samples": [key.rsplit("/", 1)[-1] for key in artifacts.get("samples", [])],
+        "samples": samples,
+        "sample_labels": {name: sample_label(run, name) for name in samples},
         "checkpoints": [int(step) for step in artifacts.get("checkpoints", {})],
         "downloads": lora_downloads(artifacts),
     }
+
+
+def sample_label(run: TrainingRun, name: str) -> str:
+    """What a sample file shows: its step and its prompt ("Step 50 · a photo of sks")."""
+    match = SAMPLE_NAME.match(name)
+    if match is None:
+        return name
+    prompts, index = run.config.get("sample_prompts") or [], int(match[2])
+    label = f"Step {int(match[1])}"
+    if index < len(prompts):
+        label += " · " + fill_trigger(prompts[index], run.config.get("trigger_word") or "")
+    return label
 
 
 def live_status(run: TrainingRun) -> dict[str, Any]:

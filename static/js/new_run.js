@@ -26,10 +26,12 @@
     const response = await fetch(url, { credentials: "same-origin" });
     const data = await response.json();
     if (!response.ok) { out.textContent = data.error; return; }
-    let text = "Estimated GPU time: about " + Math.ceil(data.gpu_seconds / 60) + " min.";
+    const basis = data.measured_runs ? "from the last " + (data.measured_runs === 1 ? "run" : data.measured_runs + " runs") + " of this model here"
+                                     : "from our benchmark of this model";
+    let text = "Estimated GPU time: about " + attuneDuration(data.gpu_seconds) + " (" + basis + ").";
     if (data.left_seconds != null) {
-      text += " You have " + Math.floor(data.left_seconds / 60) + " min left this period";
-      text += data.left_after_seconds >= 0 ? "; this run leaves " + Math.floor(data.left_after_seconds / 60) + " min."
+      text += " You have " + attuneDuration(data.left_seconds) + " left this period";
+      text += data.left_after_seconds >= 0 ? "; this run leaves " + attuneDuration(data.left_after_seconds) + "."
                                            : (data.overage ? "; the rest is billed as overage." : "; this run does not fit.");
     }
     out.textContent = text;

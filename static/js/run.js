@@ -5,29 +5,43 @@
   if (!root) return;
   const field = (name) => document.querySelector('[data-field="' + name + '"]');
   const finished = ["succeeded", "failed", "cancelled"];
-  const svgNS = "http://www.w3.org/2000/svg";
   let shownSamples = null;
   // A page rendered after the run finished already shows its files: never reload it (the
   // reload below is for pages opened while the run was still going).
   const finishedOnArrival = finished.includes(field("status").textContent.trim());
 
+  // The loss chart (uPlot, static/vendor/uplot): steps along the bottom, loss up the side,
+  // both with values, and a cursor that reads out the step and loss under it.
+  let chart = null;
   function drawChart(points) {
-    const svg = field("chart");
-    svg.setAttribute("preserveAspectRatio", "none"); // fill the card's width
-    while (svg.firstChild) svg.removeChild(svg.firstChild);
-    if (points.length < 2) return;
-    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-    const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-    const [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-    const sx = (x) => 10 + ((x - x0) / Math.max(x1 - x0, 1)) * 580;
-    const sy = (y) => 150 - ((y - y0) / Math.max(y1 - y0, 1e-9)) * 140;
-    const line = document.createElementNS(svgNS, "polyline");
-    line.setAttribute("points", points.map((p) => sx(p[0]) + "," + sy(p[1])).join(" "));
-    line.setAttribute("class", "loss-line");
-    svg.appendChild(line);
+    const box = field("chart");
+    if (points.length < 2 || !window.uPlot) return;
+    field("chart-caption").textContent = "Training loss per step";
+    const data = [points.map((p) => p[0]), points.map((p) => p[1])];
+    // The canvas says nothing to a screen reader: the label carries the same figures.
+    const losses = data[1].filter(Number.isFinite);
+    box.setAttribute("aria-label", "Training loss per step: steps " + data[0][0] + " to " + data[0][data[0].length - 1] +
+      ", loss between " + Math.min(...losses).toFixed(4) + " and " + Math.max(...losses).toFixed(4) +
+      ", latest " + losses[losses.length - 1].toFixed(4));
+    if (chart) { chart.setData(data); return; }
+    const style = getComputedStyle(document.documentElement);
+    const color = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+    const axis = { stroke: color("--muted", "#666"), grid: { stroke: color("--line", "#ddd"), width: 1 },
+                   ticks: { stroke: color("--line", "#ddd"), width: 1 } };
+    chart = new uPlot({
+      width: Math.max(box.clientWidth, 200), height: 200,
+      scales: { x: { time: false } },
+      legend: { show: true },
+      axes: [{ ...axis, label: "Step" }, { ...axis, label: "Loss", size: 60 }],
+      series: [{ label: "Step" },
+               { label: "Loss", stroke: color("--accent", "#4a6cf7"), width: 2,
+                 value: (u, v) => v == null ? "—" : v.toFixed(4) }],
+    }, data, box);
+    box.uplot = chart;  // for the browser tests: the tick values it drew
+    new ResizeObserver(() => chart.setSize({ width: Math.max(box.clientWidth, 200), height: 200 })).observe(box);
   }
 
-  function showSamples(names) {
+  function showSamples(names, labels) {
     if (shownSamples === names.length) return;
     shownSamples = names.length;
     const box = field("samples");
@@ -36,24 +50,51 @@
     // A clip shows as its animated webp preview linking to the mp4 (as the page renders it).
     const tiles = names.filter((n) => !(n.endsWith(".mp4") && all.has(n.slice(0, -4) + ".webp")));
     box.replaceChildren(...tiles.slice(-8).map((name) => {
-      if (name.endsWith(".mp4")) {
-        const clip = document.createElement("video");
-        Object.assign(clip, { src: url(name), controls: true, muted: true, loop: true, playsInline: true, preload: "metadata", width: 192, height: 192 });
-        clip.setAttribute("aria-label", "Sample " + name);
-        return clip;
-      }
-      const img = document.createElement("img");
-      img.src = url(name);
-      img.alt = "Sample " + name;
-      img.width = 192; img.height = 192;
-      const mp4 = name.slice(0, -5) + ".mp4";
-      if (!name.endsWith(".webp") || !all.has(mp4)) return img;
-      const link = document.createElement("a");
-      link.href = url(mp4); link.title = "Open the MP4";
-      img.alt += " (animated preview; opens the MP4)";
-      link.append(img);
-      return link;
+      const text = labels[name] || "Sample " + name;
+      const figure = document.createElement("figure");
+      figure.className = "sample";
+      const caption = document.createElement("figcaption");
+      caption.textContent = text;
+      figure.append(tile(name, text, url, all), caption);
+      return figure;
     }));
+  }
+
+  function tile(name, text, url, all) {
+    if (name.endsWith(".mp4")) {
+      const clip = document.createElement("video");
+      Object.assign(clip, { src: url(name), controls: true, muted: true, loop: true, playsInline: true, preload: "metadata", width: 192, height: 192 });
+      clip.setAttribute("aria-label", text);
+      return clip;
+    }
+    const img = document.createElement("img");
+    img.src = url(name);
+    img.alt = text;
+    img.width = 192; img.height = 192;
+    const mp4 = name.slice(0, -5) + ".mp4";
+    if (!name.endsWith(".webp") || !all.has(mp4)) return img;
+    const link = document.createElement("a");
+    link.href = url(mp4); link.title = "Open the MP4";
+    img.alt += " (animated preview; opens the MP4)";
+    link.append(img);
+    return link;
+  }
+
+  // The checkpoint links, as the server lists them now (they rotate, and a cancelled run
+  // saves one where it stopped).
+  function showCheckpoints(steps, downloads) {
+    const box = field("checkpoints");
+    const shown = Array.from(box.querySelectorAll("a"), (a) => a.dataset.step);
+    if (shown.join() !== steps.join()) {
+      box.replaceChildren(...steps.map((step) => {
+        const link = document.createElement("a");
+        link.href = root.dataset.checkpointUrl.replace("STEP", String(step));
+        link.dataset.step = String(step);
+        link.textContent = "Checkpoint at step " + step;
+        return link;
+      }));
+    }
+    field("no-files").hidden = steps.length > 0 || downloads.length > 0;
   }
 
   async function poll() {
@@ -69,13 +110,16 @@
     field("queue").textContent = run.queue_position ? "· position " + run.queue_position + " in the queue" : "";
     field("step").textContent = run.step;
     field("loss").textContent = run.loss == null ? "—" : run.loss.toFixed(4);
-    field("eta").textContent = run.eta_seconds == null ? "—" : Math.round(run.eta_seconds) + " s";
+    field("eta").textContent = run.eta_seconds == null ? "—" : "about " + attuneDuration(run.eta_seconds);
     field("gpu").textContent = run.used_gpu_seconds;
     field("log").textContent = run.log.join("\n");
     root.querySelector("progress").value = run.step;
     drawChart(run.loss_curve);
-    if (run.samples.length) showSamples(run.samples);
+    if (run.samples.length) showSamples(run.samples, run.sample_labels || {});
+    showCheckpoints(run.checkpoints, run.downloads);
     if (finished.includes(run.status)) {
+      const cancel = field("cancel");
+      if (cancel) cancel.hidden = true;  // nothing left to cancel
       if (!finishedOnArrival && (run.downloads.length || run.error)) window.location.reload();
       return;
     }

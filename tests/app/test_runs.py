@@ -60,11 +60,11 @@ def test_starting_a_run_queues_it_with_its_reservation(
 
     with app.app_context():
         run = db.session.get(TrainingRun, body["id"])
-        assert run.reservation_open and run.reserved_gpu_seconds == 20 + 5
+        assert run.reservation_open and run.reserved_gpu_seconds == 11  # 10 s + 10 x 0.08 s, up
         assert run.config["trigger_word"] == "sks" and run.config["rank"] == 4
         assert run.config["sample_prompts"] == ["a photo of sks"]
         period = db.session.scalar(select(QuotaPeriod))
-        assert (period.reserved_seconds, period.active_runs) == (25, 1)
+        assert (period.reserved_seconds, period.active_runs) == (11, 1)
 
 
 def test_starting_a_run_reads_the_standing_once(
@@ -153,10 +153,46 @@ def test_cancelling_a_queued_run_releases_its_reservation(
 def test_estimate_shows_what_the_run_leaves(planned: tuple[FlaskClient, int]) -> None:
     client, _ = planned
     body = client.get("/api/runs/estimate?family=tiny-sd&steps=100").get_json()
-    assert body["gpu_seconds"] == 70
+    assert body["gpu_seconds"] == 18  # the bench figures: 10 s + 100 x 0.08 s
+    assert body["measured_runs"] == 0
     assert body["allowance_seconds"] == 20 * 3600
-    assert body["left_after_seconds"] == 20 * 3600 - 70
+    assert body["left_after_seconds"] == 20 * 3600 - 18
     assert client.get("/api/runs/estimate?family=nope&steps=1").status_code == 400
+
+
+def _measured_run(app: Flask, speed: tuple[float, float], **fields: object) -> None:
+    """A finished tiny-sd run that took (start-up seconds, seconds per step)."""
+    from app.accounts.models import User
+    from app.db_types import utcnow
+    from app.trainings.models import TrainingRun
+
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "ada@example.com"))
+        values = {"family": "tiny-sd", "queue": "gpu-cpu", "status": "succeeded", **fields}
+        db.session.add(
+            TrainingRun(user_id=user_id, name="earlier", config={}, total_steps=100,
+                        startup_seconds=speed[0], seconds_per_step=speed[1],
+                        finished_at=utcnow(), **values)
+        )  # fmt: skip
+        db.session.commit()
+
+
+def test_the_estimate_is_the_median_of_recent_runs_of_the_family_on_its_gpu_class(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    client, dataset_id = planned
+    for speed in ((8.0, 0.05), (12.0, 0.06), (30.0, 0.5)):  # one on a busy machine
+        _measured_run(app, speed)
+    _measured_run(app, (1.0, 0.001), queue="gpu-80gb")  # another GPU class
+    _measured_run(app, (1.0, 0.001), status="cancelled")  # stopped before its export
+    _measured_run(app, (1.0, 0.001), family="sd15", queue="gpu-24gb")
+    body = client.get("/api/runs/estimate?family=tiny-sd&steps=3000").get_json()
+    assert (body["gpu_seconds"], body["measured_runs"]) == (192, 3)  # 12 s + 3000 x 0.06 s
+    run_id = start(client, dataset_id, steps=3000).get_json()["id"]
+    from app.trainings.models import TrainingRun
+
+    with app.app_context():
+        assert db.session.get(TrainingRun, run_id).reserved_gpu_seconds == 192
 
 
 def test_another_persons_run_is_404_everywhere(
@@ -219,8 +255,8 @@ def _race(app: Flask, plan: str, steps: int, starters: int) -> list[int]:
 
 
 def test_racing_starts_cannot_overspend_the_quota(small_quota_app: Flask) -> None:
-    # 1 GPU-hour = 3600 s; each run reserves 20 + 2000 * 0.5 = 1020 s, so three fit.
-    codes = _race(small_quota_app, "hobby", 2000, 6)
+    # 1 GPU-hour = 3600 s; each run reserves 10 + 12000 * 0.08 = 970 s, so three fit.
+    codes = _race(small_quota_app, "hobby", 12000, 6)
     assert codes == [201, 201, 201, 409, 409, 409]
 
 

@@ -90,6 +90,14 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     assert [(key, charged) for key, _, charged in segments] == [(f"run:{run_id}:attempt:1", True)]
     assert segments[0][1] > 0
     assert reservation(live_service) == (0, 0)
+    # What it took is kept, and the next estimate of the family is calibrated from it.
+    from app.trainings.models import TrainingRun
+
+    with live_service.app.app_context():
+        measured = db.session.get(TrainingRun, run_id)
+        took = (measured.startup_seconds, measured.seconds_per_step)
+    assert took[1] > 0 and took[0] + 6 * took[1] == pytest.approx(segments[0][1], abs=0.05)
+    assert ada.get("/api/runs/estimate?family=tiny-sd&steps=6").json()["measured_runs"] >= 1
     ready = wait_for(
         live_service,
         lambda: [m for m in mailbox.messages if "is ready" in m["Subject"]],

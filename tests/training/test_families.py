@@ -65,6 +65,7 @@ def test_training_steps_report_finite_loss(trained: TrainedRun) -> None:
     assert [e.step for e in steps] == [1, 2, 3]
     assert all(e.loss is not None and math.isfinite(e.loss) for e in steps)
     assert trained.result.steps_done == 3 and not trained.result.stopped
+    assert (trained.result.seconds_per_step or 0) > 0  # what the service calibrates with
     assert trained.result.final_loss is not None and math.isfinite(trained.result.final_loss)
     assert trained.events[-1].kind == "done"
 

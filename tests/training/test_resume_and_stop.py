@@ -38,7 +38,7 @@ def test_stop_request_ends_within_one_step_and_saves_a_checkpoint(
     tiny_config: Callable[..., TrainingConfig],
 ) -> None:
     data = image_dataset([(64, 64), (64, 64)])
-    config = tiny_config(steps=50)
+    config = tiny_config(steps=50, checkpoint_every=2)  # step 2 saves one on its own
     polls: list[int] = []
 
     def stop_on_third_poll() -> bool:
@@ -50,6 +50,7 @@ def test_stop_request_ends_within_one_step_and_saves_a_checkpoint(
     assert result.stopped and result.steps_done == 2
     assert [e.step for e in events if e.kind == "step"] == [1, 2]
     assert Path(result.checkpoints[-1]).name == "step-000002"
+    assert [e.step for e in events if e.kind == "checkpoint"] == [2]  # saved once, not again
     assert result.lora_path is None
     assert any(e.kind == "log" and "stopped" in (e.message or "") for e in events)
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from catalogue.prompts import fill_trigger
+
+__all__ = ["MAX_CAPTION_CHARS", "caption_for", "fill_trigger"]
+
 MAX_CAPTION_CHARS = 2000
-_TRIGGER_MARKERS = ("{trigger}", "[trigger]")
 
 
 def caption_for(media: Path, template: str, trigger: str) -> str:
@@ -16,10 +19,3 @@ def caption_for(media: Path, template: str, trigger: str) -> str:
     else:
         text = template
     return fill_trigger(" ".join(text.split()), trigger)[:MAX_CAPTION_CHARS]
-
-
-def fill_trigger(prompt: str, trigger: str) -> str:
-    """Replace trigger markers in a sample prompt."""
-    for marker in _TRIGGER_MARKERS:
-        prompt = prompt.replace(marker, trigger)
-    return prompt
