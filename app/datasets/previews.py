@@ -12,7 +12,7 @@ from typing import Any
 
 from app.datasets.models import Dataset
 from app.datasets.services import DatasetError, ready_item_ids
-from app.extensions import get_redis
+from app.extensions import get_redis, get_settings
 from app.queues import CPU_QUEUE, enqueue_task
 from app.trainings.families import FAMILIES, FamilyFacts
 
@@ -50,8 +50,11 @@ def preview_job_prefix(dataset_id: int) -> str:
 def check_choice(family: object, resolution: object) -> tuple[FamilyFacts, int]:
     """A known base model and a resolution within its limits, or DatasetError."""
     info = FAMILIES.get(family) if isinstance(family, str) else None
+    enabled = [name for name in get_settings().enabled_families if name in FAMILIES]
     if info is None:
-        raise DatasetError(f"Choose a base model: {', '.join(FAMILIES)}.")
+        raise DatasetError(f"Choose a base model: {', '.join(enabled)}.")
+    if info.name not in enabled:
+        raise DatasetError(f"{info.label} is not enabled on this server.")
     if isinstance(resolution, str) and resolution.strip().isdigit():
         resolution = int(resolution)
     if resolution in (None, "", 0):

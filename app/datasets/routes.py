@@ -13,7 +13,7 @@ from app.datasets.forms import DatasetForm, DatasetSettingsForm, ReplaceForm
 from app.datasets.limits import ACCEPTED_FILES, SINGLE_PUT_LIMIT, megabytes
 from app.datasets.models import Dataset
 from app.extensions import get_settings, get_storage
-from app.trainings.families import FAMILIES
+from app.trainings.families import FAMILIES, resolution_hint
 
 bp = Blueprint("datasets", __name__)
 
@@ -55,8 +55,10 @@ def _render_show(
         counts=services.item_counts(dataset),
         settings_form=settings_form,
         replace_form=replace_form,
-        families=FAMILIES.values(),
-        enabled_families=get_settings().enabled_families,
+        # Only what this server trains: a preview for another base model would promise a run
+        # nobody here can start.
+        families=[FAMILIES[name] for name in get_settings().enabled_families if name in FAMILIES],
+        resolution_hint=resolution_hint,
         auto_caption=captions.auto_caption_available(),
         accept=",".join(sorted(ACCEPTED_FILES)) + ",.txt",
         single_put_limit=SINGLE_PUT_LIMIT,

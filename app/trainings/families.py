@@ -14,16 +14,18 @@ from statistics import median
 
 from sqlalchemy import select
 
-from app.extensions import db
+from app.extensions import db, get_settings
 from app.queues import queue_for_family
 from app.trainings.models import TrainingRun
-from catalogue.families import FAMILIES, FamilyFacts
+from catalogue.families import FAMILIES, TINY_SOURCE_PREFIX, FamilyFacts
 
 __all__ = [
     "FAMILIES",
     "FamilyFacts",
     "StepSpeed",
+    "base_model_source",
     "estimate_gpu_seconds",
+    "resolution_hint",
     "step_speed",
 ]
 
@@ -75,3 +77,20 @@ def estimate_gpu_seconds(family: str, steps: int) -> int:
     """GPU time a run is expected to take: start-up plus steps at the measured speed."""
     return step_speed(family).gpu_seconds(steps)
 
+
+def resolution_hint(facts: FamilyFacts) -> str:
+    """The resolutions a family trains at, as the forms explain them."""
+    return (
+        f"{facts.min_resolution} to {facts.max_resolution} px, a multiple of "
+        f"{facts.resolution_multiple}; {facts.default_resolution} by default."
+    )
+
+
+def base_model_source(family: str) -> str:
+    """The base model this server trains `family` on, as a person would load it: the hub id
+    or folder ATTUNE_MODEL_<FAMILY> names, or the folder of the tiny model the worker built."""
+    settings = get_settings()
+    source = settings.model_sources[family]
+    if source.startswith(TINY_SOURCE_PREFIX):
+        return str(settings.models_dir / source.removeprefix(TINY_SOURCE_PREFIX))
+    return source

@@ -8,6 +8,12 @@ from catalogue import presets as catalogue_presets
 from catalogue.families import FAMILIES
 
 PRESETS = {name: preset.description for name, preset in catalogue_presets.PRESETS.items()}
+# Why a preset is not offered for a family, for the presets that are not for every family.
+PRESET_LIMITS = {
+    name: "for video base models only"
+    for name, preset in catalogue_presets.PRESETS.items()
+    if preset.video_only
+}
 
 
 def presets_for(family: str) -> list[str]:

@@ -11,9 +11,9 @@ from werkzeug.wrappers import Response
 from app.billing.services import Standing, standing
 from app.datasets.services import get_dataset, list_datasets
 from app.trainings import generations, services
-from app.trainings.families import FAMILIES
+from app.trainings.families import FAMILIES, base_model_source, resolution_hint
 from app.trainings.forms import NewRunForm
-from app.trainings.presets import PRESETS, preset_defaults
+from app.trainings.presets import PRESET_LIMITS, PRESETS, preset_defaults
 
 bp = Blueprint("trainings", __name__)
 
@@ -58,7 +58,17 @@ def new() -> Response | tuple[str, int]:
             return redirect(url_for("trainings.show", run_id=run.id))
     status = 400 if form.errors or form.form_errors else 200
     presets = _preset_table(account)
-    return render_template("trainings/new.html", form=form, presets=presets), status
+    hints = {name: resolution_hint(FAMILIES[name]) for name in presets}
+    form.resolution.description = hints.get(form.family.data or "", "") or next(
+        iter(hints.values()), ""
+    )
+    return render_template(
+        "trainings/new.html",
+        form=form,
+        presets=presets,
+        resolution_hints=hints,
+        preset_limits=PRESET_LIMITS,
+    ), status
 
 
 def _prefill(form: NewRunForm) -> None:
@@ -135,6 +145,8 @@ def show(run_id: int) -> str:
         "trainings/show.html",
         run=run,
         progress=services.live_progress(run),
+        family=FAMILIES[run.family],
+        base_model=base_model_source(run.family),
         download_label=services.download_label,
         generations=[generations.generation_json(g) for g in generations.list_generations(run)],
     )

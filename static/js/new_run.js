@@ -4,6 +4,7 @@
   const form = document.getElementById("new-run");
   if (!form) return;
   const presets = JSON.parse(form.dataset.presets);
+  const hints = JSON.parse(form.dataset.resolutionHints), limits = JSON.parse(form.dataset.presetLimits);
   const family = form.querySelector("#family"), preset = form.querySelector("#preset");
   const out = document.getElementById("estimate");
 
@@ -15,7 +16,16 @@
       const input = form.querySelector("#" + name);
       if (input) input.placeholder = String(value);
     }
-    for (const option of preset.options) option.disabled = !(option.value in (presets[family.value] || {}));
+    // A preset the base model has no use for stays listed, greyed out, and says why.
+    for (const option of preset.options) {
+      option.dataset.label = option.dataset.label || option.textContent;
+      option.disabled = !(option.value in (presets[family.value] || {}));
+      const why = limits[option.value] || "not for this base model";
+      option.textContent = option.dataset.label + (option.disabled ? " (" + why + ")" : "");
+    }
+    if (preset.selectedOptions[0] && preset.selectedOptions[0].disabled) preset.value = Object.keys(presets[family.value] || {})[0];
+    const hint = form.querySelector("#resolution").closest(".field").querySelector(".hint");
+    if (hint && hints[family.value]) hint.textContent = hints[family.value];
     estimate();
   }
 

@@ -227,7 +227,12 @@
     const form = section.querySelector("form");
     const family = form.querySelector("select"), resolution = form.querySelector("input");
     const state = section.querySelector(".preview-state"), result = section.querySelector(".preview-result");
-    const syncResolution = () => { resolution.value = family.selectedOptions[0].dataset.resolution; };
+    const hint = section.querySelector("#preview-resolution-hint");
+    const syncResolution = () => {  // the chosen base model's range, said and enforced
+      const limits = family.selectedOptions[0].dataset;
+      Object.assign(resolution, { value: limits.resolution, min: limits.min, max: limits.max, step: limits.step });
+      hint.textContent = limits.hint;
+    };
     family.addEventListener("change", syncResolution);
     syncResolution();
     form.addEventListener("submit", async (event) => {

@@ -167,6 +167,13 @@ def test_bucket_preview_is_planned_by_a_job_and_polled(
     assert early.status_code == 422 and "No items are ready" in early.get_json()["error"]
     bad = signed_in.post(url, json={"family": "tiny-sd", "resolution": 70}, headers=headers)
     assert "multiple of 16" in bad.get_json()["error"]
+    # Only what this server trains (tiny-sd here) is offered, with its range spelled out.
+    page = signed_in.get(f"/datasets/{dataset_id}").get_data(as_text=True)
+    assert page.count('<option value="') == 1 and 'value="tiny-sd"' in page
+    assert "32 to 512 px, a multiple of 16; 64 by default." in page
+    off = signed_in.post(url, json={"family": "sdxl", "resolution": 1024}, headers=headers)
+    assert off.status_code == 422
+    assert off.get_json()["error"] == "Stable Diffusion XL is not enabled on this server."
 
     _ready_item(app, signed_in, dataset_id, "photo.jpg", width=640, height=480)
     _ready_item(app, signed_in, dataset_id, "tiny.png", width=20, height=20)

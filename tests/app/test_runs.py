@@ -113,6 +113,16 @@ def test_bad_parameters_get_400_with_per_field_errors(planned: tuple[FlaskClient
     assert "multiple of 16" in errors["resolution"]
 
 
+def test_the_form_explains_the_resolution_range_and_why_a_preset_is_off(
+    planned: tuple[FlaskClient, int],
+) -> None:
+    client, _ = planned
+    page = client.get("/runs/new").get_data(as_text=True)
+    assert "32 to 512 px, a multiple of 16; 64 by default." in page
+    assert '{"tiny-sd": "32 to 512 px, a multiple of 16; 64 by default."}' in page
+    assert '{"motion": "for video base models only"}' in page
+
+
 def test_the_form_shows_errors_next_to_fields(planned: tuple[FlaskClient, int]) -> None:
     client, dataset_id = planned
     token = csrf_token(client.get("/runs/new").get_data(as_text=True))
@@ -285,3 +295,20 @@ def test_video_samples_show_as_previews_that_open_the_mp4(app: Flask) -> None:
     assert 'title="Open the MP4"' in samples and "sample/sample-0001.mp4" in samples
     assert not re.search(r'<img src="[^"]*\.mp4"', page)
     assert re.search(r'<video src="[^"]*clip-0\.mp4"[^>]*controls', page)
+
+
+def test_how_to_use_names_the_base_model_to_load(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    from app.accounts.models import User
+    from app.extensions import get_settings
+    from tests.app.privacy.support import add_run
+
+    client, _ = planned
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "ada@example.com"))
+        run_id = add_run(user_id)
+        tiny = get_settings().models_dir / "tiny-sd"
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert f'<code id="base-model">{tiny}</code> (the tiny random model this server built)' in page
+    assert f'DiffusionPipeline.from_pretrained("{tiny}")' in page

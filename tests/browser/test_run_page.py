@@ -72,3 +72,34 @@ def test_a_cancelled_run_page_stays_live_and_explains_itself(
     kept = re.compile(r"checkpoint saved at step \d+ \(the newest 2 are kept: steps \d+, \d+\)")
     assert any(kept.fullmatch(line) for line in lines), lines
 
+
+def test_the_run_form_the_preview_and_how_to_use_explain_themselves(
+    page: Page, showcase: Showcase
+) -> None:
+    showcase.sign_in(page.context)
+    url = showcase.service.url
+    hint = "32 to 512 px, a multiple of 16; 64 by default."
+
+    # The run form: a preset the base model cannot use says why; the resolution its range.
+    page.goto(f"{url}/runs/new")
+    page.get_by_label("Base model").select_option("tiny-sd")
+    motion = page.locator("#preset option[value=motion]")
+    expect(motion).to_be_disabled()
+    expect(motion).to_have_text(re.compile(r"^Motion .*\(for video base models only\)$"))
+    page.get_by_text("Advanced settings").click()
+    expect(page.locator(".field", has=page.locator("#resolution")).locator(".hint")).to_have_text(
+        hint
+    )
+
+    # The bucket preview offers only what this server trains, with the same range.
+    page.goto(f"{url}/datasets/{showcase.dataset_id}")
+    expect(page.locator("#preview-family option")).to_have_text(["Tiny SD (CPU demo)"])
+    expect(page.locator("#preview-resolution-hint")).to_have_text(hint)
+    expect(page.locator("#preview-resolution")).to_have_attribute("max", "512")
+
+    # How to use names the base model the LoRA goes with.
+    showcase.wait_trained()
+    page.goto(f"{url}/runs/{showcase.run_id}")
+    page.get_by_text("How to use").click()
+    expect(page.locator("#base-model")).to_have_text(re.compile(r"tiny-sd$"))
+    expect(page.locator("#how-to-use")).to_contain_text("The LoRA was trained on Tiny SD")
