@@ -27,6 +27,11 @@ class Plan:
     priority: bool = False
     stripe_price_id: str = ""
     overage_price_id: str = ""
+    # What development billing shows as the price (Stripe mode reads the Stripe price instead),
+    # in the currency's smallest unit.
+    price_amount: int = 0
+    price_currency: str = "usd"
+    price_interval: str = "month"
 
     @property
     def gpu_seconds(self) -> int:
@@ -46,11 +51,14 @@ class Plan:
 
 
 DEFAULT_PLANS: tuple[Plan, ...] = (
-    Plan("hobby", "Hobby", 5, 20 * GB, 1, IMAGE_FAMILIES, overage=False),
-    Plan("pro", "Pro", 20, 100 * GB, 2, IMAGE_FAMILIES + VIDEO_FAMILIES, overage=True),
+    Plan("hobby", "Hobby", 5, 20 * GB, 1, IMAGE_FAMILIES, overage=False, price_amount=1200),
+    Plan(
+        "pro", "Pro", 20, 100 * GB, 2, IMAGE_FAMILIES + VIDEO_FAMILIES, overage=True,
+        price_amount=3900,
+    ),
     Plan(
         "studio", "Studio", 75, 500 * GB, 4, IMAGE_FAMILIES + VIDEO_FAMILIES,
-        overage=True, priority=True,
+        overage=True, priority=True, price_amount=12900,
     ),
 )  # fmt: skip
 

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from app.billing import actions, services, usage, webhooks
 from app.billing import stripe_gateway as gateway
 from app.billing.forms import ActionForm, PlanForm
+from app.billing.pricing import plan_price
 from app.db_types import utcnow
 from app.extensions import csrf
 from app.privacy.retention import retention_schedule
@@ -52,10 +53,12 @@ def _pricing_page(error: str | None = None, status: int = 200) -> Page:
     if current_user.is_authenticated:
         subscription = services.current_subscription(current_user)
         current = subscription if services.has_access(subscription) else None
+    plans = services.plans()
     return _render(
         "billing/pricing.html",
         status,
-        plans=services.plans(),
+        plans=plans,
+        prices={plan.name: plan_price(plan) for plan in plans},
         current=current,
         attempt=secrets.token_urlsafe(16),
         error=error,

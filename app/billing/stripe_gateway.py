@@ -126,6 +126,15 @@ def create_portal_session(customer_id: str, return_url: str) -> str:
     return str(session.url)
 
 
+def retrieve_price(price_id: str) -> dict[str, Any]:
+    """A price as Stripe has it: unit_amount, currency, recurring.interval."""
+    options: Any = {"max_network_retries": 0}  # the public pricing page waits on this
+    price = _request(
+        "price retrieve", lambda: get_client().v1.prices.retrieve(price_id, None, options)
+    )
+    return price.to_dict()
+
+
 def retrieve_subscription(subscription_id: str) -> dict[str, Any]:
     """The subscription as Stripe has it now."""
     service = get_client().v1.subscriptions

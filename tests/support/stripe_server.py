@@ -110,6 +110,7 @@ class StripeServer:
             self.subscriptions: dict[str, dict[str, Any]] = {}
             self.invoices: dict[str, dict[str, Any]] = {}
             self.meter_events: dict[str, dict[str, Any]] = {}
+            self.prices: dict[str, dict[str, Any]] = {}
             self.idempotent: dict[tuple[str, str], tuple[int, str]] = {}
             self.requests: list[Recorded] = []
             self.faults: list[Fault] = []
@@ -126,6 +127,17 @@ class StripeServer:
         """
         with self.lock:
             self.faults.append(Fault(method.upper(), path, kind, delay))
+
+    def set_price(
+        self, price_id: str, unit_amount: int, currency: str = "usd", interval: str = "month"
+    ) -> None:
+        """A recurring price, as the dashboard would have created it."""
+        with self.lock:
+            self.prices[price_id] = {
+                "id": price_id, "object": "price", "active": True, "currency": currency,
+                "unit_amount": unit_amount, "type": "recurring",
+                "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed"},
+            }  # fmt: skip
 
     def slow(self, method: str, path: str, seconds: float) -> None:
         """Answer every `method` request to paths starting with `path` `seconds` late."""
@@ -331,6 +343,10 @@ class StripeServer:
                 return self._expire_session(session_id)
             case ("POST", ["v1", "billing_portal", "sessions"]):
                 return self._create_portal(params)
+            case ("GET", ["v1", "prices", price_id]):
+                if price_id not in self.prices:
+                    raise StripeError(404, f"No such price: '{price_id}'", "resource_missing")
+                return self.prices[price_id]
             case ("GET", ["v1", "subscriptions", sub_id]):
                 return self._subscription(sub_id)
             case ("POST", ["v1", "subscriptions", sub_id]):

@@ -121,6 +121,13 @@ def test_forms_refuse_bad_input_with_a_message(app: Flask, signed_in: FlaskClien
         assert current_subscription(person(EMAIL)) is None
 
 
+def plan_card(html: str, plan: str) -> str:
+    """One plan's card on the pricing page."""
+    found = re.search(rf'<section class="card plan" id="plan-{plan}".*?</section>', html, re.S)
+    assert found, f"no card for {plan}"
+    return re.sub(r"\s+", " ", found.group(0))
+
+
 def test_pricing_is_public_and_the_page_shows_usage_per_day_and_per_run(
     app: Flask, signed_in: FlaskClient
 ) -> None:
@@ -130,6 +137,10 @@ def test_pricing_is_public_and_the_page_shows_usage_per_day_and_per_run(
     for words in ("5 GPU-hours", "20 GPU-hours", "75 GPU-hours", "100 GB storage",
                   "images + video", "Sign up to subscribe"):  # fmt: skip
         assert words in text
+    # Each plan's price from the plan configuration, beside its GPU-hours.
+    for name, price, hours in (("hobby", "$12", 5), ("pro", "$39", 20), ("studio", "$129", 75)):
+        card = plan_card(text, name)
+        assert f"<strong>{price}</strong> per month" in card and f"{hours} GPU-hours" in card
 
     _choose(signed_in, "pro")
     with app.app_context():

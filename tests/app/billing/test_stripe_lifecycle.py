@@ -177,3 +177,31 @@ def test_account_deletion_can_end_the_subscription_at_once(
     # Stripe's own deletion event arrives later and agrees.
     snapshot = stripe_server.subscriptions[sub_id]
     deliver_all(stripe_client, [stripe_server.event("customer.subscription.deleted", snapshot)])
+
+
+def test_the_pricing_page_shows_each_plans_stripe_price_beside_its_gpu_hours(
+    stripe_app: Flask, stripe_server: StripeServer
+) -> None:
+    from tests.app.billing.test_dev_billing import plan_card
+
+    stripe_server.set_price("price_hobby", 1500)
+    stripe_server.set_price("price_pro", 4950, currency="eur")
+    stripe_server.set_price("price_studio", 199000, interval="year")
+    client = stripe_app.test_client()
+    html = client.get("/pricing").get_data(as_text=True)
+    for plan, price, hours in (("hobby", "<strong>$15</strong> per month", 5),
+                               ("pro", "<strong>€49.50</strong> per month", 20),
+                               ("studio", "<strong>$1,990</strong> per year", 75)):  # fmt: skip
+        card = plan_card(html, plan)
+        assert price in card and f"{hours} GPU-hours" in card, card
+        assert "development billing" not in card
+    asked = len(stripe_server.calls("GET", "/v1/prices"))
+    assert asked == 3
+    client.get("/pricing")  # the prices are kept a while: the page does not wait on Stripe
+    assert len(stripe_server.calls("GET", "/v1/prices")) == asked
+
+    stripe_server.prices.clear()
+    with stripe_app.app_context():
+        stripe_app.extensions["attune.prices"].clear()
+    html = client.get("/pricing").get_data(as_text=True)
+    assert "Price shown at checkout" in plan_card(html, "hobby")  # not a 500, not a made-up price
