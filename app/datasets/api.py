@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.datasets import captions, previews, services, uploads
-from app.datasets.models import DatasetItem
+from app.datasets.models import ITEM_STATUSES, DatasetItem
 from app.extensions import get_settings, limiter
 from storage import PartRef
 
@@ -111,10 +111,14 @@ def abort_upload(dataset_id: int, item_id: int) -> Reply:
 
 @bp.route("/items")
 @login_required
-def items(dataset_id: int) -> Response:
-    """Every item with its status, for live updates and scripts."""
+def items(dataset_id: int) -> Reply:
+    """Every item with its status (or those in one status, ?status=), for live updates."""
     dataset = services.get_dataset(current_user, dataset_id)
-    return jsonify(items=[item_json(item) for item in dataset.items])
+    status = request.args.get("status")
+    if status is not None and status not in ITEM_STATUSES:
+        return jsonify(error=f"status is one of {', '.join(ITEM_STATUSES)}."), 422
+    chosen = [item for item in dataset.items if status is None or item.status == status]
+    return jsonify(items=[item_json(item) for item in chosen]), 200
 
 
 @bp.route("/items/<int:item_id>", methods=["PATCH"])

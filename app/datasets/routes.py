@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -53,6 +53,7 @@ def _render_show(
         "datasets/show.html",
         dataset=dataset,
         counts=services.item_counts(dataset),
+        page=services.items_page(dataset, _page_number()),
         settings_form=settings_form,
         replace_form=replace_form,
         # Only what this server trains: a preview for another base model would promise a run
@@ -75,8 +76,24 @@ def items_grid(dataset_id: int) -> str:
         "datasets/_items.html",
         dataset=dataset,
         counts=services.item_counts(dataset),
+        page=services.items_page(dataset, _page_number()),
         megabytes=megabytes,
     )
+
+
+def _page_number() -> int:
+    """The grid page asked for (?page=N), 1 when absent or not a number."""
+    return request.args.get("page", 1, type=int) or 1
+
+
+@bp.route("/datasets/<int:dataset_id>/items/remove-rejected", methods=["POST"])
+@login_required
+def remove_rejected(dataset_id: int) -> Response:
+    """Delete every item ingest refused, to leave only what can train."""
+    dataset = services.get_dataset(current_user, dataset_id)
+    removed = services.delete_rejected_items(dataset)
+    flash(f"Removed {removed} rejected item{'s' if removed != 1 else ''}.", "info")
+    return redirect(url_for("datasets.show", dataset_id=dataset.id) + "#items")
 
 
 @bp.route("/datasets/<int:dataset_id>/settings", methods=["POST"])

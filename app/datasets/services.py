@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +20,9 @@ TRIGGER_PATTERN = r"^[\w-]+$"
 MAX_NAME_CHARS = 120
 MAX_TRIGGER_CHARS = 64
 MAX_TEMPLATE_CHARS = 500
+# Items on one page of the dataset page's grid: a phone scrolls through them, a large dataset
+# does not make a page of thousands of thumbnails and caption boxes.
+ITEMS_PER_PAGE = 60
 
 
 class DatasetError(Exception):
@@ -177,6 +181,42 @@ def list_items(
     if last_id is not None:
         query = query.where(DatasetItem.id > last_id)
     return list(db.session.scalars(query.order_by(DatasetItem.id).limit(limit)))
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """One page of a dataset's items as the grid shows them, sorted by name."""
+
+    items: list[DatasetItem]
+    number: int  # from 1
+    pages: int
+
+
+def items_page(dataset: Dataset, number: int) -> ItemPage:
+    """Page `number` of the dataset's items by name (a page past the end shows the last)."""
+    where = DatasetItem.dataset_id == dataset.id
+    total = db.session.scalar(select(func.count(DatasetItem.id)).where(where)) or 0
+    pages = max(1, math.ceil(total / ITEMS_PER_PAGE))
+    number = min(max(1, number), pages)
+    query = (
+        select(DatasetItem)
+        .where(where)
+        .order_by(func.lower(DatasetItem.filename), DatasetItem.id)
+        .offset((number - 1) * ITEMS_PER_PAGE)
+        .limit(ITEMS_PER_PAGE)
+    )
+    return ItemPage(list(db.session.scalars(query)), number, pages)
+
+
+def delete_rejected_items(dataset: Dataset) -> int:
+    """Remove every item ingest refused (rows, and any object left); return how many."""
+    query = select(DatasetItem).where(
+        DatasetItem.dataset_id == dataset.id, DatasetItem.status == "rejected"
+    )
+    rejected = list(db.session.scalars(query))
+    for item in rejected:
+        delete_item(item)
+    return len(rejected)
 
 
 def ready_item_ids(dataset: Dataset) -> list[int]:

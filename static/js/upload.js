@@ -35,15 +35,18 @@
   const grid = {
     section: document.getElementById("items"),
     timer: null,
+    onRefresh: async () => {},
     async refresh() {
       const root = document.getElementById("uploader");
       if (!root || !this.section) return;
-      if (this.section.contains(document.activeElement) && document.activeElement.tagName === "TEXTAREA") return;
-      const response = await fetch(root.dataset.gridUrl, { credentials: "same-origin" });
-      if (!response.ok) return;
-      const html = await response.text();
+      const editing = this.section.contains(document.activeElement) && document.activeElement.tagName === "TEXTAREA";
       const current = document.getElementById("items-grid");
-      if (current && current.outerHTML !== html.trim()) current.outerHTML = html;
+      if (current && !editing) {
+        const response = await fetch(root.dataset.gridUrl + "?page=" + current.dataset.page, { credentials: "same-origin" });
+        const html = response.ok ? (await response.text()).trim() : current.outerHTML;
+        if (current.outerHTML !== html) current.outerHTML = html;
+      }
+      await this.onRefresh(); // after the grid: its last refresh sees the last outcome too
     },
     pending() {
       const current = document.getElementById("items-grid");
@@ -65,7 +68,21 @@
     const singlePutLimit = Number(root.dataset.singlePutLimit);
     const captions = new Map(); // captionKey -> {path, text: Promise<string>}
     const note = root.querySelector(".caption-note");
+    const refusals = root.querySelector(".upload-refusals");
     let uploading = 0;
+
+    // Files refused before any byte was sent (type, size, storage left) leave the uploader and
+    // are named here until dismissed: sending them again would only be refused again.
+    function refuse(message) {
+      const line = document.createElement("li");
+      line.textContent = message;
+      refusals.querySelector("ul").appendChild(line);
+      refusals.hidden = false;
+    }
+    refusals.querySelector("button").addEventListener("click", () => {
+      refusals.querySelector("ul").replaceChildren();
+      refusals.hidden = true;
+    });
 
     const uppy = new Uppy.Uppy({
       id: "attune-uploads:" + base, // one recovery store per dataset
@@ -80,6 +97,9 @@
       },
     });
     window.attuneUppy = uppy;
+    uppy.on("restriction-failed", (file, error) => {
+      if (file && error.isUserFacing !== false) refuse(pathOf(file) + ": " + error.message);
+    });
     uppy.use(Uppy.Dashboard, {
       inline: true,
       target: "#uppy-dashboard",
@@ -104,6 +124,13 @@
     uppy.use(Uppy.GoldenRetriever);
     // Uploads start by themselves here, so a restored upload goes on by itself too, as soon as
     // every file is back (at once, or when its ghost is selected again).
+    // Files that had finished (uploaded, or refused after) are in the grid: only unfinished
+    // ones come back to the uploader.
+    uppy.on("restored", () => {
+      const finished = uppy.getFiles().filter((file) => file.progress.uploadComplete);
+      if (finished.length) uppy.removeFiles(finished.map((file) => file.id));
+      if (!uppy.getFiles().length) uppy.setState({ recoveredState: null });
+    });
     let resuming = false;
     uppy.on("state-update", (previous, next) => {
       const files = Object.values(next.files);
@@ -120,10 +147,38 @@
         try { return await call("GET", itemUrl(itemId) + "/target", undefined, signal); } catch (err) { if (err.status !== 404) throw err; }
       }
       const body = { filename: file.name, size: file.size, relative_path: pathOf(file), caption: await takeCaption(file) };
-      const target = await call("POST", base, body, signal);
+      let target;
+      try {
+        target = await call("POST", base, body, signal);
+      } catch (err) {
+        if (err.status === 422) {
+          refuse(err.message);
+          setTimeout(() => removeRefused(file.id));
+        }
+        throw err;
+      }
       uppy.setFileMeta(file.id, { itemId: target.item.id, attuneMethod: target.method });
       return target;
     }
+
+    function removeRefused(fileId) {
+      uppy.removeFile(fileId);
+      // The refusal is told above; the status bar goes on with the files that remain.
+      if (!uppy.getFiles().some((file) => file.error)) uppy.setState({ error: null });
+    }
+
+    // Ingest refuses some files after their bytes arrived (not a picture, too long a clip...):
+    // those get a red mark and the reason instead of the upload's green tick.
+    async function markRejected() {
+      const waiting = uppy.getFiles().filter((file) => file.meta.itemId !== undefined && file.progress.uploadComplete && !file.error);
+      if (!waiting.length) return;
+      const rejected = (await call("GET", root.dataset.itemsUrl + "?status=rejected")).items;
+      const reasons = new Map(rejected.map((item) => [item.id, item.reject_reason]));
+      for (const file of waiting) {
+        if (reasons.has(file.meta.itemId)) uppy.setFileState(file.id, { error: reasons.get(file.meta.itemId) || "Refused." });
+      }
+    }
+    grid.onRefresh = () => markRejected().catch(() => {});
 
     uppy.use(Uppy.AwsS3, {
       limit: 4,

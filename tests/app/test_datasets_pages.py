@@ -3,6 +3,7 @@ captions (inline, trigger word, find and replace, .txt pairing, auto-caption) an
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from flask import Flask
@@ -210,3 +211,37 @@ def test_bucket_preview_is_planned_by_a_job_and_polled(
 
     _ready_item(app, signed_in, dataset_id, "new.jpg")  # the plan no longer matches the dataset
     assert signed_in.get(queued.get_json()["poll"]).get_json()["status"] in ("stale", "pending")
+
+
+def test_the_grid_pages_by_name_and_rejected_items_go_in_one_click(
+    app: Flask, signed_in: FlaskClient
+) -> None:
+    dataset_id = create_dataset(signed_in)
+    names = [f"img{index:03d}.jpg" for index in range(61)]
+    with app.app_context():
+        for name in reversed(names):  # uploaded in the opposite order of their names
+            status = "rejected" if name in ("img005.jpg", "img060.jpg") else "ready"
+            db.session.add(
+                DatasetItem(
+                    dataset_id=dataset_id, filename=name, content_type="image/jpeg",
+                    storage_key="", status=status, reject_reason="Not a picture.",
+                )
+            )  # fmt: skip
+        db.session.commit()
+    first = signed_in.get(f"/datasets/{dataset_id}").get_data(as_text=True)
+    shown = re.findall(r'<span class="name">([^<]+)</span>', first)
+    assert shown == names[:60] and "Page 1 of 2" in first and "page=2" in first
+    second = signed_in.get(f"/datasets/{dataset_id}/items-grid?page=2").get_data(as_text=True)
+    assert re.findall(r'<span class="name">([^<]+)</span>', second) == ["img060.jpg"]
+    assert "Page 2 of 2" in signed_in.get(f"/datasets/{dataset_id}?page=99").get_data(as_text=True)
+
+    api = f"/api/datasets/{dataset_id}/items"
+    rejected = signed_in.get(f"{api}?status=rejected").get_json()["items"]
+    assert [item["filename"] for item in rejected] == ["img060.jpg", "img005.jpg"]
+    assert signed_in.get(f"{api}?status=lost").status_code == 422
+
+    assert "Remove 2 rejected" in first
+    done = _post_form(signed_in, f"/datasets/{dataset_id}/items/remove-rejected")
+    assert "Removed 2 rejected items." in done.get_data(as_text=True)
+    assert signed_in.get(f"{api}?status=rejected").get_json()["items"] == []
+    assert len(signed_in.get(api).get_json()["items"]) == 59

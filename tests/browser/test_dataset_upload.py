@@ -1,9 +1,11 @@
 """A person drops a folder of images (with one .txt caption) into the dataset page: progress
-bars move, every image becomes ready with a thumbnail, and the caption is paired."""
+bars move, every image becomes ready with a thumbnail, the caption is paired, and every file
+the service refuses says so and why. A large zip goes up in parts and survives a reload."""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tests.jobs.test_ingest_media import jpeg_bytes, zip_bytes
 PASSWORD = "correct horse battery staple"
 IMAGES = 6
 MB = 1024 * 1024
+LONG_CAPTION = "un chat sur la plage, " * 20 + "au coucher du soleil"
 
 
 def _folder(root: Path) -> Path:
@@ -25,7 +28,12 @@ def _folder(root: Path) -> Path:
     for index in range(IMAGES):
         # Large enough (about 300 KB each) for the throttled upload to take a few seconds.
         (folder / f"{index:02d}.jpg").write_bytes(jpeg_bytes((900, 700), quality=100))
-    (folder / "00.txt").write_text("un chat sur la plage", encoding="utf-8")
+    (folder / "00.txt").write_text(LONG_CAPTION, encoding="utf-8")
+    # Refused by ingest (not a picture), by type, and by size before a byte is sent.
+    (folder / "broken.jpg").write_bytes(b"this is not a jpeg" * 100)
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.4")
+    with open(folder / "huge.png", "wb") as huge:
+        huge.truncate(51 * MB)
     return folder
 
 
@@ -64,10 +72,28 @@ def test_drop_a_folder_and_watch_it_become_ready(
     assert len([p for p in seen if 0 < p < 100]) >= 3, f"progress did not move: {seen}"
     assert seen == sorted(seen)
     expect(page.locator(".uppy-StatusBar")).to_be_visible()
-    expect(page.locator(".uppy-Dashboard-Item")).to_have_count(IMAGES)  # the .txt is a caption
+    # The .txt is a caption; the PDF and the 51 MB picture never join the uploader, they are
+    # named with the reason until dismissed, and nothing offers to send them again.
+    expect(page.locator(".uppy-Dashboard-Item")).to_have_count(IMAGES + 1)
+    refusals = page.locator(".upload-refusals")
+    expect(refusals).to_contain_text("notes.pdf")
+    expect(refusals).to_contain_text("“huge.png” is larger than 50 MB.")
 
     ready = page.locator("#items-grid li[data-status=ready]")
     expect(ready).to_have_count(IMAGES, timeout=60_000)
+    # The file ingest refused: a red mark with the reason in the uploader, not a green tick.
+    broken = page.locator(".uppy-Dashboard-Item.is-error", has_text="broken.jpg")
+    expect(broken).to_have_count(1)
+    expect(broken.locator(".uppy-Dashboard-Item-errorDetails")).to_have_attribute(
+        "aria-label", re.compile("not .*(image|picture)|not a supported", re.IGNORECASE)
+    )
+    expect(page.locator(".uppy-Dashboard-Item.is-complete")).to_have_count(IMAGES)
+    expect(page.get_by_role("button", name=re.compile("retry", re.IGNORECASE))).to_have_count(0)
+    expect(page.locator(".uppy-DashboardContent-title")).not_to_contain_text("Uploading")
+    page.wait_for_timeout(3000)  # the refusals stay
+    expect(refusals).to_be_visible()
+    refusals.get_by_role("button", name="Dismiss").click()
+    expect(refusals).to_be_hidden()
     page.wait_for_function(
         "n => [...document.querySelectorAll('#items-grid li[data-status=ready] img')]"
         ".filter(img => img.complete && img.naturalWidth > 0).length === n",
@@ -75,10 +101,20 @@ def test_drop_a_folder_and_watch_it_become_ready(
         timeout=20_000,
     )
     first = page.locator("#items-grid li", has_text="holiday/00.jpg")
-    expect(first.locator("textarea.caption")).to_have_value("un chat sur la plage")
+    caption = first.locator("textarea.caption")
+    expect(caption).to_have_value(LONG_CAPTION)
+    # The whole caption shows: the box is as tall as its text.
+    assert caption.evaluate("box => box.scrollHeight <= box.clientHeight + 1")
     # The counts follow the grid without a reload.
-    expect(page.locator("#item-counts")).to_contain_text(f"{IMAGES} ready")
+    expect(page.locator("#item-counts")).to_contain_text(f"{IMAGES} ready · 1 rejected")
     expect(page.locator("#item-counts")).to_contain_text("0 in progress")
+    # The grid is sorted by name, whatever the order of upload.
+    names = page.locator("#items-grid li .name").all_inner_texts()
+    assert names == sorted(names, key=str.lower) and len(names) == IMAGES + 1, names
+    page.get_by_role("button", name="Remove 1 rejected").click()
+    expect(page.locator("#items-grid li[data-status=rejected]")).to_have_count(0)
+    expect(page.locator("#item-counts")).to_contain_text(f"{IMAGES} ready · 0 rejected")
+    expect(page.locator(".uppy-Dashboard-Item")).to_have_count(0)  # finished: not restored
 
 
 @pytest.mark.parametrize("live_service", ["sqlite"], indirect=True)
