@@ -163,7 +163,7 @@ def finish(run: TrainingRun, outcome: Outcome) -> None:
         outcome.platform_fault,
     )
     run.finished_at = utcnow()
-    db.session.commit()
+    # One transaction: nobody may see the run ended while its reservation is still held.
     release_reservation(run)
     emit_run_event_safely(run, "completed")
     notify_owner(run)
