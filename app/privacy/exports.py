@@ -17,6 +17,7 @@ from app.accounts.models import Identity, User
 from app.apikeys.models import ApiKey
 from app.billing.models import GpuUsage, Subscription
 from app.datasets.models import Dataset, DatasetItem
+from app.datasets.portable import dataset_zip_name, write_dataset_zip
 from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
@@ -185,18 +186,31 @@ def _json_value(value: Any) -> Any:
 
 
 def _write_zip(user: User, path: Path) -> None:
-    """attune-export.json plus every stored object of the person except earlier exports and
-    unchecked uploads."""
+    """attune-export.json, each dataset as a zip that uploads again (datasets/), and every
+    other stored object of the person (files/) except earlier exports and unchecked uploads."""
     storage, prefix = get_storage(), object_keys.user_prefix(user.id)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         text = json.dumps(account_data(user), indent=2, ensure_ascii=False, default=str)
         archive.writestr("attune-export.json", text, compress_type=zipfile.ZIP_DEFLATED)
+        datasets = select(Dataset).where(Dataset.user_id == user.id).order_by(Dataset.id)
+        for dataset in db.session.scalars(datasets):
+            name = f"datasets/{dataset_zip_name(dataset)}"
+            with archive.open(name, "w", force_zip64=True) as out:
+                write_dataset_zip(dataset, out)
+        in_datasets = set(
+            db.session.scalars(
+                select(DatasetItem.storage_key)
+                .join(Dataset)
+                .where(Dataset.user_id == user.id, DatasetItem.status == "ready")
+            )
+        )
         for info in storage.list(prefix):
             relative = info.key[len(prefix) :]
             # Earlier exports, and bytes a browser sent that ingest has not (or not yet) taken
-            # as an item's data: the export holds what the service keeps, the checked copies.
+            # as an item's data: the export holds what the service keeps, the checked copies
+            # (those of ready items are in their dataset's zip, under their own names).
             exported = info.key.startswith(object_keys.exports_prefix(user.id))
-            if exported or object_keys.is_upload_key(info.key):
+            if exported or object_keys.is_upload_key(info.key) or info.key in in_datasets:
                 continue
             name, big = f"files/{relative}", info.size >= 2**31
             with (

@@ -14,9 +14,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.billing.models import GpuUsage
+from app.datasets.models import DatasetItem
 from app.db_types import utcnow
-from app.extensions import db
+from app.extensions import db, get_storage
 from app.privacy.models import DataExport, DeletionReceipt
+from tests.app.conftest import api_headers
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     add_dataset,
     add_run,
@@ -28,7 +30,9 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     run_jobs,
     signed_in_as,
 )
+from tests.app.test_datasets import create_dataset, start_upload
 from tests.conftest import csrf_token
+from tests.jobs.test_ingest_media import jpeg_bytes, png_bytes
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")
@@ -113,9 +117,13 @@ def test_export_holds_all_of_the_persons_data_and_none_of_anyone_elses(
     assert [u["gpu_seconds"] for u in data["gpu_usage"]] == [42.5]
     assert [r["what"] for r in data["deletion_receipts"]] == ["dataset “ada-old”"]
     files = sorted(name for name in archive.namelist() if name.startswith("files/"))
-    assert len(files) == 4 + 4  # 2 originals + 2 thumbnails; LoRA, ComfyUI, checkpoint, sample
+    assert len(files) == 2 + 4  # 2 thumbnails; LoRA, ComfyUI, checkpoint, sample
     assert all(not name.startswith("files/exports/") for name in files)
-    assert archive.read(next(f for f in files if f.endswith("original.png"))).startswith(b"image ")
+    # The originals are in the dataset's own zip, under the names they were uploaded with.
+    dataset_id = data["datasets"][0]["id"]
+    faces = zipfile.ZipFile(io.BytesIO(archive.read(f"datasets/{dataset_id}-ada-faces.zip")))
+    assert faces.namelist() == ["0.png", "1.png"]
+    assert faces.read("0.png") == f"image {ada}-0".encode()
     everything = b"".join(archive.read(name) for name in archive.namelist())
     assert b"grace" not in everything and f"users/{grace}/".encode() not in everything
     # Someone else's export id is a 404, never a link.
@@ -135,3 +143,67 @@ def test_an_expired_export_cannot_be_downloaded(app: Flask) -> None:
         response = client.get(f"/my-data/exports/{export.id}/download")
         assert response.headers["Location"] == "/my-data"
         assert "has expired" in client.get("/my-data").get_data(as_text=True)
+
+
+def test_a_dataset_from_the_export_uploads_again_as_the_same_items(app: Flask) -> None:
+    pictures = {
+        "holiday/beach.jpg": jpeg_bytes(),
+        "Beach.png": png_bytes(),
+        "dune.png": png_bytes(),
+    }
+    captions = {"holiday/beach.jpg": "a cat on the beach", "Beach.png": "the same beach, by night"}
+    with app.app_context():
+        ada = make_user("ada@example.com")
+    client = signed_in_as(app.test_client(), ada)
+    dataset_id = create_dataset(client, "Cats on holiday")
+    for name, data in pictures.items():
+        upload(client, dataset_id, name, data, captions.get(name))
+    upload(client, dataset_id, "broken.png", b"not a picture", None)
+    run_jobs(app)  # ingest: three ready, one refused
+
+    request_export(client)
+    run_jobs(app)
+    with app.app_context():
+        export = db.session.scalars(select(DataExport)).one()
+    archive = zipfile.ZipFile(io.BytesIO(download(client, export.id)))
+    again = archive.read(f"datasets/{dataset_id}-Cats-on-holiday.zip")
+    names = zipfile.ZipFile(io.BytesIO(again)).namelist()
+    assert sorted(names) == [
+        "Beach.png",
+        "Beach.txt",
+        "dune.png",
+        "holiday/beach.jpg",
+        "holiday/beach.txt",
+    ]
+
+    copy_id = create_dataset(client, "Cats again")
+    upload(client, copy_id, "Cats on holiday.zip", again, None)
+    run_jobs(app)  # ingest unpacks the zip
+    items = client.get(f"/api/datasets/{copy_id}/items").get_json()["items"]
+    assert {item["filename"]: item["caption"] for item in items} == {
+        name: captions.get(name) for name in pictures
+    }
+    assert all(item["status"] == "ready" for item in items)
+    with app.app_context():
+        for item in db.session.scalars(
+            select(DatasetItem).where(DatasetItem.dataset_id == copy_id)
+        ):
+            assert get_storage().get(item.storage_key) == pictures[item.filename]
+
+
+def upload(
+    client: FlaskClient, dataset_id: int, name: str, data: bytes, caption: str | None
+) -> None:
+    """Send one file as the page does: start, PUT the bytes, complete."""
+    body = {"filename": name, "size": len(data), "relative_path": name, "caption": caption}
+    target = start_upload(client, dataset_id, body).get_json()
+    assert target["method"] == "single", target
+    assert (
+        client.put(target["urls"][0].removeprefix("http://localhost"), data=data).status_code == 200
+    )
+    done = client.post(
+        f"/api/datasets/{dataset_id}/uploads/{target['item']['id']}/complete",
+        json={"etags": []},
+        headers=api_headers(client),
+    )
+    assert done.status_code == 200, done.get_json()
