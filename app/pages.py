@@ -14,9 +14,8 @@ from werkzeug.wrappers import Response
 
 from app.accounts.models import User
 from app.billing.plans import Plan
-from app.billing.routes import format_gpu_time
-from app.billing.services import long_date, scheduled_end, standing
-from app.billing.usage import QuotaStatus
+from app.billing.services import long_date, long_moment, scheduled_end, standing
+from app.billing.usage import QuotaStatus, format_gpu_time
 from app.datasets.limits import megabytes
 from app.datasets.services import (
     DatasetSummary,
@@ -104,8 +103,6 @@ def dashboard() -> str:
     return render_template(
         "dashboard.html",
         board=build_dashboard(current_user),
-        gpu_time=format_gpu_time,
-        long_date=long_date,
         megabytes=megabytes,
         family_labels={name: info.label for name, info in FAMILIES.items()},
     )
@@ -119,8 +116,14 @@ def healthz() -> dict[str, str]:
 
 @bp.app_context_processor
 def header_context() -> dict[str, Any]:
-    """Template helper for the header: the signed-in person's plan badge."""
-    return {"header_plan": _header_plan}
+    """Helpers every template has: the header's plan badge, and the one way each page writes
+    dates and GPU time."""
+    return {
+        "header_plan": _header_plan,
+        "long_date": long_date,
+        "long_moment": long_moment,
+        "gpu_time": format_gpu_time,
+    }
 
 
 def _header_plan() -> Plan | None:

@@ -24,22 +24,9 @@ bp = Blueprint("billing", __name__)
 Page = tuple[str, int]
 
 
-def format_gpu_time(seconds: float) -> str:
-    """GPU time as people read it: "20 s" below a minute (a short run is not "0 min"), "45 min"
-    below an hour, "2.5 h" above."""
-    if seconds <= 0:
-        return "0 min"
-    if seconds < 59.5:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _render(template: str, status: int = 200, **context: Any) -> Page:
-    helpers = {"gpu_time": format_gpu_time, "long_date": services.long_date}
     dev = not services.uses_stripe()
-    return render_template(template, dev_billing=dev, **helpers, **context), status
+    return render_template(template, dev_billing=dev, **context), status
 
 
 @bp.route("/pricing")
@@ -90,6 +77,7 @@ def _billing_page(error: str | None = None, status: int = 200) -> Page:
         quota=quota,
         days=usage.usage_by_day(current_user.id, quota, now),
         runs=usage.usage_by_run(current_user.id, quota),
+        earlier=usage.usage_before(current_user.id, quota.period_start),
         invoices=actions.invoices(current_user),
         account=account,
         error=error,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
 from sqlalchemy import select
@@ -158,8 +158,13 @@ def standing(user: User, now: datetime | None = None) -> Standing:
 
 
 def long_date(moment: date) -> str:
-    """A date as people read it: "5 December 2026"."""
+    """A date as people read it: "5 December 2026" (the one date format of every page)."""
     return f"{moment.day} {moment:%B %Y}"
+
+
+def long_moment(moment: datetime) -> str:
+    """A date with its time, where the hour matters: "5 December 2026, 14:05 UTC"."""
+    return f"{long_date(moment)}, {moment.astimezone(UTC):%H:%M} UTC"
 
 
 def _no_access_reason(subscription: Subscription | None) -> str:

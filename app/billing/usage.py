@@ -55,12 +55,33 @@ class DayUsage:
 
 @dataclass(frozen=True)
 class RunUsage:
-    """Charged GPU seconds of one run this period."""
+    """Charged GPU seconds of one run this period: its training, or its try-it renders."""
 
     run_id: int | None
     name: str
     seconds: float
     last_at: datetime
+    kind: str = "training"  # the ledger's kind: "training" or "generation" (try-it)
+
+
+@dataclass(frozen=True)
+class MonthUsage:
+    """Charged GPU seconds in one calendar month (UTC) before the current period."""
+
+    month: date  # its first day
+    seconds: float
+
+
+def format_gpu_time(seconds: float) -> str:
+    """GPU time as people read it: "20 s" below a minute (a short run is not "0 min"), "45 min"
+    below an hour, "2.5 h" above. Every page that shows GPU time uses this."""
+    if seconds <= 0:
+        return "0 min"
+    if seconds < 59.5:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def calendar_month(now: datetime) -> tuple[datetime, datetime]:
@@ -121,23 +142,48 @@ def usage_by_day(user_id: int, quota: QuotaStatus, now: datetime) -> list[DayUsa
 
 
 def usage_by_run(user_id: int, quota: QuotaStatus) -> list[RunUsage]:
-    """Charged GPU seconds per run this period, most recent first."""
+    """Charged GPU seconds per run this period, training and try-it renders apart (so a run's
+    line matches the GPU time its page shows), most recent first."""
     query = (
         select(
             GpuUsage.run_id,
             TrainingRun.name,
+            GpuUsage.kind,
             func.sum(GpuUsage.gpu_seconds),
             func.max(GpuUsage.ended_at),
         )
         .outerjoin(TrainingRun, TrainingRun.id == GpuUsage.run_id)
         .where(*_in_period(user_id, quota.period_start, None))
-        .group_by(GpuUsage.run_id, TrainingRun.name)
+        .group_by(GpuUsage.run_id, TrainingRun.name, GpuUsage.kind)
         .order_by(func.max(GpuUsage.ended_at).desc())
     )
     return [
-        RunUsage(run_id, name or "Deleted run", float(seconds), last_at)
-        for run_id, name, seconds, last_at in db.session.execute(query)
+        RunUsage(run_id, name or "Deleted run", float(seconds), last_at, kind)
+        for run_id, name, kind, seconds, last_at in db.session.execute(query)
     ]
+
+
+def run_gpu_seconds(run_id: int, kind: str) -> float:
+    """Charged GPU seconds the ledger holds for one run's training or its try-it renders."""
+    query = select(func.coalesce(func.sum(GpuUsage.gpu_seconds), 0.0)).where(
+        GpuUsage.run_id == run_id, GpuUsage.kind == kind, GpuUsage.charged.is_(True)
+    )
+    return float(db.session.scalar(query) or 0)
+
+
+def usage_before(user_id: int, period_start: datetime, months: int = 12) -> list[MonthUsage]:
+    """Charged GPU seconds per calendar month before `period_start`, newest first: the
+    history that stays visible after a plan ended or a new subscription began."""
+    query = select(GpuUsage.started_at, GpuUsage.gpu_seconds).where(
+        GpuUsage.user_id == user_id,
+        GpuUsage.charged.is_(True),
+        GpuUsage.started_at < period_start,
+    )
+    totals: dict[date, float] = {}
+    for started_at, seconds in db.session.execute(query):
+        month = started_at.astimezone(UTC).date().replace(day=1)
+        totals[month] = totals.get(month, 0.0) + seconds
+    return [MonthUsage(month, totals[month]) for month in sorted(totals, reverse=True)[:months]]
 
 
 def period_settled_overage(

@@ -57,6 +57,7 @@ class RetentionSchedule:
     since: datetime | None = None
     media_at: datetime | None = None
     loras_at: datetime | None = None
+    as_of: datetime | None = None  # the moment the schedule was worked out for
 
     @property
     def is_kept(self) -> bool:
@@ -71,6 +72,11 @@ class RetentionSchedule:
     def deadline(self, group: str) -> datetime | None:
         """The deletion time of "media" or "loras"."""
         return self.media_at if group == "media" else self.loras_at
+
+    def is_ahead(self, group: str) -> bool:
+        """True while the group's deletion is still to come (pages say "will be deleted")."""
+        deadline = self.deadline(group)
+        return deadline is not None and (self.as_of is None or deadline > self.as_of)
 
 
 def schedule_for(
@@ -91,7 +97,7 @@ def schedule_for(
         since, reason = max(ended), "subscription_ended"
     else:
         since, reason = created_at, "no_subscription"
-    return RetentionSchedule(reason, since, since + MEDIA_RETENTION, since + LORA_RETENTION)
+    return RetentionSchedule(reason, since, since + MEDIA_RETENTION, since + LORA_RETENTION, now)
 
 
 def _ended_at(sub: Subscription) -> datetime | None:

@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.billing.services import Standing, standing
+from app.billing.usage import run_gpu_seconds
 from app.datasets.services import get_dataset, list_datasets
 from app.trainings import generations, services
 from app.trainings.families import FAMILIES, base_model_source, resolution_hint
@@ -149,6 +150,7 @@ def show(run_id: int) -> str:
         base_model=base_model_source(run.family),
         download_label=services.download_label,
         generations=[generations.generation_json(g) for g in generations.list_generations(run)],
+        try_it_seconds=run_gpu_seconds(run.id, "generation"),
     )
 
 

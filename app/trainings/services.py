@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.billing.services import Standing, standing
+from app.billing.usage import format_gpu_time
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import item_counts
 from app.db_types import utcnow
@@ -321,6 +322,7 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
         "error": run.error,
         "platform_fault": run.platform_fault,
         "used_gpu_seconds": round(run.used_gpu_seconds, 1),
+        "gpu_time": format_gpu_time(run.used_gpu_seconds),  # as the billing page writes it
         "samples": samples,
         "sample_labels": {name: sample_label(run, name) for name in samples},
         "checkpoints": [int(step) for step in artifacts.get("checkpoints", {})],

@@ -111,7 +111,7 @@
     field("step").textContent = run.step;
     field("loss").textContent = run.loss == null ? "—" : run.loss.toFixed(4);
     field("eta").textContent = run.eta_seconds == null ? "—" : "about " + attuneDuration(run.eta_seconds);
-    field("gpu").textContent = run.used_gpu_seconds;
+    field("gpu").textContent = run.gpu_time;
     field("log").textContent = run.log.join("\n");
     root.querySelector("progress").value = run.step;
     drawChart(run.loss_curve);

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.billing.models import GpuUsage
+from app.billing.services import long_moment
 from app.datasets.models import DatasetItem
 from app.db_types import utcnow
 from app.extensions import db, get_storage
@@ -103,7 +104,7 @@ def test_export_holds_all_of_the_persons_data_and_none_of_anyone_elses(
         export = db.session.scalars(select(DataExport)).one()
         assert export.status == "ready" and export.storage_key.startswith(f"users/{ada}/exports/")
     page = client.get("/my-data").get_data(as_text=True)
-    assert export.expires_at.strftime("%d %b %Y") in page
+    assert long_moment(export.expires_at) in page
     archive = zipfile.ZipFile(io.BytesIO(download(client, export.id)))
     data = json.loads(archive.read("attune-export.json"))
     assert data["profile"]["email"] == "ada@example.com" and data["profile"]["company"] == "ada Ltd"

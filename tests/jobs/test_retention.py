@@ -110,7 +110,7 @@ def test_media_go_at_30_days_and_loras_at_90_days_to_the_second(app: Flask) -> N
     # The person reads the receipts: what, when, why, how many objects.
     page = signed_in_as(app.test_client(), user_id).get("/my-data").get_data(as_text=True)
     assert "dataset “faces”" in page and "LoRA files of run “portrait”" in page
-    assert "Your subscription ended" in page and "01 Apr 2026 09:30 UTC" in page
+    assert "Your subscription ended" in page and "1 April 2026, 09:30 UTC" in page
 
 
 @in_app

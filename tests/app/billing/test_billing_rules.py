@@ -90,6 +90,6 @@ def test_billing_mode_follows_the_stripe_key_and_production_refuses_dev_billing(
      (2700, "45 min"), (3599, "60 min"), (9000, "2.5 h")],
 )  # fmt: skip
 def test_gpu_time_reads_as_people_expect(seconds: float, shown: str) -> None:
-    from app.billing.routes import format_gpu_time
+    from app.billing.usage import format_gpu_time
 
     assert format_gpu_time(seconds) == shown

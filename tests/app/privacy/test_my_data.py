@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.accounts.models import User
+from app.billing.services import long_date, long_moment
 from app.datasets.models import Dataset
 from app.db_types import utcnow
 from app.extensions import db, get_storage
@@ -83,7 +84,7 @@ def test_my_data_shows_everything_and_deletion_dates_once_the_subscription_ended
     page = client.get("/my-data").get_data(as_text=True)
     for shown in ("Engines Ltd", "faces", "portrait", "pro: active", "Your subscription is active"):
         assert shown in page
-    assert "Deleted on" not in client.get(f"/datasets/{dataset_id}").get_data(as_text=True)
+    assert "deleted on" not in client.get(f"/datasets/{dataset_id}").get_data(as_text=True).lower()
     ended = utcnow() - timedelta(days=2)
     with app.app_context():
         from app.billing.models import Subscription
@@ -92,14 +93,17 @@ def test_my_data_shows_everything_and_deletion_dates_once_the_subscription_ended
         sub.status, sub.ended_at = "canceled", ended
         db.session.commit()
     media, loras = ended + timedelta(days=30), ended + timedelta(days=90)
+    # The dates are ahead, so every page says "will be deleted", all in one date format.
     page = client.get("/my-data").get_data(as_text=True)
-    assert media.strftime("%d %B %Y, %H:%M UTC") in page and loras.strftime("%d %B %Y") in page
+    assert f"will be deleted on <strong>{long_moment(media)}</strong>" in page
+    assert f"will be deleted on <strong>{long_moment(loras)}</strong>" in page
     for path in ("/datasets", f"/datasets/{dataset_id}"):
-        assert f"Deleted on {media:%d %b %Y}" in client.get(path).get_data(as_text=True)
-    assert f"LoRA deleted on {loras:%d %b %Y}" in client.get("/runs").get_data(as_text=True)
+        assert f"Will be deleted on {long_date(media)}" in client.get(path).get_data(as_text=True)
+    runs_page = client.get("/runs").get_data(as_text=True)
+    assert f"LoRA will be deleted on {long_date(loras)}" in runs_page
     run_page = client.get(f"/runs/{run_id}").get_data(as_text=True)
-    assert f"Samples deleted on {media:%d %b %Y}" in run_page
-    assert f"LoRA files deleted on {loras:%d %b %Y}" in run_page
+    assert f"Samples will be deleted on {long_date(media)}" in run_page
+    assert f"LoRA files will be deleted on {long_date(loras)}" in run_page
 
 
 def test_deleting_a_dataset_now_leaves_a_receipt(app: Flask) -> None:
