@@ -47,6 +47,19 @@ class User(UserMixin, db.Model):
         return bool(self.password_hash)
 
 
+class SignedOutSession(db.Model):
+    """One device's session, signed out on its own: its id is refused from then on (a signed
+    cookie expires after the session lifetime anyway, so older rows can go)."""
+
+    __tablename__ = "signed_out_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    signed_out_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, server_default=func.now()
+    )
+
+
 class Identity(db.Model):
     """An outside sign-in (provider "google") keyed by the provider's stable subject id."""
 

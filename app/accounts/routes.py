@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user, user_logged_in
 from werkzeug.wrappers import Response
 
 from app.accounts import credentials, emails, google, services
@@ -25,10 +35,19 @@ bp = Blueprint("accounts", __name__)
 bp.record_once(lambda state: google.init_google(state.app))
 
 
+DEVICE_KEY = "device"  # the session's own id, for signing out one device
+
+
 @login_manager.user_loader
 def load_user(session_id: str) -> services.User | None:
     """Flask-Login's loader: refuses sessions that were revoked."""
-    return services.load_session_user(session_id)
+    return services.load_session_user(session_id, session.get(DEVICE_KEY))
+
+
+@user_logged_in.connect
+def _new_device_session(sender: object, user: services.User, **extra: object) -> None:
+    """Each sign-in is a new device session with an id of its own."""
+    session[DEVICE_KEY] = services.new_device_id()
 
 
 @login_manager.unauthorized_handler
@@ -104,9 +123,23 @@ def sign_in() -> Response | str:
 @bp.route("/sign-out", methods=["POST"])
 @login_required
 def sign_out() -> Response:
+    """End this device's session (its cookie is refused from now on, even a copy of it)."""
+    device = session.get(DEVICE_KEY)
+    services.sign_out_device(current_user, device, current_app.permanent_session_lifetime)
+    logout_user()
+    session.pop(DEVICE_KEY, None)
+    where = "this device" if device else "every device"  # an old session has no device id
+    flash(f"You are signed out on {where}.", "info")
+    return redirect(url_for("accounts.sign_in"))
+
+
+@bp.route("/sign-out/everywhere", methods=["POST"])
+@login_required
+def sign_out_everywhere() -> Response:
     """End this session and revoke every other one on the server side."""
     services.revoke_sessions(current_user)
     logout_user()
+    session.pop(DEVICE_KEY, None)
     flash("You are signed out on every device.", "info")
     return redirect(url_for("accounts.sign_in"))
 

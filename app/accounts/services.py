@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from app.accounts.models import User
+from app.accounts.models import SignedOutSession, User
 from app.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
 from app.db_types import utcnow
 from app.extensions import db
@@ -69,15 +72,42 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def load_session_user(session_id: str) -> User | None:
-    """The user behind a session id "id:version", or None once the session was revoked."""
+def load_session_user(session_id: str, device: str | None = None) -> User | None:
+    """The user behind a session id "id:version" on `device`, or None once the session was
+    revoked (everywhere, or on that device)."""
     user_id, _, version = session_id.partition(":")
     if not user_id.isdigit() or not version.isdigit():
         return None
     user = db.session.get(User, int(user_id))
     if user is None or user.session_version != int(version) or user.deletion_requested_at:
         return None
+    if device is not None and db.session.get(SignedOutSession, device) is not None:
+        return None
     return user
+
+
+def new_device_id() -> str:
+    """A random id for one signed-in device's session, so it can be signed out on its own."""
+    return secrets.token_urlsafe(24)
+
+
+def sign_out_device(user: User, device: str | None, session_lifetime: timedelta) -> None:
+    """Refuse this device's session from now on; the person's other devices stay signed in.
+
+    A session from before devices had ids cannot be told apart: it is signed out everywhere.
+    """
+    if device is None:
+        revoke_sessions(user)
+        return
+    expired = utcnow() - session_lifetime  # cookies this old are refused by their signature
+    db.session.execute(
+        delete(SignedOutSession).where(
+            SignedOutSession.user_id == user.id, SignedOutSession.signed_out_at < expired
+        )
+    )
+    if db.session.get(SignedOutSession, device) is None:
+        db.session.add(SignedOutSession(id=device, user_id=user.id))
+    db.session.commit()
 
 
 def account_is_leaving(user_id: int) -> bool:

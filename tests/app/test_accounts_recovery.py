@@ -126,17 +126,25 @@ def test_password_change_revokes_other_sessions(app: Flask, mailbox: SmtpServer)
     assert "Your Attune password was changed" in [m["Subject"] for m in mailbox.messages]
 
 
-def test_sign_out_revokes_every_session_and_the_old_cookie(app: Flask) -> None:
+def test_sign_out_ends_this_device_and_sign_out_everywhere_every_one(app: Flask) -> None:
     laptop = app.test_client()
     sign_up(laptop)
-    phone = app.test_client()
+    phone, tablet = app.test_client(), app.test_client()
     sign_in(phone, "ada@example.com")
+    sign_in(tablet, "ada@example.com")
     stolen = laptop.get_cookie("session").value
-    post_form(laptop, "/dashboard", "/sign-out")
-    assert phone.get("/dashboard").status_code == 302
+    assert post_form(laptop, "/dashboard", "/sign-out").status_code == 302
+    assert "signed out on this device" in laptop.get("/sign-in").get_data(as_text=True)
+    assert laptop.get("/dashboard").status_code == 302
+    assert phone.get("/dashboard").status_code == 200  # the other devices stay signed in
     replay = app.test_client()
-    replay.set_cookie("session", stolen)
+    replay.set_cookie("session", stolen)  # a copy of the signed-out cookie is refused too
     assert replay.get("/dashboard").status_code == 302
+
+    assert post_form(phone, "/dashboard", "/sign-out/everywhere").status_code == 302
+    assert "signed out on every device" in phone.get("/sign-in").get_data(as_text=True)
+    assert phone.get("/dashboard").status_code == 302
+    assert tablet.get("/dashboard").status_code == 302
 
 
 def test_email_change_needs_the_new_address_confirmed(

@@ -52,6 +52,7 @@ LAST = [
     "datasets.delete",
     "apikeys.revoke",
     "accounts.sign_out",
+    "accounts.sign_out_everywhere",
 ]
 _PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -163,8 +164,9 @@ def test_revoked_and_forged_sessions_are_strangers(any_db_app: Flask) -> None:
     owner = signed_in_client(any_db_app, "owner@example.com")
     laptop = signed_in_client(any_db_app, "owner@example.com")  # a second device
     token = csrf_token(owner.get("/dashboard").text)
-    assert owner.post("/sign-out", data={"csrf_token": token}).status_code == 302
-    # Signing out revokes every session on the server: the other device is a stranger now.
+    assert owner.post("/sign-out/everywhere", data={"csrf_token": token}).status_code == 302
+    # Signing out everywhere revokes every session on the server: the other device is a
+    # stranger now.
     for client in (owner, laptop):
         for path in (f"/api/runs/{world.run_id}", f"/datasets/{world.dataset_id}", "/dashboard"):
             assert refused_to_stranger(path, client.get(path)), path
