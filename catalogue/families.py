@@ -42,6 +42,18 @@ class FamilyFacts:
     # video: the shortest clip it trains on (stills still train as 1-frame clips); a shorter clip
     # is refused before a run is queued (catalogue.media).
     min_clip_frames: int = 1
+    # What the exported LoRA files say they are, for A1111/Forge, Civitai and ComfyUI managers:
+    # ModelSpec ``modelspec.architecture`` (without "/lora") and ``modelspec.implementation``,
+    # kohya's ``ss_base_model_version`` and the kohya/musubi ``ss_network_module`` of the
+    # family's ComfyUI file ("" where no such trainer module exists). Values as the trainers
+    # that write them do: kohya-ss/sd-scripts ``library/sai_model_spec.py`` (SD 1, SDXL,
+    # FLUX.1, z-image-turbo; "sd_v1"/"sdxl_base_v1-0"/"flux1"), kohya-ss/musubi-tuner
+    # ``utils/sai_model_spec.py`` (wan2.1, Qwen-Image, Flux.2-dev/-klein-4b, their networks.*).
+    # Wan 2.2 and LTX-2 have no entry in either: ours follow the same pattern.
+    architecture: str = ""
+    implementation: str = ""
+    base_model_version: str = ""
+    network_module: str = ""
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -55,6 +67,8 @@ class FamilyFacts:
             raise ValueError(f"{self.name}: quantize must be 'none', 'int8' or 'fp8'")
         if self.media == "video" and self.min_clip_frames not in self.frame_counts:
             raise ValueError(f"{self.name}: min_clip_frames must be one of its clip lengths")
+        if not (self.architecture and self.implementation and self.base_model_version):
+            raise ValueError(f"{self.name}: LoRA files need its architecture and base version")
 
     @property
     def is_video(self) -> bool:
@@ -99,6 +113,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             # (3,000 steps in about 4 min); the bench's bare steps are 0.013-0.019 s.
             seconds_per_step=0.08,
             startup_seconds=10,
+            architecture="stable-diffusion-v1",
+            implementation="diffusers",
+            base_model_version="sd_v1",
+            network_module="networks.lora",
             notes="Random weights; produces noise-like images. For demos and tests only.",
         ),
         FamilyFacts(
@@ -116,6 +134,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             learning_rate=1e-4,
             seconds_per_step=0.25,
             startup_seconds=90,
+            architecture="stable-diffusion-v1",
+            implementation="diffusers",
+            base_model_version="sd_v1",
+            network_module="networks.lora",
         ),
         FamilyFacts(
             name="sdxl",
@@ -132,6 +154,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             learning_rate=1e-4,
             seconds_per_step=0.55,
             startup_seconds=150,
+            architecture="stable-diffusion-xl-v1-base",
+            implementation="https://github.com/Stability-AI/generative-models",
+            base_model_version="sdxl_base_v1-0",
+            network_module="networks.lora",
         ),
         FamilyFacts(
             name="flux-dev",
@@ -148,6 +174,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             learning_rate=1e-4,
             seconds_per_step=0.45,
             startup_seconds=240,
+            architecture="flux-1-dev",
+            implementation="https://github.com/black-forest-labs/flux",
+            base_model_version="flux1",
+            network_module="networks.lora_flux",
             notes="Guidance-distilled: samples use the guidance input, not CFG; "
             "negative prompts unused.",
         ),
@@ -166,6 +196,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             learning_rate=1e-4,
             seconds_per_step=1.2,  # SimpleTuner's H100 figure at 1024 px; an estimate until benched
             startup_seconds=360,
+            architecture="Qwen-Image",
+            implementation="https://github.com/QwenLM/Qwen-Image",
+            base_model_version="qwen_image",
+            network_module="networks.lora_qwen_image",
             notes="Samples use true classifier-free guidance (4.0) against the empty prompt.",
         ),
         FamilyFacts(
@@ -183,6 +217,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             learning_rate=1e-4,
             seconds_per_step=1.11,  # public int8 figure from the issue; an estimate until benched
             startup_seconds=180,
+            architecture="z-image-turbo",
+            implementation="https://github.com/Tongyi-MAI/Z-Image",
+            base_model_version="z_image_turbo",
+            network_module="networks.lora_zimage",
             notes="Step-distilled: trains with a de-distillation adapter merged into the base "
             "(not into the LoRA); samples take 8 steps without CFG.",
         ),
@@ -205,6 +243,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             max_frames=81,
             frame_step=4,
             min_clip_frames=5,  # a clip of under 5 frames would train as a still
+            architecture="wan2.1",
+            implementation="https://github.com/Wan-Video/Wan2.1",
+            base_model_version="wan2.1_t2v_1.3b",
+            network_module="networks.lora_wan",
             notes="Video at 16 fps, 4k+1 frames up to 81; images train as 1-frame clips.",
         ),
         # FLUX.2: 16 px multiples (8x VAE, 2x2 patches). Recipes: diffusers README_flux2.md
@@ -225,6 +267,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             learning_rate=1e-4,
             seconds_per_step=2.5,
             startup_seconds=600,
+            architecture="Flux.2-dev",
+            implementation="https://github.com/black-forest-labs/flux2",
+            base_model_version="flux2_dev",
+            network_module="networks.lora_flux_2",
             notes="Guidance-distilled: samples use the guidance input, not CFG; "
             "negative prompts unused. Non-commercial licence (FLUX.2 [dev]).",
         ),
@@ -244,6 +290,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             seconds_per_step=0.8,
             startup_seconds=180,
             quantize="int8",  # as ai-toolkit's klein preset: int8 base leaves room at 1024 px
+            architecture="Flux.2-klein-4b",
+            implementation="https://github.com/black-forest-labs/flux2",
+            base_model_version="flux2_klein_4b",
+            network_module="networks.lora_flux_2",
             notes="Undistilled base: samples use CFG with an empty negative prompt. Apache-2.0.",
         ),
         # The video families below are estimates until benched on their GPU class (BENCHMARKS.md):
@@ -271,6 +321,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             max_frames=121,
             frame_step=4,
             min_clip_frames=5,
+            architecture="wan2.2-ti2v-5b",
+            implementation="https://github.com/Wan-Video/Wan2.2",
+            base_model_version="wan2.2_ti2v_5b",
+            network_module="networks.lora_wan",
             notes="Text-to-video LoRA at 24 fps, 4k+1 frames up to 121; images train as 1-frame "
             "clips.",
         ),
@@ -293,6 +347,10 @@ FAMILIES: dict[str, FamilyFacts] = {
             max_frames=81,
             frame_step=4,
             min_clip_frames=5,
+            architecture="wan2.2-t2v-a14b",
+            implementation="https://github.com/Wan-Video/Wan2.2",
+            base_model_version="wan2.2_t2v_a14b",
+            network_module="networks.lora_wan",
             notes="Two experts, two LoRAs: high-noise and low-noise, one file each per format "
             "(load each on its own model in ComfyUI). 16 fps, 4k+1 frames up to 81.",
         ),
@@ -315,6 +373,9 @@ FAMILIES: dict[str, FamilyFacts] = {
             max_frames=121,
             frame_step=8,
             min_clip_frames=9,
+            architecture="ltx-2",
+            implementation="https://github.com/Lightricks/LTX-2",
+            base_model_version="ltx2",
             notes="Video LoRA trained on clips without sound (the audio branch is left as it "
             "is); 24 fps, 8k+1 frames up to 121.",
         ),

@@ -107,9 +107,9 @@ class RunReporter:
     def _record_checkpoint(self, folder: Path, step: int) -> None:
         if self.owner_leaving:
             return
-        key = run_files.upload_checkpoint(self.run, folder, step)
+        files = run_files.upload_checkpoint(self.run, folder, step)
         artifacts = dict(self.run.artifacts or {})
-        artifacts["checkpoints"] = {**artifacts.get("checkpoints", {}), str(step): key}
+        artifacts["checkpoints"] = {**artifacts.get("checkpoints", {}), str(step): files}
         self.run.artifacts = artifacts
         kept = {int(p.name.removeprefix("step-")) for p in folder.parent.glob("step-*")}
         run_files.forget_rotated_checkpoints(self.run, kept)

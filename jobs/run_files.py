@@ -43,28 +43,22 @@ def checkpoint_prefix(run: TrainingRun, step: int) -> str:
     return object_keys.run_checkpoint(run.storage_prefix(), step)
 
 
-# The checkpoint file people download: the LoRA in diffusers format (the folder's other
-# files are the PEFT weights, optimizer and RNG state that resuming needs).
-CHECKPOINT_DOWNLOAD = "lora_diffusers.safetensors"
+def upload_checkpoint(run: TrainingRun, folder: Path, step: int) -> dict[str, str]:
+    """Upload a checkpoint folder; returns its downloadable LoRA files, kind -> key.
 
-
-def upload_checkpoint(run: TrainingRun, folder: Path, step: int) -> str:
-    """Upload a checkpoint folder; returns the key of its downloadable LoRA file.
-
-    Families with several denoisers write lora_diffusers_<denoiser>.safetensors instead; the
-    download is the first of them (all are stored and restored for resuming).
+    The kinds are the final export's ("lora", "comfyui"; a pair per denoiser for families with
+    several); the folder's other files are the state resuming needs.
     """
+    from training.checkpoints import checkpoint_downloads
+
     storage, prefix = get_storage(), checkpoint_prefix(run, step)
     for path in sorted(folder.iterdir()):
         if path.is_file():
             storage.upload_file(
                 object_keys.child(prefix, path.name), path, "application/octet-stream"
             )
-    if (folder / CHECKPOINT_DOWNLOAD).is_file():
-        return object_keys.child(prefix, CHECKPOINT_DOWNLOAD)
-    stem = Path(CHECKPOINT_DOWNLOAD).stem
-    first = next(iter(sorted(folder.glob(f"{stem}_*.safetensors"))), None)
-    return object_keys.child(prefix, first.name if first else CHECKPOINT_DOWNLOAD)
+    downloads = checkpoint_downloads(folder)
+    return {kind: object_keys.child(prefix, path.name) for kind, path in downloads.items()}
 
 
 def restore_latest_checkpoint(run: TrainingRun, out_dir: Path) -> int | None:

@@ -21,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, required=True, help="JSON of TrainingConfig fields")
     run.add_argument("--data", type=Path, required=True, help="dataset folder")
     run.add_argument("--out", type=Path, required=True, help="output folder (resumes if reused)")
+    run.add_argument(
+        "--from-checkpoint",
+        type=Path,
+        help="a checkpoint folder: start a new run from its LoRA weights with this config",
+    )
 
     tiny = commands.add_parser("make-tiny", help="write a family's tiny random model")
     tiny.add_argument("family")
@@ -70,7 +75,7 @@ def _train(args: argparse.Namespace) -> int:
     def show(event: object) -> None:
         print(json.dumps(event.to_dict()), flush=True)  # type: ignore[attr-defined]
 
-    result = train(config, args.data, args.out, on_progress=show)
+    result = train(config, args.data, args.out, on_progress=show, start_from=args.from_checkpoint)
     print(json.dumps({"result": result.to_dict()}), flush=True)
     return 0
 

@@ -50,6 +50,7 @@ class TrainingConfig:
     lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
     lr_warmup_steps: int = 0
     output_name: str = "lora"  # file stem of the exported LoRA files
+    save_precision: Literal["bf16", "fp32"] = "bf16"  # tensors of the downloadable LoRA files
     # LoRA merged into the base for training only (not exported): "" = the family's default,
     # "none" = the bare base, else a local file/folder or hub id (families that have one).
     training_adapter: str = ""
@@ -130,6 +131,7 @@ _STR_FIELDS = (
     "caption_template",
     "output_name",
     "training_adapter",
+    "save_precision",
 )
 
 
@@ -185,6 +187,8 @@ def _check_ranges(cfg: TrainingConfig) -> None:
         raise ConfigError("learning_rate", f"must be > 0 and <= 1, got {cfg.learning_rate:g}")
     if cfg.mixed_precision not in ("auto", "bf16", "fp32"):
         raise ConfigError("mixed_precision", "must be 'auto', 'bf16' or 'fp32'")
+    if cfg.save_precision not in ("bf16", "fp32"):
+        raise ConfigError("save_precision", "must be 'bf16' or 'fp32'")
     if cfg.quantize not in QUANTIZE_MODES:
         raise ConfigError("quantize", f"must be one of {', '.join(QUANTIZE_MODES)}")
     if cfg.gradient_checkpointing not in ("auto", True, False):

@@ -35,6 +35,23 @@ class TrainingOutOfMemory(TrainingError):
     """The accelerator ran out of memory; the message says what to lower."""
 
 
+class ResumeMismatch(TrainingError):
+    """A checkpoint was trained with other settings or data than this run; it is not resumed.
+
+    ``fields`` maps each differing setting (``dataset`` for the data) to (checkpoint, run).
+    """
+
+    def __init__(self, checkpoint: str, fields: dict[str, tuple[object, object]]) -> None:
+        changes = "; ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in fields.items())
+        super().__init__(
+            f"{checkpoint} was trained with other settings than this run ({changes}); resuming "
+            "may only add steps. To change them, start a new run from the checkpoint "
+            "(train(..., start_from=...), --from-checkpoint) or use a fresh output folder"
+        )
+        self.checkpoint = checkpoint
+        self.fields = fields
+
+
 class ExportError(TrainingError):
     """A LoRA file could not be written or did not load back completely."""
 

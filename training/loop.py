@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from training.batches import BucketBatches
 from training.cache import LatentCache, make_batch
-from training.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
+from training.checkpoints import (
+    list_checkpoints,
+    load_checkpoint,
+    load_lora_weights,
+    read_state,
+    save_checkpoint,
+)
 from training.config import TrainingConfig
 from training.lora_params import (
     autocast,
@@ -124,17 +130,22 @@ def make_optimizer(params: list[Any], config: TrainingConfig, device: torch.devi
     return optimizer, scheduler
 
 
-def resume_latest(session: TrainSession) -> None:
-    """Continue from the newest checkpoint in out_dir, if there is one."""
+def resume_latest(session: TrainSession, start_from: Path | None = None) -> None:
+    """Continue from the newest checkpoint in out_dir, if there is one.
+
+    Else, with ``start_from`` (a checkpoint folder, chosen on purpose), begin a new run at
+    step 0 from its LoRA weights only: new settings, optimizer and schedule.
+    """
     found = list_checkpoints(session.out_dir)
+    denoisers = session.family.denoisers(session.model)
+    config = session.config.to_dict()
     if not found:
+        if start_from is not None:
+            load_lora_weights(start_from, denoisers, read_state(start_from)["config"], config)
+            session.reporter.log(0, f"started from the LoRA weights of {start_from.name}")
         return
     resumed = load_checkpoint(
-        found[-1],
-        session.family.denoisers(session.model),
-        session.optimizer,
-        session.lr_scheduler,
-        session.config.to_dict(),
+        found[-1], denoisers, session.optimizer, session.lr_scheduler, config, session.fingerprint
     )
     session.start_step = session.resumed_from = session.saved_step = resumed.step
     session.last_loss = resumed.loss
@@ -250,12 +261,13 @@ def enable_gradient_checkpointing(session: TrainSession) -> None:
 
 
 def write_checkpoint(session: TrainSession, step: int) -> None:
-    """Save and announce a checkpoint (resume state plus the LoRA in diffusers format)."""
-    from training.export import write_checkpoint_lora
+    """Save and announce a checkpoint (resume state plus the LoRA in both download formats)."""
+    from training.export import download_kinds, write_checkpoint_lora
 
-    def diffusers_lora(folder: Path) -> None:
+    def lora_files(folder: Path) -> dict[str, str]:
         family, model, config = session.family, session.model, session.config
-        write_checkpoint_lora(family, model, folder, config, step, session.fingerprint)
+        written = write_checkpoint_lora(family, model, folder, config, step, session.fingerprint)
+        return {kind: Path(path).name for kind, path in download_kinds(written).items()}
 
     path = save_checkpoint(
         session.out_dir,
@@ -266,7 +278,8 @@ def write_checkpoint(session: TrainSession, step: int) -> None:
         session.config.to_dict(),
         session.last_loss,
         session.config.keep_checkpoints,
-        extra=diffusers_lora,
+        extra=lora_files,
+        fingerprint=session.fingerprint,
     )
     session.saved_step = step
     session.reporter.emit("checkpoint", step, path=str(path))

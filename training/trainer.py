@@ -19,6 +19,7 @@ from training.data.dataset import dataset_fingerprint, prepare_data
 from training.errors import TrainingOutOfMemory
 from training.export import (
     ExportedFiles,
+    download_kinds,
     expected_deltas,
     lora_metadata,
     lora_state_dict,
@@ -48,8 +49,14 @@ def train(
     out_dir: str | Path,
     on_progress: Callable[[ProgressEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    start_from: str | Path | None = None,
 ) -> TrainResult:
-    """Train a LoRA on data_dir into out_dir; resumes from out_dir's latest checkpoint."""
+    """Train a LoRA on data_dir into out_dir; resumes from out_dir's latest checkpoint.
+
+    A resume refuses (ResumeMismatch) a checkpoint trained with other settings or data; only
+    more steps may be asked for. ``start_from`` (a checkpoint folder) starts a new run from
+    that checkpoint's LoRA weights on purpose, with this config, when out_dir has none.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reporter = Reporter(config.steps, on_progress)
@@ -60,7 +67,8 @@ def train(
         family, model = load_family(config)
         prompts = [fill_trigger(p, config.trigger_word) for p in config.sample_prompts]
         cache = cache_latents(family, model, data, prompts, reporter.skipped)
-        session = start_session(config, family, model, cache, out_dir, reporter)
+        start = Path(start_from) if start_from is not None else None
+        session = start_session(config, family, model, cache, out_dir, reporter, start)
         outcome = run_loop(session, should_stop)
         fingerprint = session.fingerprint
         exported = [] if outcome.stopped else export(session, outcome.steps_done, fingerprint)
@@ -147,6 +155,7 @@ def start_session(
     cache: LatentCache,
     out_dir: Path,
     reporter: Reporter,
+    start_from: Path | None = None,
 ) -> TrainSession:
     """Add the LoRA, build the optimizer, apply speed settings and resume if possible."""
     import torch
@@ -174,7 +183,7 @@ def start_session(
         enable_gradient_checkpointing(session)
     if config.compile:
         family.compile_denoiser(model)
-    resume_latest(session)
+    resume_latest(session, start_from)
     return session
 
 
@@ -185,7 +194,8 @@ def export(session: TrainSession, steps_done: int, fingerprint: str) -> list[Exp
     for denoiser in family.denoisers(model):
         state = lora_state_dict(family, model, denoiser)
         metadata = lora_metadata(config, steps_done, fingerprint, denoiser)
-        files = write_lora_files(family, model, state, session.out_dir, config, metadata, denoiser)
+        files = ExportedFiles.final(session.out_dir, config.output_name, denoiser)
+        write_lora_files(family, model, state, files, config, metadata)
         written.append((files, expected_deltas(state, float(config.alpha), config.rank)))
     dtype, device = model.dtype, model.device
     model.pipeline = None  # drop the trained weights before loading a second copy
@@ -203,16 +213,6 @@ def export(session: TrainSession, steps_done: int, fingerprint: str) -> list[Exp
             steps_done, f"exported {files.diffusers.name} and {files.comfyui.name}"
         )
     return [files for files, _ in written]
-
-
-def download_kinds(exported: list[ExportedFiles]) -> dict[str, str]:
-    """Download kind -> file: "lora"/"comfyui", with "_<denoiser>" for each of several."""
-    kinds = {}
-    for files in exported:
-        suffix = f"_{files.denoiser}" if files.denoiser else ""
-        kinds[f"lora{suffix}"] = str(files.diffusers)
-        kinds[f"comfyui{suffix}"] = str(files.comfyui)
-    return kinds
 
 
 @contextmanager

@@ -326,6 +326,20 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
         "samples": samples,
         "sample_labels": {name: sample_label(run, name) for name in samples},
         "checkpoints": [int(step) for step in artifacts.get("checkpoints", {})],
+        "checkpoint_downloads": [
+            {
+                "step": step,
+                "files": [
+                    {
+                        "name": checkpoint_file_name(step, kind, files),
+                        "kind": kind,
+                        "label": checkpoint_label(step, kind),
+                    }
+                    for kind in files
+                ],
+            }
+            for step, files in checkpoint_files(artifacts).items()
+        ],
         "downloads": lora_downloads(artifacts),
     }
 
@@ -366,14 +380,40 @@ def lora_downloads(artifacts: dict[str, Any]) -> list[str]:
     return sorted(per_denoiser or kinds, key=lambda k: (k.partition("_")[2], k.startswith("c")))
 
 
+def checkpoint_files(artifacts: dict[str, Any]) -> dict[int, dict[str, str]]:
+    """Step -> the checkpoint's LoRA files (kind -> key), steps ascending, kinds as offered.
+
+    A checkpoint stored before both formats were kept holds its diffusers file only.
+    """
+    found = {}
+    for step, stored in (artifacts.get("checkpoints") or {}).items():
+        files = stored if isinstance(stored, dict) else {"lora": stored}
+        found[int(step)] = {kind: files[kind] for kind in lora_downloads(files)}
+    return dict(sorted(found.items()))
+
+
+def checkpoint_file_name(step: int, kind: str, files: dict[str, str]) -> str:
+    """The download name of one checkpoint file: "50" for its first, "50-comfyui" and so on."""
+    return str(step) if kind == next(iter(files), None) else f"{step}-{kind}"
+
+
 def download_label(kind: str) -> str:
     """The button text of a LoRA kind: its layout, and its denoiser when there are several."""
+    return f"LoRA ({_layout_words(kind)})" if LORA_KIND.match(kind) else kind
+
+
+def checkpoint_label(step: int, kind: str) -> str:
+    """The link text of one checkpoint file, e.g. "Checkpoint at step 50 (diffusers)"."""
+    return f"Checkpoint at step {step} ({_layout_words(kind)})"
+
+
+def _layout_words(kind: str) -> str:
     match = LORA_KIND.match(kind)
     if match is None:
         return kind
     layout = "diffusers" if match[1] == "lora" else "ComfyUI / A1111"
     which = f", {match[2].replace('_', ' ')}" if match[2] else ""
-    return f"LoRA ({layout}{which})"
+    return f"{layout}{which}"
 
 
 def thin(points: list[Any], most: int) -> list[Any]:
@@ -402,7 +442,9 @@ def download_url(run: TrainingRun, kind: str, name: str | None = None) -> str:
 def download_filename(run: TrainingRun, kind: str, name: str | None = None) -> str:
     """The name a downloaded file of the run is saved under."""
     if kind == "checkpoint":
-        return f"attune-run-{run.id}-step-{checkpoint_step(name or '') or 0:06d}.safetensors"
+        step, file_kind = _checkpoint_kind(run, name or "")
+        layout = "" if file_kind in ("lora", None) else f"_{file_kind}"
+        return f"attune-run-{run.id}-step-{step or 0:06d}{layout}.safetensors"
     key = _artifact_key(run, kind, name) or ""
     filename = key.rsplit("/", 1)[-1]
     return f"attune-run-{run.id}-{filename}" if kind == "sample" else filename
@@ -412,16 +454,24 @@ def list_artifacts(run: TrainingRun) -> list[tuple[str, str | None]]:
     """Every downloadable file of the run as (kind, name), in the form download_url takes."""
     artifacts = run.artifacts or {}
     found: list[tuple[str, str | None]] = [(k, None) for k in lora_downloads(artifacts)]
-    steps = sorted(int(step) for step in (artifacts.get("checkpoints") or {}))
-    found += [("checkpoint", str(step)) for step in steps]
+    for step, files in checkpoint_files(artifacts).items():
+        found += [("checkpoint", checkpoint_file_name(step, kind, files)) for kind in files]
     found += [("sample", key.rsplit("/", 1)[-1]) for key in artifacts.get("samples", [])]
     return found
 
 
 def checkpoint_step(name: str) -> int | None:
-    """The step a checkpoint name such as "50" or "step-000050" refers to."""
-    digits = name.removeprefix("step-")
+    """The step a checkpoint name such as "50", "step-000050" or "50-comfyui" refers to."""
+    digits = name.removeprefix("step-").partition("-")[0]
     return int(digits) if digits.isdigit() and len(digits) <= 9 else None
+
+
+def _checkpoint_kind(run: TrainingRun, name: str) -> tuple[int | None, str | None]:
+    """(step, file kind) of a checkpoint download name; the kind is None when there is none."""
+    step = checkpoint_step(name)
+    files = checkpoint_files(run.artifacts or {}).get(step or -1, {})
+    kind = name.removeprefix("step-").partition("-")[2] or next(iter(files), None)
+    return step, kind if kind in files else None
 
 
 def _artifact_key(run: TrainingRun, kind: str, name: str | None) -> str | None:
@@ -429,9 +479,10 @@ def _artifact_key(run: TrainingRun, kind: str, name: str | None) -> str | None:
     if LORA_KIND.match(kind):
         return artifacts.get(kind)
     if kind == "checkpoint" and name:
-        return (artifacts.get("checkpoints") or {}).get(
-            name.removeprefix("step-").lstrip("0") or "0"
-        )
+        step, file_kind = _checkpoint_kind(run, name)
+        if step is None or file_kind is None:
+            return None
+        return checkpoint_files(artifacts)[step][file_kind]
     if kind == "sample" and name:
         return next((k for k in artifacts.get("samples", []) if k.endswith("/" + name)), None)
     return None

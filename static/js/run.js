@@ -81,20 +81,21 @@
   }
 
   // The checkpoint links, as the server lists them now (they rotate, and a cancelled run
-  // saves one where it stopped).
-  function showCheckpoints(steps, downloads) {
+  // saves one where it stopped): each checkpoint's files in both formats (per expert).
+  function showCheckpoints(checkpoints, downloads) {
     const box = field("checkpoints");
-    const shown = Array.from(box.querySelectorAll("a"), (a) => a.dataset.step);
-    if (shown.join() !== steps.join()) {
-      box.replaceChildren(...steps.map((step) => {
+    const files = checkpoints.flatMap((checkpoint) => checkpoint.files);
+    const shown = Array.from(box.querySelectorAll("a"), (a) => a.dataset.name);
+    if (shown.join() !== files.map((file) => file.name).join()) {
+      box.replaceChildren(...files.map((file) => {
         const link = document.createElement("a");
-        link.href = root.dataset.checkpointUrl.replace("STEP", String(step));
-        link.dataset.step = String(step);
-        link.textContent = "Checkpoint at step " + step;
+        link.href = root.dataset.checkpointUrl.replace("NAME", encodeURIComponent(file.name));
+        link.dataset.name = file.name;
+        link.textContent = file.label;
         return link;
       }));
     }
-    field("no-files").hidden = steps.length > 0 || downloads.length > 0;
+    field("no-files").hidden = files.length > 0 || downloads.length > 0;
   }
 
   async function poll() {
@@ -116,7 +117,7 @@
     root.querySelector("progress").value = run.step;
     drawChart(run.loss_curve);
     if (run.samples.length) showSamples(run.samples, run.sample_labels || {});
-    showCheckpoints(run.checkpoints, run.downloads);
+    showCheckpoints(run.checkpoint_downloads, run.downloads);
     if (finished.includes(run.status)) {
       const cancel = field("cancel");
       if (cancel) cancel.hidden = true;  // nothing left to cancel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,8 +178,9 @@ def test_the_api_refuses_the_same_files_as_a_problem_with_their_reasons(
 def test_a_two_expert_run_offers_both_files_of_each_expert(
     video_app: Flask, client: FlaskClient, tmp_path: Path
 ) -> None:
+    """Final files and every checkpoint: diffusers and ComfyUI, one pair per expert."""
     from app.trainings.models import TrainingRun
-    from jobs.run_files import upload_outputs
+    from jobs.run_files import upload_checkpoint, upload_outputs
     from training.results import TrainResult
 
     dataset_id = dataset_of(video_app, clip("walk.mp4", 48, 16.0))
@@ -193,11 +195,33 @@ def test_a_two_expert_run_offers_both_files_of_each_expert(
         lora_path=str(files["lora_high_noise"]), comfyui_path=str(files["comfyui_high_noise"]),
         lora_files={kind: str(path) for kind, path in files.items()},
     )  # fmt: skip
+    checkpoint = tmp_path / "checkpoints" / "step-000005"
+    checkpoint.mkdir(parents=True)
+    downloads = {}
+    for kind in files:  # the names the trainer gives a checkpoint's files
+        layout, _, expert = kind.partition("_")
+        downloads[kind] = f"lora_{'diffusers' if layout == 'lora' else layout}_{expert}.safetensors"
+        (checkpoint / downloads[kind]).write_bytes(f"step 5 {kind}".encode())
+    (checkpoint / "state.json").write_text(json.dumps({"step": 5, "downloads": downloads}))
     with video_app.app_context():
         run = db.session.get(TrainingRun, run_id)
-        run.artifacts, run.status = upload_outputs(run, result), "succeeded"
+        stored = upload_checkpoint(run, checkpoint, 5)
+        run.artifacts = {**upload_outputs(run, result), "checkpoints": {"5": stored}}
+        run.status = "succeeded"
         db.session.commit()
     status = client.get(f"/api/runs/{run_id}").get_json()
+    names = [f["name"] for f in status["checkpoint_downloads"][0]["files"]]
+    assert names == ["5", "5-comfyui_high_noise", "5-lora_low_noise", "5-comfyui_low_noise"]
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert page.count(f"/runs/{run_id}/download/checkpoint/5") == 4
+    assert "Checkpoint at step 5 (ComfyUI / A1111, low noise)" in page
+    low = client.get(client.get(f"/runs/{run_id}/download/checkpoint/5-comfyui_low_noise").location)
+    assert low.data == b"step 5 comfyui_low_noise"
+    saved_as = low.headers["Content-Disposition"]
+    assert f"attune-run-{run_id}-step-000005_comfyui_low_noise.safetensors" in saved_as
+    first = client.get(client.get(f"/runs/{run_id}/download/checkpoint/5").location)
+    assert first.data == b"step 5 lora_high_noise"
+    assert client.get(f"/runs/{run_id}/download/checkpoint/5-comfyui").status_code == 404
     assert status["downloads"] == [
         "lora_high_noise", "comfyui_high_noise", "lora_low_noise", "comfyui_low_noise"
     ]  # fmt: skip
@@ -220,4 +244,8 @@ def test_a_two_expert_run_offers_both_files_of_each_expert(
         ("comfyui_high_noise", "lora_high_noise_comfyui.safetensors"),
         ("lora_low_noise", "lora_low_noise.safetensors"),
         ("comfyui_low_noise", "lora_low_noise_comfyui.safetensors"),
+        ("checkpoint", f"attune-run-{run_id}-step-000005_lora_high_noise.safetensors"),
+        ("checkpoint", f"attune-run-{run_id}-step-000005_comfyui_high_noise.safetensors"),
+        ("checkpoint", f"attune-run-{run_id}-step-000005_lora_low_noise.safetensors"),
+        ("checkpoint", f"attune-run-{run_id}-step-000005_comfyui_low_noise.safetensors"),
     ]

@@ -290,17 +290,23 @@ def test_journey_3_download_lora_checkpoint_and_comfyui_and_load_them(journey: J
     )
     assert from_list.read_bytes() == journey.files["lora"].read_bytes()
 
-    # From the run page: the final LoRA in both formats and the half-way checkpoint.
+    # From the run page: the final LoRA and the half-way checkpoint, each in both formats.
     row.get_by_role("link", name=journey.run_name, exact=True).click()
     expect(page.locator("h1")).to_have_text(journey.run_name)
     lora = journey.download("LoRA (diffusers)", save_as="lora.safetensors")
     comfy = journey.download("LoRA (ComfyUI / A1111)", save_as="comfyui.safetensors")
-    checkpoint = journey.download(f"Checkpoint at step {EVERY}", save_as="checkpoint.safetensors")
-    for path in (lora, comfy, checkpoint):
+    checkpoint = journey.download(
+        f"Checkpoint at step {EVERY} (diffusers)", save_as="checkpoint.safetensors"
+    )
+    checkpoint_comfy = journey.download(
+        f"Checkpoint at step {EVERY} (ComfyUI / A1111)", save_as="checkpoint_comfyui.safetensors"
+    )
+    files = [lora, comfy, checkpoint, checkpoint_comfy]
+    for path in files:
         assert path.read_bytes()[8:9] == b"{", f"{path.name} is not a safetensors file"
 
     # Each file loads into the tiny pipeline with diffusers and changes what it draws.
-    _assert_loads_and_changes_output(journey.site, [lora, comfy, checkpoint])
+    _assert_loads_and_changes_output(journey.site, files)
 
 
 def _time(page: Page, selector: str) -> datetime:

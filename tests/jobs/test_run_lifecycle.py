@@ -84,7 +84,11 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     response = ada.get(f"/runs/{run_id}/download/checkpoint/3")
     assert "attune-run-" in response.headers["Content-Disposition"]
     checkpoint.write_bytes(response.content)
-    _assert_loads_and_changes_output(live_service, [lora, comfy, checkpoint])
+    checkpoint_comfy = tmp_path / "checkpoint_comfy.safetensors"
+    response = ada.get(f"/runs/{run_id}/download/checkpoint/3-comfyui")
+    assert "step-000003_comfyui.safetensors" in response.headers["Content-Disposition"]
+    checkpoint_comfy.write_bytes(response.content)
+    _assert_loads_and_changes_output(live_service, [lora, comfy, checkpoint, checkpoint_comfy])
 
     segments = ledger(live_service, run_id)
     assert [(key, charged) for key, _, charged in segments] == [(f"run:{run_id}:attempt:1", True)]

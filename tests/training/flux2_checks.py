@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from tests.training.conftest import write_image
 from tests.training.killed_run import assert_image_run_resumes_exactly
+from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import (
     ALPHA,
     RANK,
@@ -148,6 +149,7 @@ def check_train_end_to_end(family_name: str, folder: Path, tmp: Path) -> None:
     assert result.steps_done == 2 and math.isfinite(result.final_loss or math.nan)
     assert Path(result.lora_path or "").is_file() and Path(result.comfyui_path or "").is_file()
     assert [Path(p).suffix for p in result.samples] == [".png"]
+    assert_files_are_classifiable(result, family_name)
 
 
 def check_killed_run_resumes(family_name: str, folder: Path, tmp: Path) -> None:

@@ -1,4 +1,4 @@
-"""Every checkpoint folder holds a diffusers LoRA that users can download and load as is."""
+"""Every checkpoint folder holds both LoRA files, which users can download and load as is."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from training import TrainingConfig, train
-from training.checkpoints import DIFFUSERS_LORA
+from training.checkpoints import checkpoint_downloads
+from training.export import ExportedFiles, expected_deltas, verify_lora_files
 from training.lora_files import read_metadata
+from training.models import get_family
 
 
 def _render(pipe: object) -> np.ndarray:
@@ -25,6 +28,20 @@ def _render(pipe: object) -> np.ndarray:
     ).images[0]
 
 
+def verify_checkpoint(config: TrainingConfig, folder: Path, denoiser: str = "") -> None:
+    """The final export's check on a checkpoint's two files, against its resume weights."""
+    family = get_family(config.family)
+    prefix = f"{denoiser}." if denoiser else ""
+    peft = load_file(str(folder / "lora.safetensors"))
+    own = {k.removeprefix(prefix): v for k, v in peft.items() if k.startswith(prefix)}
+    expected = expected_deltas(own, float(config.alpha or config.rank), config.rank)
+    assert expected
+    fresh = family.load(
+        config.base_model, dtype=torch.float32, device=torch.device("cpu"), text_encoders=False
+    )
+    verify_lora_files(family, fresh, ExportedFiles.checkpoint(folder, denoiser), expected)
+
+
 def test_checkpoint_lora_loads_with_load_lora_weights_and_changes_the_image(
     tmp_path: Path,
     image_dataset: Callable[..., Path],
@@ -36,14 +53,22 @@ def test_checkpoint_lora_loads_with_load_lora_weights_and_changes_the_image(
     data = image_dataset([(64, 64), (64, 64)])
     config = tiny_config(steps=4, checkpoint_every=2, keep_checkpoints=2, learning_rate=2e-2)
     result = train(config, data, tmp_path / "out")
-    first = Path(result.checkpoints[0]) / DIFFUSERS_LORA
-    assert first.parent.name == "step-000002" and first.is_file()
+    downloads = checkpoint_downloads(Path(result.checkpoints[0]))
+    assert set(downloads) == {"lora", "comfyui"}
+    first = downloads["lora"]
+    assert first.parent.name == "step-000002" and first.name == "lora_diffusers.safetensors"
+    assert read_metadata(downloads["comfyui"])["attune.steps"] == "2"
+    # Saved in bf16 by default; they apply the fp32 resume weights' deltas within bf16 precision.
+    for path in downloads.values():
+        assert {t.dtype for t in load_file(str(path)).values()} == {torch.bfloat16}
+    verify_checkpoint(config, first.parent)
 
     metadata = read_metadata(first)
     final = read_metadata(Path(result.lora_path or ""))
     assert metadata["attune.steps"] == "2" and final["attune.steps"] == "4"
-    assert {k: v for k, v in metadata.items() if k != "attune.steps"} == {
-        k: v for k, v in final.items() if k != "attune.steps"
+    per_save = ("attune.steps", "modelspec.date")
+    assert {k: v for k, v in metadata.items() if k not in per_save} == {
+        k: v for k, v in final.items() if k not in per_save
     }
 
     pipe = StableDiffusionPipeline.from_pretrained(str(tiny_model("tiny-sd")))
@@ -54,23 +79,26 @@ def test_checkpoint_lora_loads_with_load_lora_weights_and_changes_the_image(
     assert np.abs(after - before).mean() > 1e-3
 
 
-def test_bf16_run_trains_samples_and_exports_fp32_lora(
+def test_bf16_run_trains_samples_and_exports_fp32_lora_on_request(
     tmp_path: Path,
     image_dataset: Callable[..., Path],
     tiny_config: Callable[..., TrainingConfig],
 ) -> None:
     """The GPU recipe on the CPU: bf16 weights, LoRA under autocast, fp32 master weights."""
-    from safetensors.torch import load_file
-
     data = image_dataset([(64, 64)])
     config = tiny_config(
-        steps=2, mixed_precision="bf16", sample_every=2, sample_prompts=("photo of sks",)
+        steps=2,
+        mixed_precision="bf16",
+        sample_every=2,
+        sample_prompts=("photo of sks",),
+        save_precision="fp32",
     )
     result = train(config, data, tmp_path / "out")
     assert result.final_loss is not None and np.isfinite(result.final_loss)
     assert len(result.samples) == 1 and Path(result.samples[0]).is_file()
-    tensors = load_file(result.lora_path or "")
-    assert tensors and all(t.dtype == torch.float32 for t in tensors.values())
+    for path in result.lora_files.values():
+        tensors = load_file(path)
+        assert tensors and all(t.dtype == torch.float32 for t in tensors.values())
 
 
 def test_export_check_covers_feed_forward_modules_in_peft_spelling() -> None:

@@ -133,3 +133,15 @@ def test_export_fails_when_a_file_leaves_weights_unloaded(
     assert caught.value.unloaded_keys == [
         "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
     ]
+
+
+def test_a_verification_failure_without_a_message_still_says_what_failed() -> None:
+    """diffusers' converters fail with bare asserts; the export error must not read "...: "."""
+    from training.export import describe
+
+    try:
+        raise AssertionError  # what a converter's bare assert raises outside pytest
+    except AssertionError as exc:
+        text = describe(exc)
+    assert text.startswith("AssertionError at test_errors.py:")
+    assert describe(ValueError("widths differ")) == "widths differ"

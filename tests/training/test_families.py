@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from catalogue.families import family_facts
 from tests.training.conftest import SD_FAMILIES, TEST_RESOLUTION, write_image
+from tests.training.lora_headers import assert_files_are_classifiable
 from training import TrainResult, get_family, train
 from training.config import TrainingConfig
 from training.lora_files import read_metadata
@@ -90,7 +92,11 @@ def test_diffusers_file_has_diffusers_keys_and_metadata(trained: TrainedRun) -> 
     assert meta["attune.rank"] == "4" and meta["attune.alpha"] == "8"
     assert meta["attune.steps"] == "3"
     assert meta["attune.dataset_fingerprint"] == trained.result.dataset_fingerprint
-    assert TrainingConfig.from_dict(_json(meta["attune.config"])) == trained.config
+    # The tiny model's folder is not named: the header names the family's published base.
+    shared = trained.config.replace(base_model=family_facts(trained.family).default_source)
+    assert meta["attune.base_model"] == shared.base_model
+    assert TrainingConfig.from_dict(_json(meta["attune.config"])) == shared
+    assert_files_are_classifiable(trained.result, trained.family)
 
 
 def test_comfyui_file_has_kohya_keys(trained: TrainedRun) -> None:

@@ -15,6 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from tests.training.conftest import write_image
+from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import (
     ALPHA,
     RANK,
@@ -197,11 +198,29 @@ def test_loading_reports_tensors_that_found_no_module(
         FLUX.load_lora(fresh, stray, "check")
 
 
-def test_train_end_to_end(tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
+def test_single_block_run_exports_verified_files_and_comfyui_checkpoints_at_1x(
+    with_single_blocks: Path, tmp_path: Path
+) -> None:
+    """The fused linear1 path end to end: diffusers' converter cannot read its tiny widths, so
+    the ComfyUI files are verified through the key map; alpha (8, rank 4) is in the tensors."""
+    from tests.training.test_checkpoint_lora import verify_checkpoint
+    from training.checkpoints import checkpoint_downloads
+
     write_image(tmp_path / "data" / "a.png", 256, 256, seed=1)
     write_image(tmp_path / "data" / "b.png", 320, 256, seed=2)
-    config = train_config("flux-dev", tiny_model("flux-dev"))
+    config = train_config("flux-dev", with_single_blocks, checkpoint_every=2)
     result = train(config, tmp_path / "data", tmp_path / "out")
     assert result.steps_done == 2 and math.isfinite(result.final_loss or math.nan)
     assert Path(result.lora_path or "").is_file() and Path(result.comfyui_path or "").is_file()
     assert [Path(p).suffix for p in result.samples] == [".png"]
+    assert_files_are_classifiable(result, "flux-dev")
+
+    folder = Path(result.checkpoints[-1])
+    comfyui = load_file(str(checkpoint_downloads(folder)["comfyui"]))
+    assert "lora_unet_single_blocks_0_linear1.alpha" in comfyui
+    # ComfyUI scales each module by its .alpha tensor / rank (1.0 without one): must be 8 / 4.
+    for key, down in comfyui.items():
+        if key.endswith(".lora_down.weight"):
+            alpha = comfyui[key.removesuffix(".lora_down.weight") + ".alpha"]
+            assert float(alpha) / down.shape[0] == ALPHA / RANK, key
+    verify_checkpoint(config, folder)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
+from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import (
     ALPHA,
     Trained,
@@ -153,6 +154,7 @@ def test_train_end_to_end_on_a_clip_and_an_image(
     assert result.steps_done == 2 and math.isfinite(result.final_loss or math.nan)
     assert set(result.lora_files) == {"lora", "comfyui"}
     assert [Path(p).suffix for p in result.samples] == [".mp4", ".webp"]
+    assert_files_are_classifiable(result, "ltx2")
 
 
 def test_a_killed_run_resumes_to_the_same_lora(

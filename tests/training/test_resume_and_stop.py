@@ -9,6 +9,7 @@ import pytest
 
 from tests.training.killed_run import assert_same_lora, kill_after_first_checkpoint
 from training import ProgressEvent, TrainingConfig, train
+from training.errors import ResumeMismatch
 
 
 def test_killed_run_resumes_from_its_checkpoint_and_matches_an_unbroken_run(
@@ -59,6 +60,34 @@ def test_stop_request_ends_within_one_step_and_saves_a_checkpoint(
     assert finished.lora_path is not None and Path(finished.lora_path).is_file()
 
 
+def test_a_resume_refuses_other_settings_or_data_and_accepts_more_steps(
+    tmp_path: Path,
+    image_dataset: Callable[..., Path],
+    tiny_config: Callable[..., TrainingConfig],
+) -> None:
+    import shutil
+
+    data = image_dataset([(64, 64), (64, 64)])
+    config = tiny_config(steps=2, checkpoint_every=2, alpha=4)
+    out = tmp_path / "out"
+    train(config, data, out)
+    other = shutil.copytree(data, tmp_path / "other")
+    (other / "img1.txt").write_text("a painting of sks", encoding="utf-8")
+    with pytest.raises(ResumeMismatch) as caught:  # alpha alone scales the learned effect 4x
+        train(config.replace(alpha=16.0, steps=4), other, out)
+    assert set(caught.value.fields) == {"alpha", "dataset"}
+    assert "alpha 4.0 -> 16.0" in str(caught.value) and "dataset" in str(caught.value)
+
+    more = train(config.replace(steps=3), data, out)  # "continue": only more steps
+    assert more.resumed_from == 2 and more.steps_done == 3
+
+    events: list[ProgressEvent] = []
+    start = Path(more.checkpoints[-1])
+    anew = train(config.replace(alpha=16.0), other, tmp_path / "new", events.append, None, start)
+    assert anew.resumed_from is None and anew.steps_done == 2  # a new run, on purpose
+    assert any(f"LoRA weights of {start.name}" in (e.message or "") for e in events)
+
+
 @pytest.mark.parametrize("keep", [1, 3])
 def test_checkpoints_are_zero_padded_and_rotated(
     tmp_path: Path,
@@ -73,6 +102,7 @@ def test_checkpoints_are_zero_padded_and_rotated(
     contents = {p.name for p in Path(result.checkpoints[-1]).iterdir()}
     assert contents == {
         "lora.safetensors",
+        "lora_comfyui.safetensors",
         "lora_diffusers.safetensors",
         "optimizer.pt",
         "rng.pt",

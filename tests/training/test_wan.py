@@ -16,6 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from tests.training.conftest import write_image
+from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import (
     ALPHA,
     Trained,
@@ -169,6 +170,7 @@ def test_train_end_to_end_on_a_clip_and_an_image(
     result = train(config, data, tmp_path / "out")
     assert result.steps_done == 2 and math.isfinite(result.final_loss or math.nan)
     assert Path(result.lora_path or "").is_file() and Path(result.comfyui_path or "").is_file()
+    assert_files_are_classifiable(result, "wan21-t2v-1.3b")
     sample = next(Path(p) for p in result.samples if p.endswith(".mp4"))
     with av.open(str(sample)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 5

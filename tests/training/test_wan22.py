@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from catalogue.families import family_facts
 from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
+from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import (
     ALPHA,
     CPU,
@@ -171,6 +172,7 @@ def test_train_end_to_end_on_a_clip_and_an_image(
     assert set(result.lora_files) == {"lora", "comfyui"}
     assert all(Path(p).is_file() for p in result.lora_files.values())
     assert [Path(p).suffix for p in result.samples] == [".mp4", ".webp"]
+    assert_files_are_classifiable(result, "wan22-ti2v-5b")
 
 
 def test_a_killed_run_resumes_to_the_same_lora(

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from tests.training.conftest import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
+from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import CPU, kohya_deltas, load_cpu, peft_deltas, pixels
 from tests.training.tiny_assets_flow import train_config as base_config
 from training import TrainResult, train
@@ -158,6 +159,7 @@ def test_training_end_to_end_reports_finite_loss_and_writes_clip_samples(
 ) -> None:
     assert exported.steps_done == 4 and math.isfinite(exported.final_loss or math.nan)
     assert [Path(p).suffix for p in exported.samples] == [".mp4", ".webp"]
+    assert_files_are_classifiable(exported, "wan22-t2v-a14b")
 
 
 def test_a_killed_run_resumes_both_experts_to_the_same_loras(

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from catalogue.families import family_facts
 from training.errors import ModelLoadError
+from training.models.native_lora import KOHYA_SPELLING, NATIVE_PREFIX, NativeModule
 
 if TYPE_CHECKING:
     import torch
@@ -152,6 +153,10 @@ class Family(ABC):
     spec: FamilySpec
     # The big frozen networks (component names) that load_frozen_pipeline quantises and stages.
     denoiser_components: tuple[str, ...] = ()
+    # The ComfyUI/A1111 file's key layout (see comfyui_module and to_kohya).
+    comfyui_prefix: str = NATIVE_PREFIX
+    comfyui_spelling: tuple[str, str] = KOHYA_SPELLING
+    comfyui_fold_alpha: bool = False
 
     @abstractmethod
     def load(
@@ -244,15 +249,39 @@ class Family(ABC):
         """
 
     @abstractmethod
+    def comfyui_module(self, module: str) -> NativeModule | None:
+        """Where a denoiser module's LoRA goes in the ComfyUI/A1111 file; None if nowhere.
+
+        The name follows ``comfyui_prefix``: the original checkpoint's module (``blocks.0.
+        self_attn.q``), or kohya's underscored name (``down_blocks_0_..._to_q``) for families
+        whose community files use it. ``to_kohya`` writes and ``verify_lora_files`` checks the
+        file through this one map.
+        """
+
     def to_kohya(
         self, lora_state_dict: dict[str, torch.Tensor], alpha: float
     ) -> dict[str, torch.Tensor]:
-        """Convert the same state dict to ComfyUI/A1111 keys.
+        """The same state dict in the ComfyUI/A1111 layout (``comfyui_module``), with alpha.
 
-        Keys ``lora_unet_<module_path_with_underscores>.lora_down.weight`` / ``.lora_up.weight``
-        / ``.alpha`` (or the family's established community layout), loadable by diffusers'
-        ``load_lora_weights``.
+        Keys ``<comfyui_prefix><name><comfyui_spelling>`` and ``.alpha`` (alpha / rank folded
+        into the up weights instead when ``comfyui_fold_alpha``), fused projections combined
+        block-diagonally; ComfyUI, A1111/Forge and diffusers' ``load_lora_weights`` read it.
         """
+        from training.models.native_lora import native_lora
+
+        return native_lora(
+            lora_state_dict,
+            alpha,
+            self.comfyui_module,
+            spelling=self.comfyui_spelling,
+            fold_alpha=self.comfyui_fold_alpha,
+            prefix=self.comfyui_prefix,
+        )
+
+    def diffusers_reads_comfyui(self, model: LoadedModel) -> bool:
+        """Whether diffusers' converter can load this model's ComfyUI file (verification)."""
+        del model  # true for every family unless its converter assumes published shapes
+        return True
 
     @abstractmethod
     def load_lora(

@@ -22,6 +22,8 @@ from training.models.flow_matching import (
     sample_sigmas,
     velocity_loss,
 )
+from training.models.flux_kohya import KOHYA_PREFIX, flux_kohya_module
+from training.models.native_lora import NativeModule
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +64,7 @@ class FluxFamily(FlowTransformerFamily):
 
     spec = SPEC
     pipeline_class_name = "FluxPipeline"
+    comfyui_prefix = KOHYA_PREFIX
     text_components = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
 
     def encode_prompts(self, model: LoadedModel, prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -156,21 +159,27 @@ class FluxFamily(FlowTransformerFamily):
             )
         return [result.images[0]]
 
-    def to_kohya(
-        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
-    ) -> dict[str, torch.Tensor]:
+    def comfyui_module(self, module: str) -> NativeModule | None:
         """kohya sd-scripts FLUX layout (``lora_unet_double_blocks_0_img_attn_qkv``...)."""
-        from training.models.flux_kohya import flux_to_kohya
+        return flux_kohya_module(module)
 
-        return flux_to_kohya(lora_state_dict, alpha)
+    def diffusers_reads_comfyui(self, model: LoadedModel) -> bool:
+        """diffusers' kohya FLUX converter hard-codes FLUX.1's block counts and widths.
+
+        It splits single blocks' ``linear1`` at 3072/3072/3072/12288 and reads 19 double and
+        38 single blocks, so any other shape is verified through the key map alone.
+        """
+        config = self.denoiser(model).config
+        width = config.num_attention_heads * config.attention_head_dim
+        blocks_fit = config.num_layers <= 19 and config.num_single_layers <= 38
+        return blocks_fit and (config.num_single_layers == 0 or width == 3072)
 
     def make_tiny(self, out_dir: Path, *, single_blocks: int = 0) -> Path:
         """Tiny random FLUX pipeline: toy CLIP + T5, 4-channel VAE, 1 double + N single blocks.
 
-        No single blocks by default: diffusers' kohya converter hard-codes FLUX.1's real
-        single-block widths (3072/12288) when splitting ``linear1``, so a tiny model with single
-        blocks cannot verify its kohya file in a fresh pipeline (the trainer's export check).
-        Tests pass ``single_blocks=1`` to train and check that path directly.
+        No single blocks by default (the smallest model the tests train); ``single_blocks=1``
+        builds one with the fused ``linear1`` path, whose ComfyUI file the export check verifies
+        through the key map only (``diffusers_reads_comfyui``).
         """
         import torch
         from diffusers import (

@@ -35,7 +35,7 @@ from training.models.flow_matching import (
     sample_sigmas,
     velocity_loss,
 )
-from training.models.native_lora import PEFT_SPELLING, NativeModule, native_lora
+from training.models.native_lora import PEFT_SPELLING, NativeModule
 
 if TYPE_CHECKING:
     import torch
@@ -92,6 +92,8 @@ class Flux2Family(FlowTransformerFamily):
     """FLUX.2 training shared by dev and klein; subclasses say how prompts are encoded."""
 
     text_components = ("text_encoder", "tokenizer")
+    comfyui_spelling = PEFT_SPELLING
+    comfyui_fold_alpha = True  # diffusers' FLUX.2 converter refuses .alpha keys in this layout
 
     def encode_prompts(self, model: LoadedModel, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Stacked hidden states of three text-encoder layers, (N, tokens, 3 x hidden)."""
@@ -187,13 +189,9 @@ class Flux2Family(FlowTransformerFamily):
             )
         return [result.images[0]]
 
-    def to_kohya(
-        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
-    ) -> dict[str, torch.Tensor]:
+    def comfyui_module(self, module: str) -> NativeModule | None:
         """``diffusion_model.`` + original FLUX.2 names, lora_A/lora_B, alpha folded in."""
-        return native_lora(
-            lora_state_dict, alpha, native_module, spelling=PEFT_SPELLING, fold_alpha=True
-        )
+        return native_module(module)
 
 
 def tiny_flux2_vae() -> object:

@@ -44,6 +44,7 @@ from training.models.flow_matching import (
     sample_sigmas,
     velocity_loss,
 )
+from training.models.native_lora import PEFT_SPELLING, NativeModule
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -75,6 +76,8 @@ class LTX2Family(FlowTransformerFamily):
     spec = SPEC
     pipeline_class_name = "LTX2Pipeline"
     text_components = ("text_encoder", "tokenizer", "connectors")
+    comfyui_spelling = PEFT_SPELLING
+    comfyui_fold_alpha = True  # as ai-toolkit's LTX-2 files; ComfyUI then scales by 1
 
     def encode_prompts(self, model: LoadedModel, prompts: list[str]) -> dict[str, torch.Tensor]:
         """Connector outputs: video (N, tokens, D), audio (N, tokens, D') embeds and their mask."""
@@ -201,13 +204,9 @@ class LTX2Family(FlowTransformerFamily):
             )
         return list(result.frames[0])
 
-    def to_kohya(
-        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
-    ) -> dict[str, torch.Tensor]:
+    def comfyui_module(self, module: str) -> NativeModule | None:
         """``diffusion_model.<module>.lora_A/.lora_B.weight``, alpha/rank folded into B."""
-        from training.models.native_lora import PEFT_SPELLING, native_lora
-
-        return native_lora(lora_state_dict, alpha, _native_module, PEFT_SPELLING, fold_alpha=True)
+        return _native_module(module)
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random LTX-2 pipeline: toy Gemma 3, 32x/8x VAE, 2 blocks, calibrated latents."""
@@ -217,10 +216,8 @@ class LTX2Family(FlowTransformerFamily):
         return out_dir
 
 
-def _native_module(module: str) -> Any:
+def _native_module(module: str) -> NativeModule | None:
     """The original LTX-2 checkpoint names the blocks' modules as diffusers does."""
-    from training.models.native_lora import NativeModule
-
     return NativeModule(module) if module.startswith("transformer_blocks.") else None
 
 

@@ -1,5 +1,11 @@
 """LoRA files in a model's native (original checkpoint) key layout, as ComfyUI loads them.
 
+Every family's ComfyUI/A1111 file is written here from one map, ``Family.comfyui_module``
+(diffusers module -> where its LoRA goes), and checked back against the same map
+(``native_deltas``), so writing and verifying cannot drift apart. Most families use ComfyUI's
+generic ``diffusion_model.<native module>`` keys; SD and FLUX.1 use kohya's
+``lora_unet_<module_with_underscores>`` names, which ComfyUI, A1111 and Forge read for them.
+
 ComfyUI keeps a model under its original checkpoint names and, for any model, maps a LoRA key
 ``diffusion_model.<native module>`` onto ``<native module>.weight`` (``comfy/lora.py``
 ``model_lora_keys_unet``, the generic path). Where the original checkpoint fuses projections
@@ -59,8 +65,9 @@ def native_lora(
     native_of: Callable[[str], NativeModule | None],
     spelling: tuple[str, str] = KOHYA_SPELLING,
     fold_alpha: bool = False,
+    prefix: str = NATIVE_PREFIX,
 ) -> dict[str, torch.Tensor]:
-    """diffusers LoRA tensors -> ``diffusion_model.<native>`` down/up/alpha, fp32, fused.
+    """diffusers LoRA tensors -> ``<prefix><native>`` down/up/alpha, fp32, fused.
 
     ``fold_alpha``: no ``.alpha`` keys; alpha / rank is multiplied into the up weights instead
     (diffusers' FLUX.2 converter refuses alpha keys in this layout; ComfyUI then scales by 1).
@@ -76,7 +83,7 @@ def native_lora(
             down, up = ordered[0]["down"], ordered[0]["up"]
         else:
             down, up = block_diagonal([p["down"] for p in ordered], [p["up"] for p in ordered])
-        key = NATIVE_PREFIX + name
+        key = prefix + name
         up = up.detach().float()
         if fold_alpha:
             up = up * (float(alpha) * parts / down.shape[0])
@@ -105,3 +112,70 @@ def _group(
     if unmapped:
         raise ExportError("no native checkpoint name for these LoRA tensors", unmapped)
     return groups
+
+
+_FILE_PARTS = {
+    **{spelling[0]: "down" for spelling in (KOHYA_SPELLING, DOT_SPELLING, PEFT_SPELLING)},
+    **{spelling[1]: "up" for spelling in (KOHYA_SPELLING, DOT_SPELLING, PEFT_SPELLING)},
+    ".alpha": "alpha",
+}
+
+
+def file_deltas(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Key stem -> the weight change a ComfyUI-style loader applies: up @ down * alpha / rank.
+
+    Read the way ComfyUI's ``comfy/lora.py`` reads it: scale alpha / rank when an ``.alpha``
+    tensor is present, else 1. ExportError names stems that lack a down or an up weight.
+    """
+    stems: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in tensors.items():
+        suffix = next((s for s in _FILE_PARTS if key.endswith(s)), None)
+        if suffix is None:
+            raise ExportError("not a LoRA down/up/alpha tensor", [key])
+        stems.setdefault(key.removesuffix(suffix), {})[_FILE_PARTS[suffix]] = tensor
+    incomplete = sorted(stem for stem, parts in stems.items() if {"down", "up"} - set(parts))
+    if incomplete:
+        raise ExportError("LoRA modules without both a down and an up weight", incomplete)
+    deltas = {}
+    for stem, parts in stems.items():
+        down, up = parts["down"].float().flatten(1), parts["up"].float().flatten(1)
+        scale = float(parts["alpha"]) / down.shape[0] if "alpha" in parts else 1.0
+        deltas[stem] = (up @ down) * scale
+    return deltas
+
+
+def native_deltas(
+    tensors: dict[str, torch.Tensor],
+    rows: dict[str, int],
+    native_of: Callable[[str], NativeModule | None],
+    prefix: str = NATIVE_PREFIX,
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A native-layout file's weight change per diffusers module, split out of fused modules.
+
+    ``rows``: diffusers module -> its output width. A fused module's change is its parts'
+    changes stacked in slot order, so each part's rows are cut out by those widths. Returns
+    (module -> delta for the modules the file holds, problems: modules without a native name,
+    stems no module maps to, fused modules of the wrong width).
+    """
+    stems, problems = file_deltas(tensors), []
+    fused: dict[str, dict[int, str]] = {}
+    for module in rows:
+        target = native_of(module)
+        if target is None:
+            problems.append(f"{module} (no native name)")
+        else:
+            fused.setdefault(prefix + target.name, {})[target.slot] = module
+    problems += [f"{stem} (no module maps to it)" for stem in sorted(set(stems) - set(fused))]
+    deltas = {}
+    for stem, slots in sorted(fused.items()):
+        if stem not in stems:
+            continue  # its modules are missing from the result; the caller names them
+        ordered = [slots[slot] for slot in sorted(slots)]
+        if sum(rows[m] for m in ordered) != stems[stem].shape[0]:
+            problems.append(f"{stem} (width {stems[stem].shape[0]} is not its parts')")
+            continue
+        start = 0
+        for module in ordered:
+            deltas[module] = stems[stem][start : start + rows[module]]
+            start += rows[module]
+    return deltas, problems

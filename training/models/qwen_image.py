@@ -39,7 +39,7 @@ from training.models.flow_matching import (
     sample_sigmas,
     velocity_loss,
 )
-from training.models.native_lora import NativeModule, native_lora
+from training.models.native_lora import NativeModule
 from training.models.prompt_padding import pad_prompt_tokens, trim_to_longest, valid_tokens
 
 if TYPE_CHECKING:
@@ -186,11 +186,9 @@ class QwenImageFamily(FlowTransformerFamily):
             f"{prefix}prompt_embeds_mask": mask[:, :length].to(model.device),
         }
 
-    def to_kohya(
-        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
-    ) -> dict[str, torch.Tensor]:
+    def comfyui_module(self, module: str) -> NativeModule | None:
         """ComfyUI's layout: ``diffusion_model.transformer_blocks.N.attn.to_q.lora_down`` etc."""
-        return native_lora(lora_state_dict, alpha, _native_module)
+        return _native_module(module)
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random Qwen-Image: toy Qwen2.5-VL, 4-channel causal VAE (8x), 2 blocks."""

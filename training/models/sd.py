@@ -20,6 +20,7 @@ from training.models.base import (
     SampleRequest,
     load_frozen_pipeline,
 )
+from training.models.native_lora import NativeModule
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +36,7 @@ class StableDiffusionFamily(Family):
     pipeline_class_name = "StableDiffusionPipeline"
     text_components: tuple[str, ...] = ("text_encoder", "tokenizer")  # skipped for LoRA checks
     denoiser_components = ("unet",)
+    comfyui_prefix = "lora_unet_"  # kohya's SD names, which ComfyUI and A1111 read
 
     def __init__(self, spec: FamilySpec) -> None:
         self.spec = spec
@@ -210,13 +212,9 @@ class StableDiffusionFamily(Family):
         )
         add_metadata(path, metadata)
 
-    def to_kohya(
-        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
-    ) -> dict[str, torch.Tensor]:
-        """diffusers keys -> lora_unet_<path_with_underscores>.lora_down/.lora_up/.alpha."""
-        from training.lora_files import diffusers_to_kohya
-
-        return diffusers_to_kohya(lora_state_dict, alpha, prefix="lora_unet_")
+    def comfyui_module(self, module: str) -> NativeModule:
+        """kohya's name for a UNet module: lora_unet_<diffusers path with underscores>."""
+        return NativeModule(module.replace(".", "_"))
 
     def load_lora(
         self, model: LoadedModel, path: Path, adapter_name: str, denoiser: str = ""

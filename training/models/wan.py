@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.errors import ExportError, ModelLoadError
+from training.errors import ModelLoadError
 from training.models.base import FamilySpec, LatentBatch, LoadedModel, SampleRequest
 from training.models.flow_family import FlowTransformerFamily
 from training.models.flow_matching import noisy_latents_and_target, sample_sigmas, velocity_loss
+from training.models.native_lora import NativeModule
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +50,7 @@ _ORIGINAL_NAMES = {
     "ffn.net.0.proj": "ffn.0",
     "ffn.net.2": "ffn.2",
 }
-_KEY_RE = re.compile(r"^(?:transformer\.)?blocks\.(\d+)\.(.+)\.lora(_A|_B|\.down|\.up)\.weight$")
+_BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
 class WanFamily(FlowTransformerFamily):
@@ -157,27 +158,11 @@ class WanFamily(FlowTransformerFamily):
             )
         return list(result.frames[0])
 
-    def to_kohya(
-        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
-    ) -> dict[str, torch.Tensor]:
+    def comfyui_module(self, module: str) -> NativeModule | None:
         """ComfyUI's Wan layout: ``diffusion_model.blocks.N.self_attn.q.lora_down.weight`` etc."""
-        import torch
-
-        converted: dict[str, torch.Tensor] = {}
-        unmapped = []
-        for key, tensor in lora_state_dict.items():
-            match = _KEY_RE.match(key)
-            original = _ORIGINAL_NAMES.get(match[2]) if match else None
-            if original is None:
-                unmapped.append(key)
-                continue
-            module = f"diffusion_model.blocks.{match[1]}.{original}"
-            part = "lora_down" if match[3] in ("_A", ".down") else "lora_up"
-            converted[f"{module}.{part}.weight"] = tensor.detach().float().contiguous()
-            converted[f"{module}.alpha"] = torch.tensor(float(alpha))
-        if unmapped:
-            raise ExportError("no ComfyUI Wan name for these LoRA tensors", unmapped)
-        return converted
+        match = _BLOCK_RE.match(module)
+        original = _ORIGINAL_NAMES.get(match[2]) if match else None
+        return NativeModule(f"blocks.{match[1]}.{original}") if match and original else None
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random Wan pipeline: toy umT5, 4-channel causal VAE (4x/8x), 2 blocks."""

@@ -53,7 +53,7 @@ from training.models.flow_matching import (
     sample_sigmas,
     velocity_loss,
 )
-from training.models.native_lora import DOT_SPELLING, NativeModule, native_lora
+from training.models.native_lora import DOT_SPELLING, NativeModule
 from training.models.prompt_padding import pad_prompt_tokens, valid_tokens
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ class ZImageFamily(FlowTransformerFamily):
 
     spec = SPEC
     pipeline_class_name = "ZImagePipeline"
+    comfyui_spelling = DOT_SPELLING
     text_components = ("text_encoder", "tokenizer")
 
     def encode_prompts(self, model: LoadedModel, prompts: list[str]) -> dict[str, torch.Tensor]:
@@ -189,11 +190,9 @@ class ZImageFamily(FlowTransformerFamily):
         tokens = embeds["prompt_embeds"].to(model.device, model.dtype)
         return valid_tokens(tokens, embeds["prompt_embeds_mask"].to(model.device))
 
-    def to_kohya(
-        self, lora_state_dict: dict[str, torch.Tensor], alpha: float
-    ) -> dict[str, torch.Tensor]:
+    def comfyui_module(self, module: str) -> NativeModule | None:
         """Original names: ``diffusion_model.layers.N.attention.qkv.lora.down.weight`` etc."""
-        return native_lora(lora_state_dict, alpha, _native_module, spelling=DOT_SPELLING)
+        return _native_module(module)
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random Z-Image: toy Qwen3, 4-channel VAE, 2 layers + 1 refiner each, an adapter."""
