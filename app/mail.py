@@ -14,6 +14,7 @@ import smtplib
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
 from app.accounts.services import account_is_leaving
 from app.extensions import get_settings
@@ -35,6 +36,12 @@ def build_message(to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
+def outbox_folder() -> Path | None:
+    """Where e-mail is written instead of sent (embedded mode, no SMTP host); None with SMTP."""
+    settings = get_settings()
+    return None if settings.smtp_host else settings.instance_path / "outbox"
+
+
 def send_email(to: str, subject: str, body: str, *, account_id: int | None) -> bool:
     """Send now (SMTP, or instance/outbox/ without an SMTP host); False when dropped because
     the account is leaving. account_id None: the address has no account (deletion receipt)."""
@@ -43,8 +50,8 @@ def send_email(to: str, subject: str, body: str, *, account_id: int | None) -> b
         return False
     settings = get_settings()
     message = build_message(to, subject, body)
-    if not settings.smtp_host:
-        outbox = settings.instance_path / "outbox"
+    outbox = outbox_folder()
+    if outbox is not None:
         outbox.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns()}.eml"
         (outbox / name).write_bytes(bytes(message))

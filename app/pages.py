@@ -34,6 +34,16 @@ bp = Blueprint("pages", __name__)
 RECENT_RUNS = 6
 
 
+# The dashboard's getting-started checklist, in order; the welcome after sign-up names the
+# first one, so the two never disagree.
+STEPS = ("Choose a plan", "Upload a dataset", "Start a run", "Download your LoRA")
+
+
+def welcome_message() -> str:
+    """What a new account is told first: the checklist's first step."""
+    return f"Welcome to Attune. Your first step is under “Getting started”: {STEPS[0].lower()}."
+
+
 @dataclass(frozen=True)
 class Dashboard:
     """What the dashboard shows: plan, this period's GPU time, datasets and recent runs."""
@@ -103,6 +113,7 @@ def dashboard() -> str:
     return render_template(
         "dashboard.html",
         board=build_dashboard(current_user),
+        steps=STEPS,
         megabytes=megabytes,
         family_labels={name: info.label for name, info in FAMILIES.items()},
     )

@@ -30,6 +30,8 @@ from app.accounts.forms import (
 from app.accounts.tokens import TokenError, read_token
 from app.errors import error_response, wants_json
 from app.extensions import get_settings, limiter, login_manager
+from app.mail import outbox_folder
+from app.pages import welcome_message
 
 bp = Blueprint("accounts", __name__)
 bp.record_once(lambda state: google.init_google(state.app))
@@ -93,7 +95,8 @@ def sign_up() -> Response | str:
         else:
             login_user(user)
             emails.queue_verification(user)
-            flash("Welcome to Attune. Create a dataset to get started.", "success")
+            flash(welcome_message(), "success")
+            flash(confirmation_sent(user.email), "info")
             return redirect(url_for("pages.dashboard"))
     return render_template("accounts/sign_up.html", form=form), 200 if not form.errors else 422
 
@@ -142,6 +145,15 @@ def sign_out_everywhere() -> Response:
     session.pop(DEVICE_KEY, None)
     flash("You are signed out on every device.", "info")
     return redirect(url_for("accounts.sign_in"))
+
+
+def confirmation_sent(email: str) -> str:
+    """Where the address's confirmation went: the inbox, or the outbox folder (embedded)."""
+    outbox = outbox_folder()
+    sent = f"We sent a confirmation e-mail to {email}: follow its link to confirm the address."
+    if outbox is None:
+        return sent
+    return f"{sent} This server has no mail server configured, so it was written to {outbox}."
 
 
 @bp.route("/sign-in/google", methods=["POST"])
@@ -216,7 +228,7 @@ def google_sign_up() -> Response | tuple[str, int]:
             getattr(form, exc.field, form.name).errors.append(exc.message)
         else:
             login_user(user)
-            flash("Welcome to Attune. Create a dataset to get started.", "success")
+            flash(welcome_message(), "success")
             return redirect(url_for("pages.dashboard"))
     status = 200 if not form.errors else 422
     return render_template("accounts/google_sign_up.html", form=form, profile=profile), status

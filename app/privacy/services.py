@@ -137,6 +137,8 @@ def request_account_deletion(user: User, password: str) -> None:
     everywhere, refuse the person's download links and e-mails (both check
     deletion_requested_at), stop their runs and renders; and queue the erasure."""
     if user.has_password:
+        if not password:
+            raise DeletionError("Your password is required to delete the account.")
         if not verify_password(user.password_hash, password):
             raise DeletionError("That is not your password.")
     elif not recently_reauthenticated():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -26,6 +28,28 @@ def test_sign_up_signs_in_and_stores_an_argon2id_hash(app: Flask, client: FlaskC
         assert user.password_hash.startswith("$argon2id$")
         assert GOOD_PASSWORD not in user.password_hash
         assert user.adult_confirmed_at is not None
+
+
+def test_sign_up_says_where_the_confirmation_went_and_what_to_do_first(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sign_up(client, email="ada@example.com")
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "We sent a confirmation e-mail to ada@example.com" in page
+    assert "no mail server" not in page  # this app has SMTP
+    # The welcome and the checklist name the same first step.
+    assert "Your first step is under “Getting started”: choose a plan." in page
+    current = page.split('aria-current="step"', 1)[1].split("</li>", 1)[0]
+    assert "<strong>Choose a plan</strong>" in current
+
+    # Embedded mode (no SMTP host): the message says which folder the e-mail is written to.
+    settings = app.extensions["attune.settings"]
+    monkeypatch.setitem(app.extensions, "attune.settings", replace(settings, smtp_host=""))
+    embedded = app.test_client()
+    sign_up(embedded, email="grace@example.com")
+    page = embedded.get("/dashboard").get_data(as_text=True)
+    outbox = settings.instance_path / "outbox"
+    assert f"no mail server configured, so it was written to {outbox}" in page
 
 
 @pytest.mark.parametrize(

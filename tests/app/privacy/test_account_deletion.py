@@ -100,6 +100,9 @@ def test_deleting_the_account_erases_everything_but_billing_records(
 
     wrong = delete_account(laptop, "not my password")
     assert wrong.status_code == 422 and "not your password" in wrong.get_data(as_text=True)
+    empty = delete_account(laptop, "")
+    assert empty.status_code == 422
+    assert "Your password is required" in empty.get_data(as_text=True)
     assert phone.get("/dashboard").status_code == 200
 
     assert delete_account(laptop, GOOD_PASSWORD).headers["Location"] == "/"
