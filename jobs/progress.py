@@ -20,17 +20,22 @@ from sqlalchemy.engine import Engine
 from app.accounts.services import account_is_leaving
 from app.db_types import utcnow
 from app.extensions import db, get_settings
+from app.trainings.artifacts import RunArtifacts
 from app.trainings.models import TrainingRun
-from app.trainings.services import live_keys
+from app.trainings.telemetry import (
+    KEY_TTL_S,
+    MAX_LOG_LINES,
+    MAX_LOSS_POINTS,
+    encode_point,
+    live_keys,
+    loss_curve,
+)
 from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
 
 log = logging.getLogger(__name__)
-KEY_TTL_S = 7 * 24 * 3600
 DB_WRITE_INTERVAL_S = 2.0
 CANCEL_CHECK_INTERVAL_S = 1.0
-MAX_LOSS_POINTS = 5000
-MAX_LOG_LINES = 200
 SCRATCH_NAME = re.compile(r"\b(item-\d+)\.[A-Za-z0-9]+\b")  # as jobs.run_files.scratch_stem
 
 
@@ -81,7 +86,7 @@ class RunReporter:
         pipe = self.redis.pipeline()
         pipe.set(self.keys["progress"], json.dumps(live), ex=KEY_TTL_S)
         if data.get("loss") is not None:
-            pipe.rpush(self.keys["loss"], f"{data['step']}:{data['loss']:.6g}")
+            pipe.rpush(self.keys["loss"], encode_point(int(data["step"]), data["loss"]))
             pipe.ltrim(self.keys["loss"], -MAX_LOSS_POINTS, -1)
             pipe.expire(self.keys["loss"], KEY_TTL_S)
         pipe.execute()
@@ -98,19 +103,14 @@ class RunReporter:
     def _record_sample(self, path: Path) -> None:
         if self.owner_leaving:
             return
-        key = run_files.upload_sample(self.run, path)
-        artifacts = dict(self.run.artifacts or {})
-        artifacts["samples"] = [*artifacts.get("samples", []), key]
-        self.run.artifacts = artifacts
+        RunArtifacts(self.run).add_sample(run_files.upload_sample(self.run, path))
         db.session.commit()
 
     def _record_checkpoint(self, folder: Path, step: int) -> None:
         if self.owner_leaving:
             return
         files = run_files.upload_checkpoint(self.run, folder, step)
-        artifacts = dict(self.run.artifacts or {})
-        artifacts["checkpoints"] = {**artifacts.get("checkpoints", {}), str(step): files}
-        self.run.artifacts = artifacts
+        RunArtifacts(self.run).add_checkpoint(step, files)
         kept = {int(p.name.removeprefix("step-")) for p in folder.parent.glob("step-*")}
         run_files.forget_rotated_checkpoints(self.run, kept)
         db.session.commit()
@@ -137,12 +137,9 @@ class RunReporter:
             self.owner_leaving = self._cancelled and account_is_leaving(self.run.user_id)
         return self._cancelled
 
-    def loss_curve(self, max_points: int = 500) -> list[list[float]]:
-        """The loss history, thinned to at most `max_points`, to keep on the run row."""
-        raw = self.redis.lrange(self.keys["loss"], 0, -1)
-        points = [[int(s), float(v)] for s, v in (p.decode().split(":", 1) for p in raw)]
-        stride = max(1, len(points) // max_points)
-        return points[::stride]
+    def loss_curve(self) -> list[list[float]]:
+        """The loss history, thinned as the run page thins it, to keep on the run row."""
+        return loss_curve(self.redis.lrange(self.keys["loss"], 0, -1))
 
 
 class Heartbeat:

@@ -8,6 +8,7 @@ from typing import Any
 from app import object_keys
 from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
+from app.trainings.artifacts import RunArtifacts
 from app.trainings.models import TrainingRun
 
 CHECKPOINTS = "checkpoints"
@@ -82,13 +83,11 @@ def restore_latest_checkpoint(run: TrainingRun, out_dir: Path) -> int | None:
 
 def forget_rotated_checkpoints(run: TrainingRun, kept_steps: set[int]) -> None:
     """Delete stored checkpoints the trainer rotated away locally."""
-    artifacts = dict(run.artifacts or {})
-    stored = dict(artifacts.get("checkpoints", {}))
-    for step in [int(s) for s in stored if int(s) not in kept_steps]:
+    artifacts = RunArtifacts(run)
+    rotated = [int(s) for s in artifacts.checkpoints if int(s) not in kept_steps]
+    for step in rotated:
         get_storage().delete_prefix(checkpoint_prefix(run, step))
-        stored.pop(str(step))
-    artifacts["checkpoints"] = stored
-    run.artifacts = artifacts
+    artifacts.drop_checkpoints(rotated)
 
 
 def upload_sample(run: TrainingRun, path: Path) -> str:
@@ -100,25 +99,26 @@ def upload_sample(run: TrainingRun, path: Path) -> str:
 
 
 def upload_outputs(run: TrainingRun, result: Any) -> dict[str, Any]:
-    """Upload the final LoRA files; returns the run's artifacts with their keys added.
+    """Upload the final LoRA files and record their keys; returns the run's artifacts.
 
     Kinds come from result.lora_files ("lora", "comfyui"; a pair per denoiser for families
     with several). "lora"/"comfyui" always name the first pair, so the runs list's download
     and try-it find a file for every family.
     """
-    artifacts = dict(run.artifacts or {})
     files = result.lora_files or {"lora": result.lora_path, "comfyui": result.comfyui_path}
-    keys = {}
+    keys, by_kind = {}, {}
     for kind, path in files.items():
         if path:
             keys[path] = object_keys.run_lora(run.storage_prefix(), Path(path).name)
             get_storage().upload_file(keys[path], Path(path), "application/octet-stream")
-            artifacts[kind] = keys[path]
+            by_kind[kind] = keys[path]
     for kind, path in (("lora", result.lora_path), ("comfyui", result.comfyui_path)):
         if path in keys:
-            artifacts.setdefault(kind, keys[path])
-    return artifacts
+            by_kind.setdefault(kind, keys[path])
+    artifacts = RunArtifacts(run)
+    artifacts.update(**by_kind)
+    return artifacts.data
 
 
 def _checkpoint_steps(run: TrainingRun) -> list[int]:
-    return [int(step) for step in (run.artifacts or {}).get("checkpoints", {})]
+    return [int(step) for step in RunArtifacts(run).checkpoints]

@@ -18,6 +18,7 @@ from app.billing.models import GpuUsage
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_settings
 from app.mail import send_email
+from app.trainings.artifacts import RunArtifacts
 from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
 from app.webhooks.events import emit_run_event_safely
@@ -78,10 +79,7 @@ def run(run_id: int) -> str:
             record_step_speed(training_run, outcome, seconds)
         if outcome.error:
             reporter.log(f"failed: {outcome.error}")
-        training_run.artifacts = {
-            **(training_run.artifacts or {}),
-            "loss_curve": reporter.loss_curve(),
-        }
+        RunArtifacts(training_run).update(loss_curve=reporter.loss_curve())
         finish(training_run, outcome)
         log.info("finished: %s", outcome.status)
         return outcome.status
@@ -105,7 +103,7 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
     reporter.keep_checkpoints = config.keep_checkpoints
     result = train(config, data_dir, out_dir, reporter.on_progress, reporter.should_stop)
     if not reporter.owner_leaving:
-        training_run.artifacts = run_files.upload_outputs(training_run, result)
+        run_files.upload_outputs(training_run, result)
     training_run.step, training_run.loss = result.steps_done, result.final_loss
     return Outcome(
         "cancelled" if result.stopped else "succeeded",

@@ -22,6 +22,7 @@ from app.datasets.models import Dataset
 from app.db_types import utcnow
 from app.extensions import db, get_storage
 from app.privacy.models import DataExport, DeletionReceipt
+from app.trainings.artifacts import RunArtifacts
 from app.trainings.models import FINISHED_STATUSES, Generation, TrainingRun
 from storage import Storage
 
@@ -209,8 +210,7 @@ def _deleter(row: object) -> Callable[[], None]:
 
 def _artifact_clearer(run: TrainingRun, only: str | None = None) -> Callable[[], None]:
     def clear() -> None:
-        artifacts = dict(run.artifacts or {})
-        run.artifacts = {k: v for k, v in artifacts.items() if only and k != only}
+        RunArtifacts(run).clear(only)
 
     return clear
 

@@ -26,7 +26,8 @@ from app.privacy.models import DataExport
 from app.queues import delete_jobs
 from app.trainings.generations import generation_job_id
 from app.trainings.models import Generation, TrainingRun
-from app.trainings.services import live_keys, run_job_id
+from app.trainings.services import run_job_id
+from app.trainings.telemetry import live_keys
 from app.webhooks.events import attempt_job_id
 from app.webhooks.models import WebhookDelivery
 

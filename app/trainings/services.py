@@ -23,17 +23,13 @@ from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.params import validate_params
 from app.trainings.presets import preset_defaults, presets_for
 from app.trainings.quota import QuotaError, period_quota, release_reservation, reserve_gpu_quota
+from app.trainings.telemetry import live_keys, loss_curve, progress_key
 from app.webhooks.events import emit_run_event_safely
 from app.webhooks.services import WebhookError, set_run_webhook
 from catalogue.media import refusal
 from catalogue.presets import PRESETS
 from catalogue.prompts import fill_trigger
 
-PROGRESS_KEY = "attune:run:{run_id}:progress"
-LOSS_KEY = "attune:run:{run_id}:loss"
-LOG_KEY = "attune:run:{run_id}:log"
-# The run page's chart is a few hundred pixels wide: more points only cost bytes and CPU.
-MAX_CURVE_POINTS = 500
 # Kinds of a run's LoRA files: "lora" (diffusers) and "comfyui"; a family with several denoisers
 # (Wan 2.2 A14B) stores a pair per denoiser, e.g. "lora_high_noise", "comfyui_low_noise".
 LORA_KIND = re.compile(r"^(lora|comfyui)(?:_([a-z][a-z0-9_]{0,30}))?$")
@@ -241,11 +237,6 @@ def run_job_id(run_id: int, attempt: int) -> str:
     return f"run-{run_id}-{attempt}"
 
 
-def live_keys(run_id: int) -> list[str]:
-    """The Redis keys of a run's live progress, loss curve and log tail."""
-    return [template.format(run_id=run_id) for template in (PROGRESS_KEY, LOSS_KEY, LOG_KEY)]
-
-
 def requeue_run(run: TrainingRun) -> None:
     """Queue the run's next attempt after its worker or its job was lost."""
     run.status = "queued"
@@ -302,14 +293,14 @@ def queue_position(run: TrainingRun) -> int | None:
 def live_progress(run: TrainingRun) -> dict[str, Any]:
     """Status, step, loss curve, ETA, log tail, samples and downloads for the run page."""
     # One round trip for the three keys: this is polled every 1.5 s by every open run page.
-    progress_key, loss_key, log_key = live_keys(run.id)
+    progress, loss, log = live_keys(run.id)
     pipe = get_redis().pipeline(transaction=False)
-    pipe.get(progress_key)
-    pipe.lrange(loss_key, 0, -1)
-    pipe.lrange(log_key, -50, -1)
+    pipe.get(progress)
+    pipe.lrange(loss, 0, -1)
+    pipe.lrange(log, -50, -1)
     raw, points, lines = pipe.execute()
     live = json.loads(raw) if raw else {}
-    curve = [_point(p) for p in thin(points, MAX_CURVE_POINTS)]
+    curve = loss_curve(points)
     artifacts = run.artifacts or {}
     samples = [key.rsplit("/", 1)[-1] for key in artifacts.get("samples", [])]
     return {
@@ -358,7 +349,7 @@ def sample_label(run: TrainingRun, name: str) -> str:
 
 def live_status(run: TrainingRun) -> dict[str, Any]:
     """Step, loss, ETA and queue position only: one Redis read, for API clients polling."""
-    raw = get_redis().get(PROGRESS_KEY.format(run_id=run.id))
+    raw = get_redis().get(progress_key(run.id))
     return _live_fields(run, json.loads(raw) if raw else {})
 
 
@@ -414,20 +405,6 @@ def _layout_words(kind: str) -> str:
     layout = "diffusers" if match[1] == "lora" else "ComfyUI / A1111"
     which = f", {match[2].replace('_', ' ')}" if match[2] else ""
     return f"{layout}{which}"
-
-
-def thin(points: list[Any], most: int) -> list[Any]:
-    """At most `most` (+1) evenly spaced points, always ending with the latest one."""
-    stride = max(1, -(-len(points) // most))
-    picked = points[::stride]
-    if points and (len(points) - 1) % stride:
-        picked.append(points[-1])
-    return picked
-
-
-def _point(raw: bytes) -> list[float]:
-    step, loss = raw.decode().split(":", 1)
-    return [int(step), float(loss)]
 
 
 def download_url(run: TrainingRun, kind: str, name: str | None = None) -> str:

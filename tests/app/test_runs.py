@@ -312,3 +312,26 @@ def test_how_to_use_names_the_base_model_to_load(
     page = client.get(f"/runs/{run_id}").get_data(as_text=True)
     assert f'<code id="base-model">{tiny}</code> (the tiny random model this server built)' in page
     assert f'DiffusionPipeline.from_pretrained("{tiny}")' in page
+
+
+def test_run_artifacts_change_through_one_accessor_that_assigns_fresh_json() -> None:
+    from app.trainings.artifacts import RunArtifacts
+    from app.trainings.models import TrainingRun
+
+    run = TrainingRun(artifacts={"lora": "k/lora"})
+    before = run.artifacts
+    artifacts = RunArtifacts(run)
+    artifacts.add_sample("k/s0")
+    artifacts.add_checkpoint(5, {"lora": "k/c5"})
+    artifacts.add_checkpoint(10, {"lora": "k/c10"})
+    artifacts.drop_checkpoints([5])
+    assert run.artifacts is not before and before == {"lora": "k/lora"}
+    assert run.artifacts == {
+        "lora": "k/lora",
+        "samples": ["k/s0"],
+        "checkpoints": {"10": {"lora": "k/c10"}},
+    }
+    artifacts.clear("samples")
+    assert run.artifacts == {"samples": ["k/s0"]}
+    artifacts.clear()
+    assert run.artifacts == {}

@@ -269,3 +269,31 @@ def _train_one_step_with_a_broken_file(app: Flask, tmp_path: Path) -> None:
         assert run(training_run.id) == "succeeded"
     log = client.get(f"/api/runs/{training_run.id}").get_json()["log"]
     assert len([line for line in log if "skipped " in line]) == 1, log
+
+
+class _StepEvent:
+    """A trainer step event, as training.ProgressEvent.to_dict() gives it."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        self.step, self.loss = step, loss
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": "step", "step": self.step, "total_steps": 999, "loss": self.loss}
+
+
+def test_the_kept_loss_curve_is_the_one_the_run_page_draws(request: pytest.FixtureRequest) -> None:
+    """999 steps: the run row keeps the same thinned curve the page showed, last step included."""
+    from app.extensions import get_redis
+    from app.trainings.models import TrainingRun
+    from app.trainings.services import live_progress
+    from jobs.progress import RunReporter
+    from tests.app.privacy.support import add_run, make_user
+
+    with running_app(request, "sqlite") as app, app.app_context():
+        run = db.session.get(TrainingRun, add_run(make_user(), status="running"))
+        reporter = RunReporter(run, get_redis())
+        for step in range(1, 1000):
+            reporter.on_progress(_StepEvent(step, 1.0 / step))
+        kept, drawn = reporter.loss_curve(), live_progress(run)["loss_curve"]
+    assert kept == drawn
+    assert len(kept) <= 501 and kept[0][0] == 1 and kept[-1][0] == 999

@@ -198,7 +198,7 @@ def test_sign_in_never_redirects_off_site(target: str) -> None:
 def test_the_loss_curve_is_thinned_evenly_and_keeps_the_latest_point(
     points: list[int], most: int
 ) -> None:
-    from app.trainings.services import thin
+    from app.trainings.telemetry import thin
 
     picked = thin(points, most)
     assert len(picked) <= most + 1
