@@ -332,6 +332,6 @@ def test_run_artifacts_change_through_one_accessor_that_assigns_fresh_json() -> 
         "checkpoints": {"10": {"lora": "k/c10"}},
     }
     artifacts.clear("samples")
-    assert run.artifacts == {"samples": ["k/s0"]}
+    assert run.artifacts == {"lora": "k/lora", "checkpoints": {"10": {"lora": "k/c10"}}}
     artifacts.clear()
     assert run.artifacts == {}
