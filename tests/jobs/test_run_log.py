@@ -44,6 +44,9 @@ def test_the_log_names_uploaded_files_and_the_checkpoints_it_keeps(
         for step in (1, 2):
             (folder / f"step-{step:06d}").mkdir(parents=True)
             (folder / f"step-{step:06d}" / "lora_diffusers.safetensors").write_bytes(b"x")
+            (folder / f"step-{step:06d}" / "state.json").write_text(
+                '{"downloads": {"lora": "lora_diffusers.safetensors"}}', encoding="utf-8"
+            )  # as the trainer writes it (training.checkpoints)
             reporter.on_progress(
                 ProgressEvent("checkpoint", step, 2, path=str(folder / f"step-{step:06d}"))
             )
