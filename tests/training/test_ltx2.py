@@ -32,7 +32,7 @@ from tests.training.tiny_assets_flow import (
 from training import train
 from training.models import get_family
 from training.models.base import LoadedModel
-from training.models.tiny_video import calibration_clip
+from training.models.tiny_parts import calibration_clip
 
 LTX2 = get_family("ltx2")
 PROMPTS = ["a video of sks dog running", "a cat on a red chair"]

@@ -36,7 +36,7 @@ from training import train
 from training.errors import ModelLoadError
 from training.models import get_family
 from training.models.base import LoadedModel
-from training.models.tiny_video import calibration_clip
+from training.models.tiny_parts import calibration_clip
 
 WAN22 = get_family("wan22-ti2v-5b")
 PROMPTS = ["a video of sks dog running", "a cat on a red chair"]

@@ -183,7 +183,6 @@ class FluxFamily(FlowTransformerFamily):
         """
         import torch
         from diffusers import (
-            AutoencoderKL,
             FlowMatchEulerDiscreteScheduler,
             FluxPipeline,
             FluxTransformer2DModel,
@@ -194,18 +193,14 @@ class FluxFamily(FlowTransformerFamily):
             TINY_SEED,
             build_toy_clip_tokenizer,
             tiny_clip_text_kwargs,
-            tiny_vae_kwargs,
+            tiny_vae,
         )
         from training.models.tiny_t5 import build_toy_t5_tokenizer, tiny_t5_kwargs
 
         torch.manual_seed(TINY_SEED)
         clip_tokenizer, t5_tokenizer = build_toy_clip_tokenizer(), build_toy_t5_tokenizer()
         clip_config = CLIPTextConfig(**tiny_clip_text_kwargs(len(clip_tokenizer)))
-        vae = AutoencoderKL(
-            **{**tiny_vae_kwargs(), "use_quant_conv": False, "use_post_quant_conv": False},
-            shift_factor=0.1159,  # FLUX.1's values, so the shift path is exercised
-            scaling_factor=0.3611,
-        )
+        vae = tiny_vae(flux_layout=True)
         pipe = FluxPipeline(
             scheduler=FlowMatchEulerDiscreteScheduler(
                 shift=3.0,

@@ -197,20 +197,20 @@ class Flux2Family(FlowTransformerFamily):
 def tiny_flux2_vae() -> object:
     """A random AutoencoderKLFlux2 (8x down, 4 channels) whose batch norm is calibrated.
 
-    The running statistics are measured on a few random images, so the normalised latents of
-    the tiny model have roughly unit variance per channel, as the real VAE's statistics give.
+    The running statistics of the patchified latents are measured on the calibration images,
+    so the normalised latents of the tiny model have roughly unit variance per channel, as the
+    real VAE's statistics give.
     """
     import torch
     from diffusers import AutoencoderKLFlux2, Flux2Pipeline
 
-    from training.models.tiny_parts import tiny_vae_kwargs
+    from training.models.tiny_parts import calibration_pixels, latent_statistics, tiny_vae_kwargs
 
     vae = AutoencoderKLFlux2(**tiny_vae_kwargs(), use_quant_conv=False, use_post_quant_conv=False)
-    images = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    with torch.no_grad():
-        patches = Flux2Pipeline._patchify_latents(vae.encode(images).latent_dist.mode())
-    vae.bn.running_mean.copy_(patches.mean(dim=(0, 2, 3)))
-    vae.bn.running_var.copy_(patches.var(dim=(0, 2, 3)))
+    view = Flux2Pipeline._patchify_latents
+    mean, std = latent_statistics(vae, calibration_pixels(), view=view)
+    vae.bn.running_mean.copy_(torch.tensor(mean))
+    vae.bn.running_var.copy_(torch.tensor(std).square())
     return vae
 
 

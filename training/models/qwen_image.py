@@ -250,16 +250,13 @@ def _tiny_vae() -> Any:
     import torch
     from diffusers import AutoencoderKLQwenImage
 
-    from training.models.tiny_parts import calibration_pixels
+    from training.models.tiny_parts import calibrate_channels, calibration_pixels
 
     vae = AutoencoderKLQwenImage(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1)
     images = calibration_pixels().unsqueeze(2)  # 1-frame clips
+    calibrate_channels(vae, images)
     with torch.no_grad():
         raw = vae.encode(images).latent_dist.mode()
-        vae.register_to_config(
-            latents_mean=raw.mean(dim=(0, 2, 3, 4)).tolist(),
-            latents_std=raw.std(dim=(0, 2, 3, 4)).tolist(),
-        )
         gain = images.std() / vae.decode(raw).sample.std()
         vae.decoder.conv_out.weight.mul_(gain)
         vae.decoder.conv_out.bias.mul_(gain)

@@ -98,7 +98,7 @@ def _tiny_video_vae() -> Any:
     import torch
     from diffusers import AutoencoderKLLTX2Video
 
-    from training.models.tiny_video import calibration_clip, channel_statistics
+    from training.models.tiny_parts import calibration_clip, latent_statistics
 
     vae = AutoencoderKLLTX2Video(
         latent_channels=LATENT_CHANNELS,
@@ -110,11 +110,9 @@ def _tiny_video_vae() -> Any:
         spatial_compression_ratio=32,
         temporal_compression_ratio=8,
     )
-    with torch.no_grad():
-        latents = vae.encode(calibration_clip(17, 128)).latent_dist.mode()
-        mean, std = channel_statistics(latents)
-        vae.latents_mean.copy_(torch.tensor(mean))
-        vae.latents_std.copy_(torch.tensor(std))
+    mean, std = latent_statistics(vae, calibration_clip(17, 128))
+    vae.latents_mean.copy_(torch.tensor(mean))
+    vae.latents_std.copy_(torch.tensor(std))
     return vae
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -123,11 +124,18 @@ def tiny_clip(projection_dim: int | None = None) -> tuple[CLIPTokenizer, CLIPTex
     return tokenizer, CLIPTextModelWithProjection(config)
 
 
-def tiny_vae() -> AutoencoderKL:
-    """A random AutoencoderKL with tiny_vae_kwargs()."""
+def tiny_vae(flux_layout: bool = False) -> AutoencoderKL:
+    """A random AutoencoderKL with tiny_vae_kwargs(), its scaling calibrated to unit variance.
+
+    ``flux_layout``: FLUX.1's VAE (no quant convs, a shift_factor as well as a scaling_factor),
+    which Z-Image uses too.
+    """
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(**tiny_vae_kwargs())
+    if not flux_layout:
+        return calibrate_scaling(AutoencoderKL(**tiny_vae_kwargs()), shift=False)
+    kwargs = {**tiny_vae_kwargs(), "use_quant_conv": False, "use_post_quant_conv": False}
+    return calibrate_scaling(AutoencoderKL(**kwargs), shift=True)
 
 
 def calibration_pixels(count: int = 4, side: int = 64) -> torch.Tensor:
@@ -148,3 +156,50 @@ def calibration_pixels(count: int = 4, side: int = 64) -> torch.Tensor:
         base = np.stack([x, y, (x + y + phase) % 1.0]) * 2 - 1
         images.append(np.clip(base + rng.normal(0, 0.15, base.shape), -1, 1))
     return torch.tensor(np.stack(images), dtype=torch.float32)
+
+
+def calibration_clip(frames: int, side: int) -> torch.Tensor:
+    """(1, 3, frames, side, side) in [-1, 1]: calibration_pixels images as consecutive frames."""
+    return calibration_pixels(frames, side).transpose(0, 1).unsqueeze(0)
+
+
+def latent_statistics(
+    vae: Any,
+    pixels: torch.Tensor,
+    *,
+    per_channel: bool = True,
+    view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of a tiny VAE's latents (mode) of calibration pixels.
+
+    The one measurement every tiny model calibrates with (see calibration_pixels): per latent
+    channel (dim 1, after ``view``, e.g. FLUX.2's 2x2 patchify) or one value over all of them,
+    rounded for configs. Each family records it where its real checkpoint keeps the values.
+    """
+    import torch
+
+    with torch.no_grad():
+        latents = vae.encode(pixels).latent_dist.mode()
+    if view is not None:
+        latents = view(latents)
+    groups = latents.shape[1] if per_channel else 1
+    flat = latents.transpose(0, 1).reshape(groups, -1).double()
+    mean = [round(float(v), 4) for v in flat.mean(dim=1)]
+    std = [round(max(float(v), 1e-3), 4) for v in flat.std(dim=1)]
+    return mean, std
+
+
+def calibrate_scaling(vae: AutoencoderKL, *, shift: bool) -> AutoencoderKL:
+    """Record the one scaling_factor (and shift_factor) that SD / FLUX.1 VAEs publish."""
+    mean, std = latent_statistics(vae, calibration_pixels(), per_channel=False)
+    if shift:
+        vae.register_to_config(shift_factor=mean[0])
+    vae.register_to_config(scaling_factor=1 / std[0])
+    return vae
+
+
+def calibrate_channels(vae: Any, pixels: torch.Tensor) -> Any:
+    """Record per-channel latents_mean/latents_std in the config, as Wan/Qwen-Image VAEs do."""
+    mean, std = latent_statistics(vae, pixels)
+    vae.register_to_config(latents_mean=mean, latents_std=std)
+    return vae

@@ -71,6 +71,8 @@ def tiny_wan22_vae() -> Any:
     """The Wan 2.2 VAE's layout (residual, 2x2 patchify, 16x/4x) at toy width, calibrated."""
     from diffusers import AutoencoderKLWan
 
+    from training.models.tiny_parts import calibrate_channels, calibration_clip
+
     vae = AutoencoderKLWan(
         base_dim=8,
         decoder_base_dim=8,
@@ -84,23 +86,10 @@ def tiny_wan22_vae() -> Any:
         patch_size=2,
         scale_factor_temporal=4,
         scale_factor_spatial=16,
-        latents_mean=[0.0] * TINY_LATENT_CHANNELS,
+        latents_mean=[0.0] * TINY_LATENT_CHANNELS,  # measured below
         latents_std=[1.0] * TINY_LATENT_CHANNELS,
     )
-    return calibrate_wan_vae(vae)
-
-
-def calibrate_wan_vae(vae: Any) -> Any:
-    """Store the VAE's own latent statistics on a calibration clip as latents_mean/_std."""
-    import torch
-
-    from training.models.tiny_video import calibration_clip, channel_statistics
-
-    with torch.no_grad():
-        latents = vae.encode(calibration_clip(9, 128)).latent_dist.mode()
-    mean, std = channel_statistics(latents)
-    vae.register_to_config(latents_mean=mean, latents_std=std)
-    return vae
+    return calibrate_channels(vae, calibration_clip(9, 128))
 
 
 FAMILY = Wan22Ti2vFamily()

@@ -101,13 +101,8 @@ class Wan22ExpertsFamily(WanFamily):
 
     def make_tiny(self, out_dir: Path) -> Path:
         """Tiny random A14B pipeline: toy umT5, Wan 2.1-style VAE, two 2-block experts."""
-        from training.models.wan22 import calibrate_wan_vae
-
-        def make_vae() -> Any:
-            return calibrate_wan_vae(tiny_wan21_vae())
-
         return save_tiny_wan(
-            out_dir, make_vae, flow_shift=3.0, experts=2, boundary_ratio=DEFAULT_BOUNDARY
+            out_dir, tiny_wan21_vae, flow_shift=3.0, experts=2, boundary_ratio=DEFAULT_BOUNDARY
         )
 
 

@@ -198,23 +198,17 @@ class ZImageFamily(FlowTransformerFamily):
         """Tiny random Z-Image: toy Qwen3, 4-channel VAE, 2 layers + 1 refiner each, an adapter."""
         import torch
         from diffusers import (
-            AutoencoderKL,
             FlowMatchEulerDiscreteScheduler,
             ZImagePipeline,
             ZImageTransformer2DModel,
         )
 
-        from training.models.tiny_parts import TINY_SEED, calibration_pixels, tiny_vae_kwargs
+        from training.models.tiny_parts import TINY_SEED, tiny_vae
         from training.models.tiny_qwen import build_toy_qwen_tokenizer, tiny_qwen3
 
         torch.manual_seed(TINY_SEED)
         tokenizer = build_toy_qwen_tokenizer(max_length=MAX_PROMPT_TOKENS)
-        vae = AutoencoderKL(
-            **{**tiny_vae_kwargs(), "use_quant_conv": False, "use_post_quant_conv": False}
-        )
-        with torch.no_grad():  # one shift and scale for all channels, as FLUX's VAE records
-            raw = vae.encode(calibration_pixels()).latent_dist.mode()
-        vae.register_to_config(shift_factor=raw.mean().item(), scaling_factor=1 / raw.std().item())
+        vae = tiny_vae(flux_layout=True)  # FLUX.1's VAE: one shift and one scale
         pipe = ZImagePipeline(
             scheduler=FlowMatchEulerDiscreteScheduler(
                 num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=False
