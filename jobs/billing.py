@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from redis.exceptions import RedisError
-from sqlalchemy.exc import IntegrityError
-
 from app.billing import overage
-from app.billing.models import GpuUsage
 from app.billing.stripe_gateway import GatewayError
 from app.extensions import db
 from jobs.context import app_context, job_logger
@@ -38,27 +34,3 @@ def report_pending_overage() -> int:
             log.info("usage %s: %s", usage_id, outcome)
             settled += 1
         return settled
-
-
-def report_overage_later(usage_id: int) -> None:
-    """Queue the overage report of a new ledger row; if Redis refuses, the sweep settles it."""
-    try:
-        overage.enqueue_overage_report(usage_id)
-    except RedisError:
-        job_logger(__name__, f"usage {usage_id}").warning("not queued; the sweep will report it")
-
-
-def record_gpu_usage(usage: GpuUsage) -> bool:
-    """Write one metered segment once (its segment_key is unique) and queue its overage report.
-
-    Returns False when the segment was already recorded, so a retried job never counts twice.
-    """
-    db.session.add(usage)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    if usage.charged:
-        report_overage_later(usage.id)
-    return True

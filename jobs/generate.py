@@ -9,15 +9,16 @@ from pathlib import Path
 
 from app import object_keys
 from app.accounts.services import account_is_leaving
-from app.billing.models import GpuUsage
+from app.billing.overage import record_gpu_usage
 from app.db_types import utcnow
 from app.extensions import db, get_settings, get_storage
 from app.trainings.models import Generation, TrainingRun
-from jobs.billing import record_gpu_usage
 from jobs.context import app_context, job_logger
 from jobs.models import resolve_base_model
+from jobs.outcomes import PLATFORM_MESSAGE, engine_outcome
 
 SAMPLE_STEPS = 20
+RENDER_PLATFORM_MESSAGE = "Rendering failed on our side; you are not charged for it."
 
 
 def run(generation_id: int) -> str:
@@ -40,11 +41,10 @@ def run(generation_id: int) -> str:
         except Exception as exc:
             db.session.rollback()
             log.exception("failed")
+            outcome = engine_outcome(exc)
             generation.status = "failed"
             generation.error = (
-                str(exc)
-                if type(exc).__module__.startswith("training")
-                else ("Rendering failed on our side; you are not charged for it.")
+                RENDER_PLATFORM_MESSAGE if outcome.error == PLATFORM_MESSAGE else outcome.error
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -124,14 +124,12 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
 
 def _meter(generation: Generation, started: object, seconds: float, charged: bool) -> None:
     """One ledger segment per generation; a retried write is ignored."""
-    usage = GpuUsage(
+    record_gpu_usage(
         user_id=generation.user_id,
         run_id=generation.run_id,
         segment_key=f"generation:{generation.id}",
         kind="generation",
-        gpu_seconds=round(seconds, 3),
+        seconds=seconds,
         charged=charged,
         started_at=started,
-        ended_at=utcnow(),
     )
-    record_gpu_usage(usage)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from app.accounts.models import User
-from app.billing.models import GpuUsage
+from app.billing.overage import record_gpu_usage
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_settings
 from app.mail import send_email
@@ -23,25 +22,12 @@ from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
 from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
-from jobs.billing import record_gpu_usage
 from jobs.context import app_context, job_logger
 from jobs.models import resolve_base_model
+from jobs.outcomes import Outcome, engine_outcome
 from jobs.progress import Heartbeat, RunReporter
 
 # Engine errors caused by the person's data or settings; anything else is the platform's fault.
-USER_FAULTS = ("ConfigError", "DatasetError")
-PLATFORM_MESSAGE = "The run failed because of a problem on our side. You are not charged for it."
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How an attempt ended."""
-
-    status: str
-    error: str | None = None
-    platform_fault: bool = False
-    steps_trained: int = 0  # by this attempt
-    seconds_per_step: float | None = None  # this attempt's loop, samples and checkpoints in it
 
 
 def run(run_id: int) -> str:
@@ -70,7 +56,7 @@ def run(run_id: int) -> str:
             except Exception as exc:
                 db.session.rollback()
                 log.exception("failed")
-                outcome = _failure(exc)
+                outcome = engine_outcome(exc)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         seconds = time.monotonic() - clock
@@ -112,29 +98,18 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
     )
 
 
-def _failure(exc: Exception) -> Outcome:
-    """A person-readable outcome for an exception: the engine's words, or a generic apology."""
-    name = type(exc).__name__
-    if not type(exc).__module__.startswith("training"):
-        return Outcome("failed", PLATFORM_MESSAGE, platform_fault=True)
-    if name == "TrainingOutOfMemory":
-        return Outcome("failed", f"{exc} You are not charged for this run.", platform_fault=True)
-    return Outcome("failed", str(exc), platform_fault=name not in USER_FAULTS)
-
-
 def meter_segment(run: TrainingRun, started: datetime, seconds: float, charged: bool) -> bool:
     """Record one attempt's GPU time once; returns False when it was already recorded."""
-    usage = GpuUsage(
+    recorded = record_gpu_usage(
         user_id=run.user_id,
         run_id=run.id,
         segment_key=f"run:{run.id}:attempt:{run.attempts}",
         kind="training",
-        gpu_seconds=round(seconds, 3),
+        seconds=seconds,
         charged=charged,
         started_at=started,
-        ended_at=utcnow(),
     )
-    if not record_gpu_usage(usage):
+    if not recorded:
         return False
     if charged:
         run.used_gpu_seconds = (run.used_gpu_seconds or 0.0) + seconds

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import User
 from app.billing import stripe_gateway as gateway
@@ -40,6 +42,45 @@ def enqueue_overage_report(usage_id: int) -> None:
         job_id=f"overage-{usage_id}",
         retry=Retry(max=len(RETRY_INTERVALS_S), interval=RETRY_INTERVALS_S),
     )
+
+
+def record_gpu_usage(
+    *,
+    user_id: int,
+    run_id: int | None,
+    segment_key: str,
+    kind: str,
+    seconds: float,
+    charged: bool,
+    started_at: datetime,
+) -> bool:
+    """Write one metered segment once (its segment_key is unique) and queue its overage report.
+
+    Training attempts and try-it renders both meter through this. Returns False when the
+    segment was already recorded, so a retried job never counts twice.
+    """
+    usage = GpuUsage(
+        user_id=user_id,
+        run_id=run_id,
+        segment_key=segment_key,
+        kind=kind,
+        gpu_seconds=round(seconds, 3),
+        charged=charged,
+        started_at=started_at,
+        ended_at=utcnow(),
+    )
+    db.session.add(usage)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    if charged:
+        try:
+            enqueue_overage_report(usage.id)
+        except RedisError:
+            log.warning("usage %s: overage report not queued; the sweep will report it", usage.id)
+    return True
 
 
 def pending_overage_ids(limit: int = 200) -> list[int]:

@@ -297,3 +297,18 @@ def test_the_kept_loss_curve_is_the_one_the_run_page_draws(request: pytest.Fixtu
         kept, drawn = reporter.loss_curve(), live_progress(run)["loss_curve"]
     assert kept == drawn
     assert len(kept) <= 501 and kept[0][0] == 1 and kept[-1][0] == 999
+
+
+def test_engine_errors_are_classified_by_their_type_for_runs_and_renders() -> None:
+    from jobs.outcomes import PLATFORM_MESSAGE, engine_outcome
+    from training.errors import ConfigError, ExportError, TrainingOutOfMemory
+    from training.video import ClipTooLongError
+
+    too_long = engine_outcome(ClipTooLongError("clip.mp4 is 700 s long"))
+    assert (too_long.error, too_long.platform_fault) == ("clip.mp4 is 700 s long", False)
+    assert not engine_outcome(ConfigError("rank", "must be 1-256")).platform_fault
+    assert engine_outcome(ExportError("LoRA did not load back")).platform_fault
+    memory = engine_outcome(TrainingOutOfMemory("Out of memory at 1024 px."))
+    assert memory.platform_fault and memory.error.endswith("You are not charged for this run.")
+    other = engine_outcome(KeyError("boom"))
+    assert (other.error, other.platform_fault) == (PLATFORM_MESSAGE, True)
