@@ -1,5 +1,7 @@
 // Site-wide behaviour: the account menu (a <details>) closes on Escape, on a click outside
-// it and when keyboard focus leaves it. Everything works without this file; it only tidies up.
+// it and when keyboard focus leaves it; table cells carry their column's heading, so that on a
+// phone each row reads as a card (attune.css). Everything works without this file; it only
+// tidies up.
 (function () {
   "use strict";
   function closeMenus(except) {
@@ -24,4 +26,24 @@
     var inside = event.target.closest ? event.target.closest("details.account-menu") : null;
     closeMenus(inside);
   });
+
+  function labelTables() {
+    document.querySelectorAll("main table").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.replace(/\s+/g, " ").trim();
+      });
+      if (!heads.length) return;
+      table.classList.add("stacks");
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, index) {
+          if (heads[index] && cell.dataset.label !== heads[index]) cell.dataset.label = heads[index];
+        });
+      });
+    });
+  }
+  labelTables();
+  var main = document.querySelector("main");
+  if (main && window.MutationObserver) {
+    new MutationObserver(labelTables).observe(main, { childList: true, subtree: true });
+  }
 })();

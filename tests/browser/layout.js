@@ -57,5 +57,17 @@
       problems.push("content spills out of " + describe(el) + " (" + el.scrollWidth + " > " + el.clientWidth + "px)");
     }
   }
+  // On a phone nothing is wider than the screen, not even inside a box that scrolls sideways
+  // (a table to swipe through is a table nobody reads); code samples may scroll.
+  const inCode = (el) => el.closest("pre, code") !== null;
+  for (const el of document.querySelectorAll("body *")) {
+    if (!shown(el) || inCode(el)) continue;
+    const wide = el.getBoundingClientRect().width > width + 1;
+    const overflow = getComputedStyle(el).overflowX;
+    const hides = (overflow === "auto" || overflow === "scroll") && el.scrollWidth > el.clientWidth + 1;
+    if (wide || hides) {
+      problems.push("wider than the window: " + describe(el) + " (" + Math.round(Math.max(el.getBoundingClientRect().width, el.scrollWidth)) + " > " + width + "px)");
+    }
+  }
   return problems;
 }
