@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
+from rq import get_current_job
 
 _app: Flask | None = None
 _app_pid: int | None = None
@@ -34,6 +35,27 @@ def app_context() -> Iterator[Flask]:
     app = task_app()
     with app.app_context():
         yield app
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [job %(job_id)s] %(name)s %(message)s"
+
+
+class JobIdFilter(logging.Filter):
+    """Stamps each log record with the id of the RQ job it was written in ("-" outside one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add record.job_id; never drops a record."""
+        job = get_current_job()
+        record.job_id = job.id if job is not None else "-"
+        return True
+
+
+def log_with_job_ids(level: int = logging.INFO) -> None:
+    """Configure the worker's logging so every line names its RQ job."""
+    handler = logging.StreamHandler()
+    handler.addFilter(JobIdFilter())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 class JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

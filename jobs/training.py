@@ -12,11 +12,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from app.accounts.models import User
 from app.billing.overage import record_gpu_usage
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_settings
-from app.mail import send_email
+from app.mail import queue_email
 from app.trainings.artifacts import RunArtifacts
 from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
@@ -143,7 +145,8 @@ def finish(run: TrainingRun, outcome: Outcome) -> None:
 
 
 def notify_owner(run: TrainingRun) -> None:
-    """E-mail the owner that the run ended; a mail failure never fails the run."""
+    """Queue the owner's e-mail that the run ended (a CPU worker sends it, so the GPU worker
+    never waits on a mail server); a queueing failure never fails the run."""
     user = db.session.get(User, run.user_id)
     if user is None or run.status == "cancelled":
         return
@@ -155,6 +158,6 @@ def notify_owner(run: TrainingRun) -> None:
         subject = f"Your training run “{run.name}” failed"
         body = f"{run.error}\n\nDetails: {link}\n"
     try:
-        send_email(user.email, subject, body, account_id=user.id)
-    except Exception:
-        job_logger(__name__, f"run {run.id}").warning("could not send the e-mail", exc_info=True)
+        queue_email(user.email, subject, body, account_id=user.id)
+    except RedisError:
+        job_logger(__name__, f"run {run.id}").warning("could not queue the e-mail", exc_info=True)

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Worker
 
 from app.config import load_settings
+from jobs.context import log_with_job_ids
 
 
 def wait_for_redis(url: str, timeout_s: float = 30.0) -> Redis:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     parser.add_argument("--name", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log_with_job_ids(logging.INFO)
     settings = load_settings()
     if args.preload_torch:
         import torch  # noqa: F401  (import only; CUDA stays untouched in the parent)

@@ -238,9 +238,11 @@ def test_a_file_the_engine_skips_is_named_once_in_the_run_log(
 
 
 def _train_one_step_with_a_broken_file(app: Flask, tmp_path: Path) -> None:
+    from rq import Queue
+
     from app.accounts.models import User
     from app.datasets.models import DatasetItem
-    from app.extensions import get_storage
+    from app.extensions import get_redis, get_storage
     from app.trainings.models import TrainingRun
     from jobs.training import run
     from tests.app.conftest import sign_up
@@ -267,6 +269,12 @@ def _train_one_step_with_a_broken_file(app: Flask, tmp_path: Path) -> None:
         db.session.add(training_run)
         db.session.commit()
         assert run(training_run.id) == "succeeded"
+        # The "LoRA is ready" e-mail waits on the CPU queue: the GPU worker sends no mail.
+        queued = Queue("cpu", connection=get_redis()).jobs
+        mails = [job.args[1] for job in queued if job.func_name == "jobs.mail.send"]
+        assert [subject for subject in mails if "is ready" in subject] == [
+            "Your LoRA “once” is ready"
+        ]
     log = client.get(f"/api/runs/{training_run.id}").get_json()["log"]
     assert len([line for line in log if "skipped " in line]) == 1, log
 
@@ -312,3 +320,40 @@ def test_engine_errors_are_classified_by_their_type_for_runs_and_renders() -> No
     assert memory.platform_fault and memory.error.endswith("You are not charged for this run.")
     other = engine_outcome(KeyError("boom"))
     assert (other.error, other.platform_fault) == (PLATFORM_MESSAGE, True)
+
+
+def test_every_worker_log_line_names_its_rq_job(request: pytest.FixtureRequest) -> None:
+    import logging
+
+    from rq import Queue, SimpleWorker
+
+    from app.extensions import get_redis
+    from app.queues import enqueue_task
+    from jobs.context import JobIdFilter
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    kept = Keep()
+    kept.addFilter(JobIdFilter())
+    root = logging.getLogger()
+    with running_app(request, "sqlite") as app, app.app_context():
+        root.addHandler(kept)  # after the migrations, which reconfigure logging
+        level, root.level = root.level, logging.INFO
+        try:
+            job = enqueue_task("jobs.billing.report_overage", 404, queue="cpu", timeout_s=30)
+            logging.getLogger("outside").info("not in a job")
+            worker = SimpleWorker([Queue("cpu", connection=get_redis())], connection=get_redis())
+            worker.work(burst=True, with_scheduler=False)
+        finally:
+            root.removeHandler(kept)
+            root.level = level
+    in_job = [r for r in kept.records if r.name == "jobs.billing"]
+    assert in_job and all(r.job_id == job.id for r in in_job)  # type: ignore[attr-defined]
+    outside = [r for r in kept.records if r.name == "outside"]
+    assert [r.job_id for r in outside] == ["-"]  # type: ignore[attr-defined]
