@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from app import object_keys
@@ -122,14 +123,9 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
     return keys
 
 
-def _meter(generation: Generation, started: object, seconds: float, charged: bool) -> None:
+def _meter(generation: Generation, started: datetime, seconds: float, charged: bool) -> None:
     """One ledger segment per generation; a retried write is ignored."""
+    segment = f"generation:{generation.id}"
     record_gpu_usage(
-        user_id=generation.user_id,
-        run_id=generation.run_id,
-        segment_key=f"generation:{generation.id}",
-        kind="generation",
-        seconds=seconds,
-        charged=charged,
-        started_at=started,
-    )
+        generation.user_id, generation.run_id, segment, "generation", seconds, charged, started
+    )  # fmt: skip

@@ -102,15 +102,8 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
 
 def meter_segment(run: TrainingRun, started: datetime, seconds: float, charged: bool) -> bool:
     """Record one attempt's GPU time once; returns False when it was already recorded."""
-    recorded = record_gpu_usage(
-        user_id=run.user_id,
-        run_id=run.id,
-        segment_key=f"run:{run.id}:attempt:{run.attempts}",
-        kind="training",
-        seconds=seconds,
-        charged=charged,
-        started_at=started,
-    )
+    segment = f"run:{run.id}:attempt:{run.attempts}"
+    recorded = record_gpu_usage(run.user_id, run.id, segment, "training", seconds, charged, started)
     if not recorded:
         return False
     if charged:

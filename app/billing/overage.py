@@ -45,7 +45,6 @@ def enqueue_overage_report(usage_id: int) -> None:
 
 
 def record_gpu_usage(
-    *,
     user_id: int,
     run_id: int | None,
     segment_key: str,
