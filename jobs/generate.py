@@ -14,8 +14,8 @@ from app.billing.overage import record_gpu_usage
 from app.db_types import utcnow
 from app.extensions import db, get_settings, get_storage
 from app.trainings.models import Generation, TrainingRun
+from jobs.base_models import resolve_base_model
 from jobs.context import app_context, job_logger
-from jobs.models import resolve_base_model
 from jobs.outcomes import PLATFORM_MESSAGE, engine_outcome
 
 SAMPLE_STEPS = 20

@@ -24,12 +24,10 @@ from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
 from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
+from jobs.base_models import resolve_base_model
 from jobs.context import app_context, job_logger
-from jobs.models import resolve_base_model
 from jobs.outcomes import Outcome, engine_outcome
 from jobs.progress import Heartbeat, RunReporter
-
-# Engine errors caused by the person's data or settings; anything else is the platform's fault.
 
 
 def run(run_id: int) -> str:
