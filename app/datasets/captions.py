@@ -113,7 +113,7 @@ def request_auto_captions(dataset: Dataset) -> None:
     if not any(item.status == "ready" for item in dataset.items):
         raise DatasetError("There are no ready images or clips to caption yet.")
     enqueue_task(
-        "jobs.ingest_captions.auto_caption",
+        "jobs.captions.auto_caption",
         dataset.id,
         queue=get_settings().caption_queue,
         timeout_s=AUTO_CAPTION_TIMEOUT_S,

@@ -154,7 +154,7 @@ def test_auto_caption_explains_or_queues(app: Flask, signed_in: FlaskClient) -> 
     with app.app_context():
         jobs = Queue("gpu-24gb", connection=get_redis()).jobs
     assert [(job.func_name, job.args) for job in jobs] == [
-        ("jobs.ingest_captions.auto_caption", (dataset_id,))
+        ("jobs.captions.auto_caption", (dataset_id,))
     ]
 
 

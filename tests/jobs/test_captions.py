@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from jobs.captions import CAPTION_PROMPT, caption_dataset
 from jobs.datasets import ingest_item
-from jobs.ingest_captions import CAPTION_PROMPT, caption_dataset
 from tests.jobs.test_ingest_media import (
     ingest_app,  # noqa: F401  (fixture)
     items_of,
