@@ -196,7 +196,7 @@ def webhook() -> tuple[Response, int]:
         log.warning("rejected a webhook: %s", exc)
         return jsonify(error=f"Invalid webhook: {exc}"), 400
     try:
-        outcome = webhooks.handle_event(event)
+        outcome = webhooks.apply_stripe_event(event)
     except gateway.GatewayError:
         return jsonify(error="Stripe could not be reached; deliver this event again later."), 503
     log.info("stripe event %s (%s): %s", event["id"], event["type"], outcome)

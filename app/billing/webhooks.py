@@ -34,7 +34,7 @@ HANDLED = (
 )
 
 
-def handle_event(event: dict[str, Any]) -> str:
+def apply_stripe_event(event: dict[str, Any]) -> str:
     """Apply one verified event: "applied", "duplicate" or "ignored". GatewayError propagates."""
     if event["type"] not in HANDLED:
         log.info("stripe event %s of type %s is not used", event["id"], event["type"])
