@@ -57,8 +57,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount every feature's blueprint."""
-    from app.accounts.account_routes import bp as account_bp
-    from app.accounts.routes import bp as accounts_bp
+    from app.accounts.settings_routes import bp as account_bp
+    from app.accounts.sign_in_routes import bp as accounts_bp
     from app.api_docs import bp as api_docs_bp
     from app.api_v1.routes import bp as api_v1_bp
     from app.apikeys.routes import bp as apikeys_bp

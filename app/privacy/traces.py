@@ -31,7 +31,7 @@ from app.trainings.telemetry import live_keys
 from app.webhooks.events import attempt_job_id
 from app.webhooks.models import WebhookDelivery
 
-# How the per-account limits' keys begin (key functions in app/accounts/routes.py,
+# How the per-account limits' keys begin (key functions in app/accounts/sign_in_routes.py,
 # app/datasets/api.py and app/api_v1/auth.py; the account one is the session id "<user id>:
 # <session version>", or "<user id>:api-..." for the API's).
 ACCOUNT_LIMIT_KEYS = ("account:{user_id}:", "sign-in:{email}/", "reset:{email}/")

@@ -183,7 +183,7 @@ def test_weak_passwords_get_a_reason(password: str) -> None:
 def test_sign_in_never_redirects_off_site(target: str) -> None:
     from flask import Flask
 
-    from app.accounts.routes import _safe_next
+    from app.accounts.sign_in_routes import _safe_next
 
     app = Flask(__name__)
     app.add_url_rule("/dashboard", "pages.dashboard", lambda: "")
