@@ -76,7 +76,7 @@ def stop_work(user: User) -> None:
     for run in runs:
         if not run.cancel_requested or run.status == "queued":
             cancel_run(run)
-    # A running render checks its owner before it stores anything (jobs.generate).
+    # A running render checks its owner before it stores anything (jobs.generations).
     db.session.execute(
         update(Generation)
         .where(Generation.user_id == user.id, Generation.status == "queued")

@@ -49,7 +49,7 @@ def generation_job_id(generation_id: int) -> str:
 def queue_generation(generation: Generation, queue: str) -> None:
     """Queue (again) the render of `generation` on `queue`; a finished one is left alone."""
     enqueue_task(
-        "jobs.generate.run",
+        "jobs.generations.run",
         generation.id,
         queue=queue,
         timeout_s=GENERATION_TIMEOUT_S,

@@ -100,7 +100,7 @@ def test_a_render_whose_job_was_refused_is_queued_again_and_a_dead_one_fails_fre
         backdate(Generation, generation.id, timedelta(minutes=20))
         assert requeue_lost_work()["generations"] == 1
         job = Job.fetch(generation_job_id(generation.id), connection=get_redis())
-        assert job.origin == "gpu-cpu" and job.func_name == "jobs.generate.run"
+        assert job.origin == "gpu-cpu" and job.func_name == "jobs.generations.run"
         assert job.args == (generation.id,)
         assert requeue_lost_work()["generations"] == 0
 

@@ -204,7 +204,7 @@ def test_the_erasure_leaves_nothing_of_the_person_in_redis_or_storage(
 
 
 def test_renders_are_cancelled_and_a_late_one_renders_nothing(app: Flask) -> None:
-    from jobs.generate import run as render
+    from jobs.generations import run as render
 
     client, user_id, run_id = ada_with_a_finished_run(app)
     with app.app_context():
