@@ -9,6 +9,7 @@ Layout (one prefix per person, so erasing a person is one prefix):
     users/{user}/runs/{run}/lora/{file}
                             checkpoints/step-{step:06d}/{file}
                             samples/{file}
+                            captions.txt                         the captions it trained
     users/{user}/media/generations/{generation}/{file}
     users/{user}/exports/{export}/{file}
 
@@ -116,6 +117,11 @@ def run_samples(run: str) -> str:
 def run_sample(run: str, filename: str) -> str:
     """One sample image or clip of the run."""
     return f"{run_samples(run)}{filename}"
+
+
+def run_captions(run: str) -> str:
+    """The captions.txt of the run with prefix `run`: each file and the caption it trained."""
+    return f"{run}captions.txt"
 
 
 def media_prefix(user_id: int) -> str:

@@ -10,6 +10,7 @@ from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
 from app.trainings.artifacts import RunArtifacts
 from app.trainings.models import TrainingRun
+from app.trainings.services import CAPTIONS_KIND
 
 CHECKPOINTS = "checkpoints"
 
@@ -99,7 +100,7 @@ def upload_sample(run: TrainingRun, path: Path) -> str:
 
 
 def upload_outputs(run: TrainingRun, result: Any) -> dict[str, Any]:
-    """Upload the final LoRA files and record their keys; returns the run's artifacts.
+    """Upload the final LoRA files and the captions trained, record their keys; the artifacts.
 
     Kinds come from result.lora_files ("lora", "comfyui"; a pair per denoiser for families
     with several). "lora"/"comfyui" always name the first pair, so the runs list's download
@@ -115,9 +116,29 @@ def upload_outputs(run: TrainingRun, result: Any) -> dict[str, Any]:
     for kind, path in (("lora", result.lora_path), ("comfyui", result.comfyui_path)):
         if path in keys:
             by_kind.setdefault(kind, keys[path])
+    if result.captions_path:
+        by_kind[CAPTIONS_KIND] = upload_captions(run, Path(result.captions_path))
     artifacts = RunArtifacts(run)
     artifacts.update(**by_kind)
     return artifacts.data
+
+
+def upload_captions(run: TrainingRun, path: Path) -> str:
+    """Upload the engine's captions.txt with each file under the name the person uploaded.
+
+    The worker's copy names files item-<id><ext> (copy_dataset); the download says which of
+    the person's files trained with which caption.
+    """
+    items = db.session.query(DatasetItem).filter_by(dataset_id=run.dataset_id)
+    names = {f"item-{item.id}": item.filename for item in items}
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, tab, caption = line.partition("\t")
+        lines.append(f"{names.get(Path(name).stem, name)}{tab}{caption}")
+    key = object_keys.run_captions(run.storage_prefix())
+    text = "\n".join(lines) + "\n"
+    get_storage().put(key, text.encode("utf-8"), "text/plain; charset=utf-8")
+    return key
 
 
 def _checkpoint_steps(run: TrainingRun) -> list[int]:

@@ -9,6 +9,7 @@ import string
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from catalogue.prompts import DEFAULT_CAPTION_TEMPLATE
 from training.errors import ConfigError
 from training.quantize import QUANTIZE_MODES
 
@@ -30,7 +31,7 @@ class TrainingConfig:
     resolution: int = 0  # 0 = the family's default
     seed: int = 42
     trigger_word: str = ""
-    caption_template: str = "photo of {trigger}"
+    caption_template: str = DEFAULT_CAPTION_TEMPLATE
     caption_dropout: float = 0.05
     checkpoint_every: int = 250  # 0 = no periodic checkpoints (a stop still saves one)
     keep_checkpoints: int = 2

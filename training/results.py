@@ -60,6 +60,7 @@ class TrainResult:
     # the service calibrates its estimates with); None when no step ran.
     seconds_per_step: float | None = None
     dataset_fingerprint: str = ""
+    captions_path: str | None = None  # captions.txt: each used file and the caption it trained
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the result."""

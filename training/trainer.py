@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from catalogue.prompts import fill_trigger
 from training.cache import LatentCache, cache_latents
 from training.checkpoints import list_checkpoints
 from training.config import TrainingConfig
-from training.data.captions import fill_trigger
-from training.data.dataset import dataset_fingerprint, prepare_data
+from training.data.captions import write_captions_file
+from training.data.dataset import DatasetItem, dataset_fingerprint, prepare_data
 from training.errors import TrainingOutOfMemory
 from training.export import (
     ExportedFiles,
@@ -42,6 +43,8 @@ from training.results import ProgressEvent, TrainResult
 if TYPE_CHECKING:
     import torch
 
+CAPTIONS = "captions.txt"  # the captions each used item trained with, for the person to check
+
 
 def train(
     config: TrainingConfig,
@@ -67,6 +70,7 @@ def train(
         family, model = load_family(config)
         prompts = [fill_trigger(p, config.trigger_word) for p in config.sample_prompts]
         cache = cache_latents(family, model, data, prompts, reporter.skipped)
+        captions = record_captions(cache.used, out_dir, reporter)
         start = Path(start_from) if start_from is not None else None
         session = start_session(config, family, model, cache, out_dir, reporter, start)
         outcome = run_loop(session, should_stop)
@@ -87,9 +91,18 @@ def train(
         resumed_from=session.resumed_from,
         seconds_per_step=reporter.seconds_per_step(),
         dataset_fingerprint=fingerprint,
+        captions_path=str(captions),
     )
     reporter.emit("done", outcome.steps_done, loss=session.last_loss, path=result.lora_path)
     return result
+
+
+def record_captions(used: list[DatasetItem], out_dir: Path, reporter: Reporter) -> Path:
+    """Write the captions the run trains to out_dir/captions.txt and say so in the log once."""
+    path = write_captions_file([(item.name, item.caption) for item in used], out_dir / CAPTIONS)
+    distinct = len({item.caption for item in used})
+    reporter.log(0, f"training {len(used)} items on {distinct} distinct captions ({CAPTIONS})")
+    return path
 
 
 def pick_device() -> torch.device:

@@ -14,6 +14,7 @@ from app.datasets.services import DatasetError
 from app.datasets.uploads import check_caption, clean_display_name
 from app.extensions import db, get_settings
 from app.queues import enqueue_task
+from catalogue.prompts import has_trigger
 
 AUTO_CAPTION_TIMEOUT_S = 2 * 3600
 NO_CAPTION_MODEL = (
@@ -60,7 +61,7 @@ def prepend_trigger(dataset: Dataset) -> int:
     changes = []
     for item in _captionable(dataset):
         caption = item.caption or ""
-        if caption == trigger or caption.startswith((f"{trigger},", f"{trigger} ")):
+        if has_trigger(caption, trigger):  # the rule training applies (catalogue.prompts)
             continue
         changes.append((item, f"{trigger}, {caption}" if caption else trigger))
     return _save_all(changes)

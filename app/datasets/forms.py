@@ -8,7 +8,10 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from app.datasets.services import TRIGGER_PATTERN
 
-TRIGGER_HELP = "A rare word that will call up your subject, e.g. sks_cat."
+TRIGGER_HELP = (
+    "A rare word that will call up your subject, e.g. sks_cat. Training puts it in front of "
+    "every caption that does not already contain it."
+)
 
 
 def _trigger_field() -> StringField:

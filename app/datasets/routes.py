@@ -14,6 +14,7 @@ from app.datasets.limits import ACCEPTED_FILES, SINGLE_PUT_LIMIT, megabytes
 from app.datasets.models import Dataset
 from app.extensions import get_settings, get_storage
 from app.trainings.families import FAMILIES, resolution_hint
+from catalogue.prompts import TRIGGER_RULE
 
 bp = Blueprint("datasets", __name__)
 
@@ -61,6 +62,7 @@ def _render_show(
         families=[FAMILIES[name] for name in get_settings().enabled_families if name in FAMILIES],
         resolution_hint=resolution_hint,
         auto_caption=captions.auto_caption_available(),
+        trigger_rule=TRIGGER_RULE,
         accept=",".join(sorted(ACCEPTED_FILES)) + ",.txt",
         single_put_limit=SINGLE_PUT_LIMIT,
         megabytes=megabytes,

@@ -15,6 +15,7 @@ from app.trainings import generations, services
 from app.trainings.families import FAMILIES, base_model_source, resolution_hint
 from app.trainings.forms import NewRunForm
 from app.trainings.presets import PRESET_LIMITS, PRESETS, preset_defaults
+from catalogue.prompts import TRIGGER_RULE
 
 bp = Blueprint("trainings", __name__)
 
@@ -69,6 +70,7 @@ def new() -> Response | tuple[str, int]:
         presets=presets,
         resolution_hints=hints,
         preset_limits=PRESET_LIMITS,
+        trigger_rule=TRIGGER_RULE,
     ), status
 
 
@@ -236,6 +238,7 @@ def generation_media(generation_id: int, name: str) -> Response:
 def download(run_id: int, kind: str, name: str | None = None) -> Response:
     """Redirect to a short-lived attachment URL, after the ownership check."""
     run = services.get_run(current_user, run_id)
-    if kind not in ("checkpoint", "sample") and not services.LORA_KIND.match(kind):
+    known = ("checkpoint", "sample", services.CAPTIONS_KIND)
+    if kind not in known and not services.LORA_KIND.match(kind):
         abort(404)
     return redirect(services.download_url(run, kind, name))

@@ -35,6 +35,7 @@ from catalogue.prompts import fill_trigger
 LORA_KIND = re.compile(r"^(lora|comfyui)(?:_([a-z][a-z0-9_]{0,30}))?$")
 # The engine's sample files: step-000050-0.png is prompt 0 at step 50 (clips: .mp4 + .webp).
 SAMPLE_NAME = re.compile(r"^step-(\d{1,9})-(\d{1,3})\.")
+CAPTIONS_KIND = "captions"  # captions.txt: the caption each file trained with
 
 
 class RunError(Exception):
@@ -332,6 +333,7 @@ def live_progress(run: TrainingRun) -> dict[str, Any]:
             for step, files in checkpoint_files(artifacts).items()
         ],
         "downloads": lora_downloads(artifacts),
+        "captions": CAPTIONS_KIND in artifacts,
     }
 
 
@@ -424,7 +426,7 @@ def download_filename(run: TrainingRun, kind: str, name: str | None = None) -> s
         return f"attune-run-{run.id}-step-{step or 0:06d}{layout}.safetensors"
     key = _artifact_key(run, kind, name) or ""
     filename = key.rsplit("/", 1)[-1]
-    return f"attune-run-{run.id}-{filename}" if kind == "sample" else filename
+    return f"attune-run-{run.id}-{filename}" if kind in ("sample", CAPTIONS_KIND) else filename
 
 
 def list_artifacts(run: TrainingRun) -> list[tuple[str, str | None]]:
@@ -434,6 +436,8 @@ def list_artifacts(run: TrainingRun) -> list[tuple[str, str | None]]:
     for step, files in checkpoint_files(artifacts).items():
         found += [("checkpoint", checkpoint_file_name(step, kind, files)) for kind in files]
     found += [("sample", key.rsplit("/", 1)[-1]) for key in artifacts.get("samples", [])]
+    if CAPTIONS_KIND in artifacts:
+        found.append((CAPTIONS_KIND, None))
     return found
 
 
@@ -453,7 +457,7 @@ def _checkpoint_kind(run: TrainingRun, name: str) -> tuple[int | None, str | Non
 
 def _artifact_key(run: TrainingRun, kind: str, name: str | None) -> str | None:
     artifacts = run.artifacts or {}
-    if LORA_KIND.match(kind):
+    if LORA_KIND.match(kind) or kind == CAPTIONS_KIND:
         return artifacts.get(kind)
     if kind == "checkpoint" and name:
         step, file_kind = _checkpoint_kind(run, name)

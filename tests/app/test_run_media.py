@@ -249,3 +249,46 @@ def test_a_two_expert_run_offers_both_files_of_each_expert(
         ("checkpoint", f"attune-run-{run_id}-step-000005_lora_low_noise.safetensors"),
         ("checkpoint", f"attune-run-{run_id}-step-000005_comfyui_low_noise.safetensors"),
     ]
+
+
+def test_the_run_page_offers_the_captions_the_run_trained(
+    video_app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    from app.datasets.models import DatasetItem
+    from app.trainings.models import TrainingRun
+    from jobs.run_files import upload_outputs
+    from training.data.captions import write_captions_file
+    from training.results import TrainResult
+
+    dataset_id = dataset_of(video_app, image("cats/01.png"), image("02.png"))
+    run_id = start(client, dataset_id, "tiny-sd").get_json()["id"]
+    with video_app.app_context():
+        ids = db.session.scalars(select(DatasetItem.id).where(DatasetItem.dataset_id == dataset_id))
+        first, second = sorted(ids)
+    trained = [(f"item-{first}.png", "sks, a cat"), (f"item-{second}.png", "photo of sks")]
+    captions = write_captions_file(trained, tmp_path / "captions.txt")  # as the engine writes
+    result = TrainResult(
+        steps_done=10, total_steps=10, final_loss=0.1, stopped=False, seconds=1.0,
+        captions_path=str(captions),
+    )  # fmt: skip
+    with video_app.app_context():
+        run = db.session.get(TrainingRun, run_id)
+        run.artifacts, run.status = upload_outputs(run, result), "succeeded"
+        db.session.commit()
+
+    page = client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert f'href="/runs/{run_id}/download/captions"' in page
+    assert "Captions trained (captions.txt)" in page
+    link = client.get(f"/runs/{run_id}/download/captions")
+    assert link.status_code == 302
+    downloaded = client.get(link.location)
+    assert f"attune-run-{run_id}-captions.txt" in downloaded.headers["Content-Disposition"]
+    lines = downloaded.get_data(as_text=True).splitlines()
+    assert lines[1:] == ["cats/01.png\tsks, a cat", "02.png\tphoto of sks"]  # the names uploaded
+    from tests.app.api_v1.support import Api, create_key_in_browser
+
+    api = Api(video_app, create_key_in_browser(client))
+    listed = api.get(f"/trainings/{run_id}/artifacts").get_json()["data"]
+    assert [(f["kind"], f["filename"]) for f in listed] == [
+        ("captions", f"attune-run-{run_id}-captions.txt")
+    ]

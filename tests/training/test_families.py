@@ -72,6 +72,15 @@ def test_training_steps_report_finite_loss(trained: TrainedRun) -> None:
     assert trained.events[-1].kind == "done"
 
 
+def test_the_captions_trained_are_written_to_a_file_and_logged_once(trained: TrainedRun) -> None:
+    lines = Path(trained.result.captions_path or "").read_text(encoding="utf-8").splitlines()
+    assert lines[1:] == ["a.png\ta painting of sks dog", "b.png\tphoto of sks"]
+    logs = [e.message or "" for e in trained.events if e.kind == "log"]
+    assert [m for m in logs if "captions" in m] == [
+        "training 2 items on 2 distinct captions (captions.txt)"
+    ]
+
+
 def test_samples_written_with_fixed_names(trained: TrainedRun) -> None:
     assert [Path(p).name for p in trained.result.samples] == ["step-000003-0.png"]
     assert all(Path(p).is_file() for p in trained.result.samples)

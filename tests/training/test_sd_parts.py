@@ -52,6 +52,22 @@ def test_captions_come_from_sidecar_files_or_the_template(tmp_path: Path) -> Non
     assert caption_for(other, "photo of {trigger}", "sks") == "photo of sks"
 
 
+def test_a_caption_without_the_trigger_word_trains_with_it_in_front(tmp_path: Path) -> None:
+    image = write_image(tmp_path / "a.png", 8, 8)
+    (tmp_path / "a.txt").write_text("photo of sks red", encoding="utf-8")
+    assert caption_for(image, "photo of {trigger}", "ohwx") == "ohwx, photo of sks red"
+    (tmp_path / "a.txt").write_text("an OHWX portrait", encoding="utf-8")
+    assert caption_for(image, "photo of {trigger}", "ohwx") == "an OHWX portrait"  # has it
+
+
+def test_no_trigger_word_leaves_no_dangling_of(tmp_path: Path) -> None:
+    image = write_image(tmp_path / "a.png", 8, 8)
+    assert caption_for(image, "photo of {trigger}", "") == "photo"
+    assert caption_for(image, "a photo of {trigger}, studio light", "") == "a photo, studio light"
+    (tmp_path / "a.txt").write_text("a painting of [trigger]", encoding="utf-8")
+    assert caption_for(image, "photo of {trigger}", "") == "a painting"
+
+
 def test_pixels_are_upright_rgb_in_the_planned_bucket(tmp_path: Path) -> None:
     from PIL import Image
 
