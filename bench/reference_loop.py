@@ -24,7 +24,7 @@ class ReferenceLoop:
     config: Any
     family: Any
     model: Any
-    items: list[Any]  # DatasetItem, in BucketBatches index order
+    items: list[Any]  # PreparedItem, in BucketBatches index order
     batches: Any
     params: list[Any]
     optimizer: Any

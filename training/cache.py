@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from training.data.dataset import DatasetItem, PreparedData, nothing_usable_message
+from training.data.dataset import PreparedData, PreparedItem, nothing_usable_message
 from training.data.media import load_pixels
 from training.errors import DatasetError
 from training.models.base import Family, LatentBatch, LoadedModel, PromptEmbeds, release_memory
@@ -42,7 +42,7 @@ class LatentCache:
     embeds: list[PromptEmbeds]
     sample_embeds: list[PromptEmbeds]
     skipped: list[SkippedFile] = field(default_factory=list)
-    used: list[DatasetItem] = field(default_factory=list)
+    used: list[PreparedItem] = field(default_factory=list)
 
 
 def cache_latents(
@@ -81,18 +81,18 @@ def encode_prompt_table(
 def encode_items(
     family: Family,
     model: LoadedModel,
-    dataset: list[DatasetItem],
+    dataset: list[PreparedItem],
     caption_rows: dict[str, int],
     on_skip: Callable[[SkippedFile], None] | None,
-) -> tuple[list[CachedItem], list[SkippedFile], list[DatasetItem]]:
+) -> tuple[list[CachedItem], list[SkippedFile], list[PreparedItem]]:
     """Decode and VAE-encode each item, grouped by bucket; undecodable files are skipped."""
     import torch
 
     items: list[CachedItem] = []
     skipped: list[SkippedFile] = []
-    used: list[DatasetItem] = []
+    used: list[PreparedItem] = []
     for group in _groups_by_bucket(dataset):
-        decoded: list[tuple[DatasetItem, torch.Tensor]] = []
+        decoded: list[tuple[PreparedItem, torch.Tensor]] = []
         for item in group:
             try:
                 decoded.append((item, load_pixels(item, family.spec)))
@@ -110,15 +110,15 @@ def encode_items(
     return items, skipped, used
 
 
-def _groups_by_bucket(dataset: list[DatasetItem]) -> list[list[DatasetItem]]:
-    groups: dict[tuple[int, int, int | None], list[DatasetItem]] = {}
+def _groups_by_bucket(dataset: list[PreparedItem]) -> list[list[PreparedItem]]:
+    groups: dict[tuple[int, int, int | None], list[PreparedItem]] = {}
     for item in dataset:
         key = (item.plan.bucket_width, item.plan.bucket_height, item.plan.frames)
         groups.setdefault(key, []).append(item)
     return list(groups.values())
 
 
-def cached_item(item: DatasetItem, latent: torch.Tensor, embed_index: int) -> CachedItem:
+def cached_item(item: PreparedItem, latent: torch.Tensor, embed_index: int) -> CachedItem:
     """The cache entry for one encoded item: latents plus its SDXL-style size conditioning."""
     plan = item.plan
     left, top, right, _ = plan.crop_box

@@ -10,7 +10,7 @@ import pytest
 from tests.training.conftest import write_image
 from training import get_family
 from training.data.captions import caption_for
-from training.data.dataset import DatasetItem
+from training.data.dataset import PreparedItem
 from training.data.media import load_pixels
 from training.models.base import LatentBatch
 
@@ -77,7 +77,7 @@ def test_pixels_are_upright_rgb_in_the_planned_bucket(tmp_path: Path) -> None:
     exif[0x0112] = 6  # stored landscape, displayed portrait
     path = write_image(tmp_path / "r.jpg", 96, 64, exif=exif.tobytes())
     plan = plan_buckets([path], "tiny-sd", 64)[0]
-    item = DatasetItem(path=path, name="r.jpg", plan=plan, caption="")
+    item = PreparedItem(path=path, name="r.jpg", plan=plan, caption="")
     pixels = load_pixels(item, get_family("tiny-sd").spec)
     assert pixels.shape == (3, plan.bucket_height, plan.bucket_width)
     assert plan.bucket_height > plan.bucket_width

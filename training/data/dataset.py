@@ -14,7 +14,7 @@ from training.results import SkippedFile
 
 
 @dataclass(frozen=True)
-class DatasetItem:
+class PreparedItem:
     """A usable media file: its plan and caption."""
 
     path: Path
@@ -27,7 +27,7 @@ class DatasetItem:
 class PreparedData:
     """Items to train on, files left out with reasons, and the dataset fingerprint."""
 
-    items: list[DatasetItem]
+    items: list[PreparedItem]
     skipped: list[SkippedFile]
     fingerprint: str
 
@@ -51,7 +51,7 @@ def prepare_data(config: TrainingConfig, data_dir: Path) -> PreparedData:
     files = list_dataset_files(data_dir)
     if not files:
         raise DatasetError("the dataset is empty: no images or videos found", data_dir)
-    items: list[DatasetItem] = []
+    items: list[PreparedItem] = []
     skipped: list[SkippedFile] = []
     for plan in plan_buckets(files, config.family, config.resolution):
         path = Path(plan.file)
@@ -60,7 +60,7 @@ def prepare_data(config: TrainingConfig, data_dir: Path) -> PreparedData:
             skipped.append(SkippedFile(name, plan.reason))
             continue
         caption = caption_for(path, config.caption_template, config.trigger_word)
-        items.append(DatasetItem(path=path, name=name, plan=plan, caption=caption))
+        items.append(PreparedItem(path=path, name=name, plan=plan, caption=caption))
     if not items:
         raise DatasetError(nothing_usable_message(skipped), data_dir)
     return PreparedData(items, skipped, dataset_fingerprint(items))
@@ -73,7 +73,7 @@ def nothing_usable_message(skipped: list[SkippedFile]) -> str:
     return f"nothing usable in the dataset: {reasons}{more}"
 
 
-def dataset_fingerprint(items: list[DatasetItem]) -> str:
+def dataset_fingerprint(items: list[PreparedItem]) -> str:
     """sha256 over each used file's relative name, byte size and caption, in name order."""
     digest = hashlib.sha256()
     for item in sorted(items, key=lambda i: i.name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from training.data.dataset import DatasetItem
+from training.data.dataset import PreparedItem
 from training.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from training.models.base import FamilySpec
 
 
-def load_pixels(item: DatasetItem, spec: FamilySpec) -> torch.Tensor:
+def load_pixels(item: PreparedItem, spec: FamilySpec) -> torch.Tensor:
     """Image -> (3, H, W); video family -> (3, F, H, W); floats in [-1, 1]."""
     import numpy as np
     import torch
@@ -31,7 +31,7 @@ def load_pixels(item: DatasetItem, spec: FamilySpec) -> torch.Tensor:
     return pixels if spec.is_video else pixels[:, 0]
 
 
-def open_rgb_image(item: DatasetItem) -> Image.Image:
+def open_rgb_image(item: PreparedItem) -> Image.Image:
     """Fully decoded, EXIF-upright RGB image; transparency composited onto white."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -49,7 +49,7 @@ def open_rgb_image(item: DatasetItem) -> Image.Image:
 
 
 def _read_video(
-    item: DatasetItem, spec: FamilySpec
+    item: PreparedItem, spec: FamilySpec
 ) -> tuple[list[Image.Image], tuple[int, int, int, int]]:
     """Frames at the family's fps and planned length, read no larger than needed."""
     from training import video
