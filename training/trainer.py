@@ -16,7 +16,7 @@ from training.cache import LatentCache, cache_latents
 from training.checkpoints import list_checkpoints
 from training.config import TrainingConfig
 from training.data.captions import write_captions_file
-from training.data.dataset import DatasetItem, dataset_fingerprint, prepare_data
+from training.data.dataset import PreparedItem, dataset_fingerprint, prepare_data
 from training.errors import TrainingOutOfMemory
 from training.export import (
     ExportedFiles,
@@ -97,7 +97,7 @@ def train(
     return result
 
 
-def record_captions(used: list[DatasetItem], out_dir: Path, reporter: Reporter) -> Path:
+def record_captions(used: list[PreparedItem], out_dir: Path, reporter: Reporter) -> Path:
     """Write the captions the run trains to out_dir/captions.txt and say so in the log once."""
     path = write_captions_file([(item.name, item.caption) for item in used], out_dir / CAPTIONS)
     distinct = len({item.caption for item in used})
