@@ -86,7 +86,7 @@ def _download_loras(training_run: TrainingRun, scratch: Path) -> Path | dict[str
 def _render(generation: Generation, training_run: TrainingRun, scratch: Path) -> list[str]:
     """Download the LoRA, render, write png (or mp4 + webp for clips) and upload them."""
     from training import generate, get_family
-    from training.video import write_mp4, write_webp
+    from training.samples import CONTENT_TYPES, write_sample
 
     storage = get_storage()
     loras = _download_loras(training_run, scratch)
@@ -104,21 +104,14 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
     )
     if account_is_leaving(generation.user_id):
         return []  # the erasure waits for this job; nothing may land under its prefix
-    fps = get_family(training_run.family).spec.fps or 16
+    spec = get_family(training_run.family).spec
+    fps = (spec.fps or 16) if spec.is_video else None
     keys = []
     for index, frames in enumerate(outputs):
-        if len(frames) == 1:
-            path = scratch / f"image-{index}.png"
-            frames[0].save(path)
-            files = [(path, "image/png")]
-        else:
-            mp4, webp = scratch / f"clip-{index}.mp4", scratch / f"clip-{index}.webp"
-            write_mp4(frames, mp4, fps)
-            write_webp(frames, webp, fps)
-            files = [(webp, "image/webp"), (mp4, "video/mp4")]
-        for path, content_type in files:
+        stem = scratch / f"{'clip' if fps else 'image'}-{index}"
+        for path in write_sample(frames, stem, fps):
             key = object_keys.child(generation.storage_prefix(), path.name)
-            storage.upload_file(key, path, content_type)
+            storage.upload_file(key, path, CONTENT_TYPES[path.suffix])
             keys.append(key)
     return keys
 

@@ -94,8 +94,10 @@ def forget_rotated_checkpoints(run: TrainingRun, kept_steps: set[int]) -> None:
 def upload_sample(run: TrainingRun, path: Path) -> str:
     """Upload one sample image or clip and return its key."""
     key = object_keys.run_sample(run.storage_prefix(), path.name)
-    content_type = {".png": "image/png", ".webp": "image/webp", ".mp4": "video/mp4"}
-    get_storage().upload_file(key, path, content_type.get(path.suffix, "application/octet-stream"))
+    from training.samples import CONTENT_TYPES
+
+    content_type = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+    get_storage().upload_file(key, path, content_type)
     return key
 
 

@@ -34,6 +34,7 @@ from training.lora_params import (
 )
 from training.models.base import Family, LoadedModel, SampleRequest, release_memory
 from training.reporter import Reporter
+from training.samples import write_sample
 
 if TYPE_CHECKING:
     import torch
@@ -305,25 +306,11 @@ def write_samples(session: TrainSession, step: int) -> list[Path]:
         with autocast(session.model):
             images = family.sample(session.model, request)
         stem = folder / f"step-{step:06d}-{index}"
-        for path in _write_sample(images, stem, spec.fps if spec.is_video else None):
+        for path in write_sample(images, stem, spec.fps if spec.is_video else None):
             written.append(path)
             session.samples.append(str(path))
             session.reporter.emit("sample", step, path=str(path))
     return written
-
-
-def _write_sample(images: list[Any], stem: Path, fps: int | None) -> list[Path]:
-    """A png for an image; for a clip an mp4 and an animated webp preview (shows in <img>)."""
-    if fps is None:
-        path = stem.with_suffix(".png")
-        images[0].save(path)
-        return [path]
-    from training import video
-
-    return [
-        video.write_mp4(images, stem.with_suffix(".mp4"), fps),
-        video.write_webp(images, stem.with_suffix(".webp"), fps),
-    ]
 
 
 def sample_shape(session: TrainSession) -> tuple[int, int, int]:

@@ -181,3 +181,21 @@ def test_too_long_and_too_short_clips_are_rejected(tmp_path: Path) -> None:
     short = make_clip(tmp_path / "short.mp4", frames=2, fps=16)
     with pytest.raises(ClipTooShortError):
         read_clip(short, 16, (5, 9), max_side=64)
+
+
+def test_a_sample_is_written_as_png_or_as_mp4_plus_webp_preview(tmp_path: Path) -> None:
+    """One writer for training samples and try-it renders."""
+    from training.samples import CONTENT_TYPES, write_sample
+
+    frames = [Image.new("RGB", (32, 32), (i * 40, 0, 0)) for i in range(5)]
+    [png] = write_sample(frames[:1], tmp_path / "image-0", None)
+    assert png.name == "image-0.png" and Image.open(png).size == (32, 32)
+    clip = write_sample(frames, tmp_path / "clip-0", 16)
+    assert [p.name for p in clip] == ["clip-0.mp4", "clip-0.webp"]
+    with Image.open(clip[1]) as preview:
+        assert preview.n_frames == 5
+    assert {CONTENT_TYPES[p.suffix] for p in [png, *clip]} == {
+        "image/png",
+        "video/mp4",
+        "image/webp",
+    }
