@@ -14,7 +14,7 @@ from playwright.sync_api import Page, Request, Route, expect
 
 from tests.browser.showcase import upload_progress
 from tests.jobs.conftest import LiveService
-from tests.jobs.test_ingest_media import jpeg_bytes, zip_bytes
+from tests.support.media_files import jpeg_bytes, zip_bytes
 
 PASSWORD = "correct horse battery staple"
 IMAGES = 6

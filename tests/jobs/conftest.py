@@ -147,3 +147,10 @@ def _serve_with_worker(
     finally:
         service.stop_worker()
         server.shutdown()
+
+
+@pytest.fixture
+def ingest_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app on SQLite with local storage (ingest logic does not depend on the database)."""
+    with running_app(request, "sqlite") as application, application.app_context():
+        yield application

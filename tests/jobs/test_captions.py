@@ -10,8 +10,7 @@ from flask import Flask
 
 from jobs.captions import CAPTION_PROMPT, caption_dataset
 from jobs.datasets import ingest_item
-from tests.jobs.test_ingest_media import (
-    ingest_app,  # noqa: F401  (fixture)
+from tests.support.media_files import (
     items_of,
     jpeg_bytes,
     uploaded_item,
@@ -47,7 +46,7 @@ def tiny_blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_ready_items_without_a_caption_get_one(ingest_app: Flask, tiny_blip: Path) -> None:  # noqa: F811
+def test_ready_items_without_a_caption_get_one(ingest_app: Flask, tiny_blip: Path) -> None:
     item = uploaded_item("cat.jpg", jpeg_bytes())
     assert ingest_item(item) == "ready"
     dataset_id = item.dataset_id

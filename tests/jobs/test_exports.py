@@ -33,7 +33,7 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
 )
 from tests.app.test_datasets import create_dataset, start_upload
 from tests.conftest import csrf_token
-from tests.jobs.test_ingest_media import jpeg_bytes, png_bytes
+from tests.support.media_files import jpeg_bytes, png_bytes
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")

@@ -18,9 +18,8 @@ from flask import Flask
 from jobs.datasets import ingest_item
 from jobs.ingest.facts import Rejected
 from jobs.ingest.zip import ArchiveLimits, ArchiveReader
-from tests.jobs.test_ingest_media import (
+from tests.support.media_files import (
     clip_file,
-    ingest_app,  # noqa: F401  (fixture)
     items_of,
     jpeg_bytes,
     pixel_flood_png,
@@ -86,7 +85,7 @@ HOSTILE_FILES = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_FILES))
-def test_hostile_images_are_rejected_and_deleted(ingest_app: Flask, name: str) -> None:  # noqa: F811
+def test_hostile_images_are_rejected_and_deleted(ingest_app: Flask, name: str) -> None:
     data, reason = HOSTILE_FILES[name]
     item = uploaded_item(name, data)
     assert ingest_item(item) == "rejected"
@@ -117,7 +116,7 @@ def network_spy() -> Iterator[tuple[str, list[str]]]:
 
 @pytest.mark.parametrize("variant", ["playlist", "mp4-wrapped-playlist", "concat"])
 def test_videos_that_reference_the_network_are_rejected_unfollowed(
-    ingest_app: Flask,  # noqa: F811
+    ingest_app: Flask,
     network_spy: tuple[str, list[str]],
     variant: str,
 ) -> None:
@@ -149,7 +148,7 @@ def test_videos_that_reference_the_network_are_rejected_unfollowed(
     ],
 )
 def test_unsafe_zips_are_refused_whole(
-    ingest_app: Flask,  # noqa: F811
+    ingest_app: Flask,
     entries: list[tuple[str, bytes]],
     symlinks: tuple[str, ...],
     reason: str,
@@ -162,7 +161,7 @@ def test_unsafe_zips_are_refused_whole(
     assert stored_keys(dataset_id) == []
 
 
-def test_zip_bombs_are_refused_whole(ingest_app: Flask) -> None:  # noqa: F811
+def test_zip_bombs_are_refused_whole(ingest_app: Flask) -> None:
     bomb = declared_sizes(zip_bytes([(f"{n}.mp4", b"\0" * MB) for n in range(3)]), 4_000_000_000)
     item = uploaded_item("bomb.zip", bomb)
     assert ingest_item(item) == "rejected"
@@ -184,7 +183,7 @@ def test_unpacked_bytes_are_counted_against_the_archive_limit(tmp_path: Path) ->
         ArchiveReader(archive, tmp_path, ArchiveLimits(max_entries=3))
 
 
-def test_bad_entries_are_rejected_one_by_one(ingest_app: Flask) -> None:  # noqa: F811
+def test_bad_entries_are_rejected_one_by_one(ingest_app: Flask) -> None:
     archive = zip_bytes(
         [
             ("good.jpg", jpeg_bytes()),

@@ -25,8 +25,8 @@ from storage import S3Storage
 from tests.app.conftest import api_headers, sign_up
 from tests.app.test_datasets import create_dataset
 from tests.conftest import running_app
-from tests.jobs.test_ingest_media import clip_file, png_bytes
 from tests.storage.conftest import seaweedfs_s3  # noqa: F401  (session fixture, reused)
+from tests.support.media_files import clip_file, png_bytes
 from tests.support.seaweedfs import SeaweedServer
 
 MB = 1024 * 1024
