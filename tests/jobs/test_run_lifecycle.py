@@ -286,11 +286,11 @@ class _StepEvent:
         self.step, self.loss = step, loss
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": "step", "step": self.step, "total_steps": 999, "loss": self.loss}
+        return {"kind": "step", "step": self.step, "total_steps": 700, "loss": self.loss}
 
 
 def test_the_kept_loss_curve_is_the_one_the_run_page_draws(request: pytest.FixtureRequest) -> None:
-    """999 steps: the run row keeps the same thinned curve the page showed, last step included."""
+    """700 steps, more than a curve keeps: the run row keeps the curve the page drew."""
     from app.extensions import get_redis
     from app.trainings.models import TrainingRun
     from app.trainings.services import live_progress
@@ -300,11 +300,11 @@ def test_the_kept_loss_curve_is_the_one_the_run_page_draws(request: pytest.Fixtu
     with running_app(request, "sqlite") as app, app.app_context():
         run = db.session.get(TrainingRun, add_run(make_user(), status="running"))
         reporter = RunReporter(run, get_redis())
-        for step in range(1, 1000):
+        for step in range(1, 701):
             reporter.on_progress(_StepEvent(step, 1.0 / step))
         kept, drawn = reporter.loss_curve(), live_progress(run)["loss_curve"]
     assert kept == drawn
-    assert len(kept) <= 501 and kept[0][0] == 1 and kept[-1][0] == 999
+    assert len(kept) <= 501 and kept[0][0] == 1 and kept[-1][0] == 700
 
 
 def test_engine_errors_are_classified_by_their_type_for_runs_and_renders() -> None:
