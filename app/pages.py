@@ -94,7 +94,7 @@ def build_dashboard(user: User) -> Dashboard:
         runs=runs[:RECENT_RUNS],
         run_count=len(runs),
         storage_used=storage_used(user),
-        storage_allowance=storage_allowance(user),
+        storage_allowance=storage_allowance(user, account),
     )
 
 

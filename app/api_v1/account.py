@@ -38,7 +38,9 @@ def usage() -> Response:
             "over": round(quota.over_s, 1),
         },
         active_trainings=active_run_count(user),
-        storage={"used_bytes": storage_used(user), "allowance_bytes": storage_allowance(user)},
+        storage={
+            "used_bytes": storage_used(user), "allowance_bytes": storage_allowance(user, account),
+        },
     )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 
 from app.accounts.models import User
-from app.billing.services import standing
+from app.billing.services import Standing, standing
 from app.datasets.limits import MB
 from app.datasets.models import Dataset, DatasetItem
 from app.errors import NotFound
@@ -237,9 +237,10 @@ def storage_used(user: User) -> int:
     return int(total or 0)
 
 
-def storage_allowance(user: User) -> int:
-    """Bytes the person may store: the plan's storage, or the free allowance without one."""
-    plan = standing(user).plan
+def storage_allowance(user: User, account: Standing | None = None) -> int:
+    """Bytes the person may store: the plan's storage, or the free allowance without one
+    (`account`: the person's standing, when the caller has read it already)."""
+    plan = (account or standing(user)).plan
     if plan is not None:
         return plan.storage_bytes
     return get_settings().free_storage_mb * MB
