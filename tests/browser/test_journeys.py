@@ -204,7 +204,8 @@ def test_journey_1_sign_up_upload_caption_train_and_download(
     # In minutes and seconds, and from the benchmark or the runs measured on this site so far.
     expect(page.locator("#estimate")).to_have_text(
         re.compile(
-            r"^Estimated GPU time: about \d+ (s|min( \d+ s)?) \(from (our benchmark|the last)"
+            r"^Estimated GPU time: about \d+ (s|min( \d+ s)?|h( \d+ min)?) "
+            r"\(from (our benchmark|the last)"
         )
     )
     expect(page.locator("#estimate")).to_contain_text("left this period")
