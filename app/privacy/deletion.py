@@ -22,7 +22,7 @@ from app.datasets.models import Dataset
 from app.db_types import utcnow
 from app.extensions import db, get_storage
 from app.privacy.models import DataExport, DeletionReceipt
-from app.trainings.artifacts import RunArtifacts
+from app.trainings.artifacts import CAPTIONS_KIND, RunArtifacts
 from app.trainings.models import FINISHED_STATUSES, Generation, TrainingRun
 from storage import Storage
 
@@ -187,6 +187,10 @@ def _run_units(user_id: int, part: str, run_id: int | None = None) -> list[Unit]
             label = f"samples of run “{run.name}”" if artifacts.get("samples") else None
             prefix = object_keys.run_samples(run.storage_prefix())
             units.append(Unit(prefix, label, _artifact_clearer(run, "samples"), bool(label)))
+            # captions.txt is the dataset's text, so it goes with the media, not the LoRAs.
+            if captions := artifacts.get(CAPTIONS_KIND):
+                label = f"captions trained by run “{run.name}”"
+                units.append(Unit(captions, label, _artifact_clearer(run, CAPTIONS_KIND), True))
         else:
             label = f"LoRA files of run “{run.name}”" if artifacts else None
             units.append(Unit(run.storage_prefix(), label, _artifact_clearer(run), bool(label)))

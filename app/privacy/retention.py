@@ -36,6 +36,7 @@ from app.privacy.erasure import queue_erasure
 from app.privacy.models import DataExport, DeletionReceipt, RetentionWarning
 from app.privacy.notices import queue_retention_warning
 from app.privacy.policy import LORA_RETENTION, MEDIA_RETENTION, WARNING_DAYS
+from app.trainings.artifacts import CAPTIONS_KIND
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,10 @@ def has_data(user_id: int, group: str) -> bool:
         )
     )
     if group == "media":
-        return any((run.artifacts or {}).get("samples") for run in runs)
+        return any(
+            (run.artifacts or {}).get("samples") or (run.artifacts or {}).get(CAPTIONS_KIND)
+            for run in runs
+        )
     return any(run.artifacts for run in runs)
 
 

@@ -4,7 +4,8 @@
 download kind ("lora", "comfyui", "lora_<denoiser>", ...), ``samples`` (keys in the order they
 were made), ``checkpoints`` (step as a string -> its downloadable files, kind -> key; rows
 written before checkpoints had both formats hold a single key) and
-``loss_curve`` (the thinned [step, loss] points). A JSON column only notices a new value, so
+``loss_curve`` (the thinned [step, loss] points) and ``captions`` (the key of captions.txt, each
+file and the caption it trained with). A JSON column only notices a new value, so
 every change here assigns a fresh dict to the row; the caller commits.
 """
 
@@ -14,6 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from app.trainings.models import TrainingRun
+
+CAPTIONS_KIND = "captions"  # captions.txt: the caption each file trained with
 
 
 class RunArtifacts:

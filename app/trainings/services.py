@@ -18,6 +18,7 @@ from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_redis, get_settings, get_storage
 from app.queues import enqueue_task, get_queue, queue_for_family
+from app.trainings.artifacts import CAPTIONS_KIND
 from app.trainings.families import FAMILIES, estimate_gpu_seconds, step_speed
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.params import validate_params
@@ -35,7 +36,6 @@ from catalogue.prompts import fill_trigger
 LORA_KIND = re.compile(r"^(lora|comfyui)(?:_([a-z][a-z0-9_]{0,30}))?$")
 # The engine's sample files: step-000050-0.png is prompt 0 at step 50 (clips: .mp4 + .webp).
 SAMPLE_NAME = re.compile(r"^step-(\d{1,9})-(\d{1,3})\.")
-CAPTIONS_KIND = "captions"  # captions.txt: the caption each file trained with
 
 
 class RunError(Exception):

@@ -114,6 +114,21 @@ def test_media_go_at_30_days_and_loras_at_90_days_to_the_second(app: Flask) -> N
 
 
 @in_app
+def test_the_captions_a_run_trained_go_with_the_media_at_30_days(app: Flask) -> None:
+    with app.app_context():
+        user_id = make_user("captions@example.com", ENDED - 200 * DAY)
+        add_subscription(user_id, "canceled", ended_at=ENDED)
+        run_id = add_run(user_id, add_dataset(user_id, files=1), captions=True)
+    retention_at(ENDED + 30 * DAY)
+    with app.app_context():
+        run = db.session.get_one(TrainingRun, run_id)
+        kept = stored_keys(f"users/{user_id}/runs/")
+        assert "captions" not in run.artifacts and "lora" in run.artifacts
+        assert not [key for key in kept if key.endswith("captions.txt")]
+        assert [key for key in kept if key.endswith(".safetensors")]
+
+
+@in_app
 def test_subscribing_again_on_day_29_keeps_everything(app: Flask, mailbox: SmtpServer) -> None:
     with app.app_context():
         user_id = person_with_data()

@@ -151,9 +151,14 @@ def add_dataset(user_id: int, name: str = "faces", files: int = 2) -> int:
 
 
 def add_run(
-    user_id: int, dataset_id: int | None = None, samples: int = 2, status: str = "succeeded"
+    user_id: int,
+    dataset_id: int | None = None,
+    samples: int = 2,
+    status: str = "succeeded",
+    captions: bool = False,
 ) -> int:
-    """A finished run with a LoRA, a ComfyUI file, a checkpoint and `samples` samples stored."""
+    """A finished run with a LoRA, a ComfyUI file, a checkpoint and `samples` samples stored
+    (and the captions.txt it trained with, if asked)."""
     from app.trainings.models import TrainingRun
 
     run = TrainingRun(
@@ -182,6 +187,9 @@ def add_run(
         *artifacts["samples"],
     ]:
         storage.put(key, f"run file {run.id}".encode())
+    if captions:
+        artifacts["captions"] = f"{prefix}captions.txt"
+        storage.put(artifacts["captions"], b"a.png\tphoto of sks\n")
     run.artifacts = artifacts
     db.session.commit()
     return run.id
