@@ -151,7 +151,9 @@ def bucket_preview(dataset_id: int) -> Reply:
     """POST queues a preview for a base model and resolution; GET reads it (poll)."""
     dataset = services.get_dataset(current_user, dataset_id)
     source = _json_body() if request.method == "POST" else request.args
-    info, resolution = previews.check_choice(source.get("family"), source.get("resolution"))
+    info, resolution = previews.check_choice(
+        source.get("family"), source.get("resolution"), get_settings().enabled_families
+    )
     if request.method == "POST":
         previews.request_preview(dataset, info.name, resolution)
     state = previews.read_preview(dataset, info.name, resolution)

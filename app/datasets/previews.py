@@ -8,11 +8,12 @@ A stored preview counts only while the dataset's ready items are the ones it pla
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from app.datasets.models import Dataset
 from app.datasets.services import DatasetError, ready_item_ids
-from app.extensions import get_redis, get_settings
+from app.extensions import get_redis
 from app.queues import CPU_QUEUE, enqueue_task
 from app.trainings.families import FAMILIES, FamilyFacts
 
@@ -47,10 +48,12 @@ def preview_job_prefix(dataset_id: int) -> str:
     return f"bucket-preview-{dataset_id}-"
 
 
-def check_choice(family: object, resolution: object) -> tuple[FamilyFacts, int]:
-    """A known base model and a resolution within its limits, or DatasetError."""
+def check_choice(
+    family: object, resolution: object, enabled_families: Iterable[str]
+) -> tuple[FamilyFacts, int]:
+    """A base model this server trains and a resolution within its limits, or DatasetError."""
     info = FAMILIES.get(family) if isinstance(family, str) else None
-    enabled = [name for name in get_settings().enabled_families if name in FAMILIES]
+    enabled = [name for name in enabled_families if name in FAMILIES]
     if info is None:
         raise DatasetError(f"Choose a base model: {', '.join(enabled)}.")
     if info.name not in enabled:

@@ -145,11 +145,14 @@ def test_captions_are_text_of_at_most_2000_characters(caption: Any) -> None:
     assert accepted is None or 0 < len(accepted) <= MAX_CAPTION_CHARS
 
 
+ENABLED = sorted(FAMILIES)[::2]  # a server that trains only some of the families
+
+
 @FAST
 @given(family=json_values | st.sampled_from(sorted(FAMILIES)), resolution=json_values)
 def test_bucket_preview_choices_are_refused_or_in_range(family: Any, resolution: Any) -> None:
     try:
-        info, value = check_choice(family, resolution)
+        info, value = check_choice(family, resolution, ENABLED)
     except DatasetError as exc:
         assert str(exc)
         return
