@@ -232,9 +232,10 @@ def test_s3_swap_after_ingest_never_reaches_training_thumbnails_or_exports(
             export = db.session.scalar(select(DataExport))
             assert export is not None and build_export(export.id) == "ready"
             archive = zipfile.ZipFile(io.BytesIO(get_storage().get(export.storage_key or "")))
-        originals = [name for name in archive.namelist() if "/original" in name]
-        assert originals == [f"files/datasets/{dataset_id}/items/{item_id}/accepted/original.png"]
-        assert archive.read(originals[0]) == VALIDATED
+        (inner_name,) = [n for n in archive.namelist() if n.startswith(f"datasets/{dataset_id}-")]
+        dataset_zip = zipfile.ZipFile(io.BytesIO(archive.read(inner_name)))
+        pictures = [name for name in dataset_zip.namelist() if not name.endswith(".txt")]
+        assert len(pictures) == 1 and dataset_zip.read(pictures[0]) == VALIDATED
 
 
 def test_s3_swap_between_completion_and_ingest_of_another_size_is_refused(
