@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export ATTUNE_INSTANCE_PATH ?= $(CURDIR)/instance
-# pytest-xdist workers for `make test` (CI has 2 cores), one torch thread each;
-# TEST_WORKERS=0 runs every test in one process.
+# pytest-xdist workers for `make test` (CI has 2 cores), one torch thread each, a test file
+# per worker at a time (a module shares its tiny models and runs); TEST_WORKERS=0 runs every
+# test in one process.
 TEST_WORKERS ?= 2
 
 .PHONY: run test lint install clean-instance
@@ -38,7 +39,7 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 clean-instance:
 	rm -rf $(ATTUNE_INSTANCE_PATH)

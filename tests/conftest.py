@@ -19,22 +19,6 @@ from tests.support.smtp import SmtpServer
 DATABASES = ("sqlite", "postgres")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep together, on one worker of `make test`'s two (pytest-xdist, --dist loadgroup), the
-    tests that share an expensive fixture: the browser folder (one live site and chromium) and
-    each module (its tiny models and trained runs). Tests on a live worker of their own are
-    spread one by one, so the two slowest modules do not decide the suite's length."""
-    for item in items:
-        path = item.path.as_posix()
-        if "/tests/browser/" in path:
-            group = "browser"
-        elif "live_service" in getattr(item, "fixturenames", ()):
-            continue
-        else:
-            group = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One private redis-server for the whole run."""
