@@ -342,9 +342,15 @@ def test_every_worker_log_line_names_its_rq_job(request: pytest.FixtureRequest) 
     kept = Keep()
     kept.addFilter(JobIdFilter())
     root = logging.getLogger()
+    job_log = logging.getLogger("jobs.billing")
+    saved = job_log.disabled, job_log.level, job_log.propagate, logging.root.manager.disable
     with running_app(request, "sqlite") as app, app.app_context():
         root.addHandler(kept)  # after the migrations, which reconfigure logging
         level, root.level = root.level, logging.INFO
+        # Whatever earlier tests in this process did to the job's logger (a dictConfig
+        # disables every logger that exists), this test reads what the job itself writes.
+        job_log.disabled, job_log.level, job_log.propagate = False, logging.INFO, True
+        logging.disable(logging.NOTSET)
         try:
             job = enqueue_task("jobs.billing.report_overage", 404, queue="cpu", timeout_s=30)
             logging.getLogger("outside").info("not in a job")
@@ -353,6 +359,8 @@ def test_every_worker_log_line_names_its_rq_job(request: pytest.FixtureRequest) 
         finally:
             root.removeHandler(kept)
             root.level = level
+            job_log.disabled, job_log.level, job_log.propagate = saved[:3]
+            logging.disable(saved[3])
     in_job = [r for r in kept.records if r.name == "jobs.billing"]
     assert in_job and all(r.job_id == job.id for r in in_job)  # type: ignore[attr-defined]
     outside = [r for r in kept.records if r.name == "outside"]
