@@ -150,8 +150,8 @@ def test_a_large_zip_goes_up_in_parts_survives_a_reload_and_is_unpacked(
     file = page.evaluate("() => window.attuneUppy.getFiles()[0].meta")
     assert file["attuneMethod"] == "multipart"  # over 16 MB: resumable parts, signed by the app
     uploads_url = page.locator("#uploader").get_attribute("data-uploads-url")
-    # Polled from here: wait_for_function takes a returned promise as a truthy value at once,
-    # so a reload could come before any part had arrived, and then both were rightly sent.
+    # Polled from here: wait_for_function returns once a returned promise settles, even to
+    # false, so waiting on a fetch there let the reload come before any part had arrived.
     list_parts = f"() => fetch('{uploads_url}/{file['itemId']}/parts').then(r => r.json())"
     deadline = time.monotonic() + 30
     while not (arrived := [p["PartNumber"] for p in page.evaluate(list_parts)["parts"]]):
