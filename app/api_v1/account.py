@@ -13,7 +13,13 @@ from app.billing.services import standing
 from app.datasets.services import storage_allowance, storage_used
 from app.extensions import get_settings
 from app.trainings.families import FAMILIES, FamilyFacts, StepSpeed, step_speed
-from app.trainings.params import FIELDS, MAX_PROMPT_CHARS, MAX_SAMPLE_PROMPTS
+from app.trainings.params import (
+    CHOICE_LABELS,
+    CHOICES,
+    FIELDS,
+    MAX_PROMPT_CHARS,
+    MAX_SAMPLE_PROMPTS,
+)
 from app.trainings.presets import PRESETS, preset_defaults, presets_for
 from app.trainings.quota import period_quota
 from app.trainings.services import active_run_count, allowed_families
@@ -102,6 +108,8 @@ def _parameter_limits() -> dict[str, Any]:
         }
         for name, spec in FIELDS.items()
     }
+    for name, choices in CHOICES.items():
+        limits[name] = {"type": "string", "enum": list(choices), "label": CHOICE_LABELS[name]}
     limits["resolution"] = {"type": "integer", "label": "Resolution (see each model)"}
     limits["sample_prompts"] = {
         "type": "array",

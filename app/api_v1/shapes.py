@@ -13,10 +13,10 @@ from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import DatasetSummary
 from app.extensions import get_settings
 from app.trainings.models import TrainingRun
-from app.trainings.params import FIELDS
+from app.trainings.params import CHOICES, FIELDS
 
 # The engine settings a person chose or a preset filled in; the rest of the config is internal.
-PARAMETERS = (*FIELDS, "resolution", "sample_prompts")
+PARAMETERS = (*FIELDS, *CHOICES, "resolution", "sample_prompts")
 DATASET_STATES = {"empty": "empty", "processing": "processing", "ready": "ready",
                   "no usable items": "unusable"}  # fmt: skip
 

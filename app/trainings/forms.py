@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from app.trainings.params import FIELDS
+from app.trainings.params import CHOICE_LABELS, CHOICES, FIELDS
 
 
 class NewRunForm(FlaskForm):
@@ -26,11 +26,16 @@ class NewRunForm(FlaskForm):
     caption_dropout = StringField(FIELDS["caption_dropout"].label)
     checkpoint_every = StringField(FIELDS["checkpoint_every"].label)
     sample_every = StringField(FIELDS["sample_every"].label)
+    save_precision = SelectField(
+        CHOICE_LABELS["save_precision"],
+        choices=[("", "The preset's (bf16)"), *CHOICES["save_precision"].items()],
+        validate_choice=False,  # checked by app.trainings.params, with the form's message
+    )
     sample_prompts = TextAreaField("Sample prompts (one per line)")
 
     ADVANCED = (
         "steps", "rank", "alpha", "learning_rate", "resolution", "batch_size", "seed",
-        "caption_dropout", "checkpoint_every", "sample_every", "sample_prompts",
+        "caption_dropout", "checkpoint_every", "sample_every", "save_precision", "sample_prompts",
     )  # fmt: skip
 
     def params(self) -> dict[str, object]:

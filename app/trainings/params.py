@@ -38,6 +38,15 @@ FIELDS = {
     "sample_every": Field(int, 0, 20_000, "Sample every"),
 }
 
+# Parameters that take one of a few words: the choices, with what each means for a person.
+CHOICES = {
+    "save_precision": {
+        "bf16": "bf16 (half the size; what the base models run in)",
+        "fp32": "fp32 (full precision, twice the size)",
+    },
+}
+CHOICE_LABELS = {"save_precision": "Precision of the LoRA files"}
+
 
 def validate_params(family: str, raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Clean values and per-field errors; a field left empty takes no value (the preset's)."""
@@ -51,6 +60,13 @@ def validate_params(family: str, raw: Mapping[str, Any]) -> tuple[dict[str, Any]
             errors[name] = error
         else:
             values[name] = value
+    for name, choices in CHOICES.items():
+        if raw.get(name) in (None, ""):
+            continue
+        if raw[name] in choices:
+            values[name] = raw[name]
+        else:
+            errors[name] = f"{CHOICE_LABELS[name]} must be one of: {', '.join(choices)}."
     resolution, error = _resolution(family, raw.get("resolution"))
     if error:
         errors["resolution"] = error

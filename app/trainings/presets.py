@@ -38,6 +38,7 @@ def preset_defaults(preset: str, family: str) -> dict[str, Any]:
         "seed": 42,
         # How the frozen base loads on the family's GPU class (int8 where that makes it fit).
         "quantize": facts.quantize,
+        "save_precision": "bf16",
     }
 
 

@@ -135,6 +135,30 @@ def test_the_form_shows_errors_next_to_fields(planned: tuple[FlaskClient, int]) 
     assert "Steps must be between 1 and 20000." in response.get_data(as_text=True)
 
 
+def test_the_form_offers_the_files_precision_and_the_run_page_tells_it(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    client, dataset_id = planned
+    page = client.get("/runs/new").get_data(as_text=True)
+    assert "Precision of the LoRA files" in page and "fp32 (full precision" in page
+    fields = {"dataset_id": dataset_id, "family": "tiny-sd", "preset": "character", "steps": "4"}
+    refused = client.post("/runs/new", data={"csrf_token": csrf_token(page), **fields,
+                                             "save_precision": "fp64"})  # fmt: skip
+    assert refused.status_code == 400
+    assert "Precision of the LoRA files must be one of: bf16, fp32." in refused.get_data(
+        as_text=True
+    )
+    started = client.post("/runs/new", data={"csrf_token": csrf_token(page), **fields,
+                                             "save_precision": "fp32"})  # fmt: skip
+    assert started.status_code == 302, started.get_data(as_text=True)
+    from app.trainings.models import TrainingRun
+
+    with app.app_context():
+        run = db.session.scalar(select(TrainingRun))
+        assert run.config["save_precision"] == "fp32"
+    assert "files in fp32" in client.get(started.headers["Location"]).get_data(as_text=True)
+
+
 def test_unknown_family_and_preset_are_refused(planned: tuple[FlaskClient, int]) -> None:
     client, dataset_id = planned
     body = {"dataset_id": dataset_id, "family": "sd99", "preset": "character", "params": {}}

@@ -99,3 +99,17 @@ def test_the_catalogue_imports_only_the_standard_library() -> None:
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+def test_the_choices_a_person_is_offered_are_the_ones_the_engine_takes() -> None:
+    import typing
+
+    from app.trainings.params import CHOICES
+    from training.config import TrainingConfig
+
+    hints = typing.get_type_hints(TrainingConfig)
+    for name, choices in CHOICES.items():
+        assert set(choices) == set(typing.get_args(hints[name])), name
+    for preset in presets_for("tiny-sd"):
+        defaults = preset_defaults(preset, "tiny-sd")
+        assert defaults["save_precision"] == TrainingConfig.save_precision  # bf16, said once

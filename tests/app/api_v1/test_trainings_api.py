@@ -74,6 +74,20 @@ def test_bad_requests_name_the_field_and_start_nothing(app: Flask, api: Api) -> 
     assert reservations(app) == (0, 0, 0)
 
 
+def test_the_files_precision_is_chosen_per_run_and_checked(app: Flask, api: Api) -> None:
+    dataset_id = ready_dataset(app)
+    default = api.post("/trainings", body(dataset_id, steps=4)).get_json()
+    assert default["parameters"]["save_precision"] == "bf16"  # the preset's
+    full = api.post("/trainings", body(dataset_id, steps=4, save_precision="fp32")).get_json()
+    assert full["parameters"]["save_precision"] == "fp32"
+    with app.app_context():
+        assert db.session.get(TrainingRun, full["id"]).config["save_precision"] == "fp32"
+    refused = api.post("/trainings", body(dataset_id, steps=4, save_precision="fp16"))
+    problem = assert_problem(refused, 422, "parameters.save_precision")
+    assert "one of: bf16, fp32" in str(problem)
+    assert api.get("/models").get_json()["parameters"]["save_precision"]["enum"] == ["bf16", "fp32"]
+
+
 def test_account_rules_answer_409(app: Flask, signed_in: FlaskClient) -> None:
     api = Api(app, create_key_in_browser(signed_in))
     dataset_id = ready_dataset(app)
