@@ -5,22 +5,18 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
-from app.config import Settings
-from catalogue.families import TINY_SOURCE_PREFIX
+from app.trainings.families import base_model_source, tiny_model_folder
 
 
-def resolve_base_model(settings: Settings, family: str) -> str:
-    """A local folder or hub id for `family`; "tiny:<family>" builds the tiny model once."""
-    source = settings.model_sources[family]
-    if not source.startswith(TINY_SOURCE_PREFIX):
-        return source
-    target = settings.models_dir / source.removeprefix(TINY_SOURCE_PREFIX)
-    if (target / "model_index.json").exists():
-        return str(target)
-    return str(_build_tiny(family, target))
+def resolve_base_model(family: str) -> str:
+    """A local folder or hub id for `family`, the tiny model built first where it is one."""
+    folder = tiny_model_folder(family)
+    if folder is not None and not (folder / "model_index.json").exists():
+        _build_tiny(family, folder)
+    return base_model_source(family)
 
 
-def _build_tiny(family: str, target: Path) -> Path:
+def _build_tiny(family: str, target: Path) -> None:
     """Write the tiny random model under a lock, so two workers never write it together."""
     from training import make_tiny
 
@@ -29,4 +25,3 @@ def _build_tiny(family: str, target: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "model_index.json").exists():
             make_tiny(family, target)
-    return target

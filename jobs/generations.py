@@ -93,7 +93,7 @@ def _render(generation: Generation, training_run: TrainingRun, scratch: Path) ->
     config = training_run.config
     outputs = generate(
         training_run.family,
-        resolve_base_model(get_settings(), training_run.family),
+        resolve_base_model(training_run.family),
         loras,
         [generation.prompt],
         strength=generation.strength,

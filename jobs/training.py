@@ -82,7 +82,7 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
     config = TrainingConfig.from_dict(
         {
             **training_run.config,
-            "base_model": resolve_base_model(get_settings(), training_run.family),
+            "base_model": resolve_base_model(training_run.family),
             "output_name": f"attune-run-{training_run.id}",
         }
     )

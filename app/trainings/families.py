@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from statistics import median
 
 from sqlalchemy import select
@@ -27,6 +28,7 @@ __all__ = [
     "estimate_gpu_seconds",
     "resolution_hint",
     "step_speed",
+    "tiny_model_folder",
 ]
 
 # The estimate is the median of this many most recent measured runs: enough to shrug off one
@@ -86,11 +88,18 @@ def resolution_hint(facts: FamilyFacts) -> str:
     )
 
 
+def tiny_model_folder(family: str) -> Path | None:
+    """Where the worker builds the tiny random model of `family`, when that is its source
+    ("tiny:<name>", the embedded default); None when a hub id or folder is configured."""
+    settings = get_settings()
+    source = settings.model_sources[family]
+    if not source.startswith(TINY_SOURCE_PREFIX):
+        return None
+    return settings.models_dir / source.removeprefix(TINY_SOURCE_PREFIX)
+
+
 def base_model_source(family: str) -> str:
     """The base model this server trains `family` on, as a person would load it: the hub id
     or folder ATTUNE_MODEL_<FAMILY> names, or the folder of the tiny model the worker built."""
-    settings = get_settings()
-    source = settings.model_sources[family]
-    if source.startswith(TINY_SOURCE_PREFIX):
-        return str(settings.models_dir / source.removeprefix(TINY_SOURCE_PREFIX))
-    return source
+    folder = tiny_model_folder(family)
+    return str(folder) if folder is not None else get_settings().model_sources[family]
