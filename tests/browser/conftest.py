@@ -1,6 +1,6 @@
 """A real browser against the live app: Debian's chromium driven by Playwright.
 
-The app is served over HTTP with a real RQ worker beside it (tests/jobs/conftest.py's
+The app is served over HTTP with a real RQ worker beside it (tests/conftest.py's
 live_service, on SQLite here); one chromium serves the whole folder and each test gets a fresh
 browser context (its own cookies and storage). Screenshots go to the git-ignored
 test-artifacts/ folder, always at the end of a test and on failure.
@@ -20,14 +20,11 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.browser.showcase import Showcase, serve_site
-from tests.jobs.conftest import (
-    LiveService,
-    live_service,  # noqa: F401  (the live app + worker fixture)
-)
+from tests.support.artifacts import ARTIFACTS
+from tests.support.live_service import LiveService
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.hookimpl(wrapper=True)

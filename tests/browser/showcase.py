@@ -22,9 +22,9 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import BrowserContext, Page
 from redis import Redis
 
-from tests.conftest import activate_plan
-from tests.jobs.conftest import LiveService, _serve_with_worker
 from tests.jobs.http_session import Person, wait_for
+from tests.support.accounts import activate_plan
+from tests.support.live_service import LiveService, serve_with_worker
 from tests.support.processes import free_port
 
 SITE_REDIS_DB = 7  # the other tests flush database 0
@@ -54,7 +54,7 @@ def serve_site(request: pytest.FixtureRequest, folder: Path) -> Iterator[LiveSer
     with application.app_context():
         upgrade()
     Redis.from_url(redis_url).flushdb()
-    yield from _serve_with_worker(application, port, folder)
+    yield from serve_with_worker(application, port, folder)
 
 
 def add_webhook_endpoint(service: LiveService) -> int:

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.browser.showcase import upload_progress
-from tests.jobs.conftest import LiveService
+from tests.support.live_service import LiveService
 from tests.support.media_files import jpeg_bytes, zip_bytes
 
 PASSWORD = "correct horse battery staple"

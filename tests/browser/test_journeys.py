@@ -17,10 +17,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser.conftest import ARTIFACTS
 from tests.browser.showcase import portrait_png, upload_progress
-from tests.jobs.conftest import LiveService
 from tests.jobs.test_run_lifecycle import _assert_loads_and_changes_output
+from tests.support.artifacts import ARTIFACTS
+from tests.support.live_service import LiveService
 
 PASSWORD = "correct horse battery staple"
 IMAGES = 4

@@ -7,8 +7,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.jobs.conftest import LiveService
 from tests.jobs.http_session import Person
+from tests.support.live_service import LiveService
 
 
 def test_a_plan_set_to_end_then_ended_reads_the_same_on_every_page(

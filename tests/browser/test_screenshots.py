@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.browser.conftest import ARTIFACTS
 from tests.browser.showcase import KeyPage, Showcase
+from tests.support.artifacts import ARTIFACTS
 
 LAYOUT = (Path(__file__).resolve().parent / "layout.js").read_text(encoding="utf-8")
 SHOTS = ARTIFACTS / "screenshots"

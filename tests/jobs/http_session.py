@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import requests
 from PIL import Image
 
-from tests.jobs.conftest import LiveService
+from tests.support.live_service import LiveService
 
 PASSWORD = "correct horse battery staple"
 T = TypeVar("T")

@@ -14,15 +14,15 @@ from app.accounts.models import User
 from app.billing.models import GpuUsage
 from app.extensions import db, get_redis
 from app.trainings.models import TrainingRun
-from tests.conftest import activate_plan
-from tests.jobs.conftest import LiveService
 from tests.jobs.http_session import PASSWORD, Person, wait_for
+from tests.support.accounts import activate_plan
 from tests.support.leftovers import (
     footprint_of,
     redis_leftovers,
     storage_leftovers,
     upload_url_records,
 )
+from tests.support.live_service import LiveService
 from tests.support.smtp import SmtpServer
 
 FINISHED = ("succeeded", "failed", "cancelled")

@@ -19,10 +19,10 @@ import pytest
 import requests
 from attune_client import Client, NotFound
 
-from tests.conftest import activate_plan
-from tests.jobs.conftest import LiveService
 from tests.jobs.http_session import Person, noise_png, page_token
 from tests.jobs.test_run_lifecycle import _assert_loads_and_changes_output
+from tests.support.accounts import activate_plan
+from tests.support.live_service import LiveService
 
 ATTUNE = Path(sys.executable).parent / "attune"  # `make install` installs the client editable
 SHOWN_KEY = re.compile(r'id="new-key-value" type="text" value="(att_live_[A-Za-z0-9]+)"')

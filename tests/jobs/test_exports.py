@@ -19,7 +19,6 @@ from app.datasets.models import DatasetItem
 from app.db_types import utcnow
 from app.extensions import db, get_storage
 from app.privacy.models import DataExport, DeletionReceipt
-from tests.app.conftest import api_headers
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     add_dataset,
     add_run,
@@ -31,10 +30,10 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     run_jobs,
     signed_in_as,
 )
-from tests.app.test_datasets import create_dataset, start_upload
-from tests.conftest import csrf_token
+from tests.support.datasets import create_dataset, start_upload
 from tests.support.media_files import jpeg_bytes, png_bytes
 from tests.support.smtp import SmtpServer
+from tests.support.web import api_headers, csrf_token
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")
 

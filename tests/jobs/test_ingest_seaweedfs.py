@@ -22,12 +22,11 @@ from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
 from jobs.datasets import ingest_item
 from storage import S3Storage
-from tests.app.conftest import api_headers, sign_up
-from tests.app.test_datasets import create_dataset
-from tests.conftest import running_app
-from tests.storage.conftest import seaweedfs_s3  # noqa: F401  (session fixture, reused)
+from tests.support.apps import running_app
+from tests.support.datasets import create_dataset
 from tests.support.media_files import clip_file, png_bytes
 from tests.support.seaweedfs import SeaweedServer
+from tests.support.web import api_headers, sign_up
 
 MB = 1024 * 1024
 
@@ -85,7 +84,7 @@ def _put_cut_off(url: str, body: bytes) -> None:
 
 def test_large_clip_in_parts_with_a_retried_part(
     request: pytest.FixtureRequest,
-    seaweedfs_s3: SeaweedServer,  # noqa: F811
+    seaweedfs_s3: SeaweedServer,
     big_clip: Path,
 ) -> None:
     data = big_clip.read_bytes()
@@ -143,7 +142,7 @@ def test_large_clip_in_parts_with_a_retried_part(
 
 def test_upload_over_the_quota_is_refused_before_presigning(
     request: pytest.FixtureRequest,
-    seaweedfs_s3: SeaweedServer,  # noqa: F811
+    seaweedfs_s3: SeaweedServer,
 ) -> None:
     with s3_app(request, seaweedfs_s3, free_storage_mb=100) as app:
         client = _signed_in(app)
@@ -164,7 +163,7 @@ def test_upload_over_the_quota_is_refused_before_presigning(
 
 def test_tampered_or_expired_requests_are_refused_by_storage(
     request: pytest.FixtureRequest,
-    seaweedfs_s3: SeaweedServer,  # noqa: F811
+    seaweedfs_s3: SeaweedServer,
 ) -> None:
     data = png_bytes()
     with s3_app(request, seaweedfs_s3, upload_url_expiry_s=2) as app:

@@ -16,7 +16,7 @@ from app.db_types import utcnow
 from app.extensions import db, get_redis, get_storage
 from app.trainings.models import TrainingRun
 from jobs.maintenance import abort_stale_uploads, requeue_stale_runs
-from tests.conftest import running_app
+from tests.support.apps import running_app
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     make_user,
     stored_keys,
 )
-from tests.conftest import running_app
 from tests.jobs.test_retention import ENDED, retention_at, snapshot
+from tests.support.apps import running_app
 from tests.support.seaweedfs import SeaweedServer, find_weed
 
 DUE = ENDED + timedelta(days=30)

@@ -10,9 +10,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.extensions import db
-from tests.conftest import activate_plan, running_app
-from tests.jobs.conftest import LiveService
 from tests.jobs.http_session import Person, wait_for
+from tests.support.accounts import activate_plan
+from tests.support.apps import running_app
+from tests.support.live_service import LiveService
 from tests.support.smtp import SmtpServer
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -245,9 +246,9 @@ def _train_one_step_with_a_broken_file(app: Flask, tmp_path: Path) -> None:
     from app.extensions import get_redis, get_storage
     from app.trainings.models import TrainingRun
     from jobs.training import run
-    from tests.app.conftest import sign_up
     from tests.app.privacy.support import add_dataset
-    from tests.training.conftest import write_image
+    from tests.support.training_data import write_image
+    from tests.support.web import sign_up
 
     sign_up(client := app.test_client())
     with app.app_context():

@@ -11,7 +11,7 @@ from app.datasets.models import DatasetItem
 from app.extensions import db, get_redis
 from app.trainings.models import TrainingRun
 from tests.app.privacy.support import add_dataset, add_run, make_user
-from tests.conftest import running_app
+from tests.support.apps import running_app
 
 
 def test_the_log_names_uploaded_files_and_the_checkpoints_it_keeps(

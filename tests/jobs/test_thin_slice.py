@@ -6,9 +6,9 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from tests.conftest import activate_plan
-from tests.jobs.conftest import LiveService
 from tests.jobs.http_session import Person, noise_png, wait_for
+from tests.support.accounts import activate_plan
+from tests.support.live_service import LiveService
 
 
 def test_upload_train_download_over_http(live_service: LiveService, tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from app.webhooks.events import send_test_event
 from app.webhooks.models import WebhookAttempt, WebhookDelivery
 from jobs.webhooks import purge_webhook_log, requeue_lost_deliveries
 from tests.app.privacy.support import make_user
-from tests.app.webhooks.conftest import add_endpoint, attempts_of, deliver
 from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhooks import add_endpoint, attempts_of, deliver
 
 
 def test_a_delivery_whose_job_redis_lost_is_queued_again(

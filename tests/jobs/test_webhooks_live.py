@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DATABASES, activate_plan, running_app
-from tests.jobs.conftest import LiveService, _serve_with_worker
 from tests.jobs.http_session import Person, page_token, wait_for
+from tests.support.accounts import activate_plan
+from tests.support.apps import DATABASES, running_app
+from tests.support.live_service import LiveService, serve_with_worker
 from tests.support.processes import free_port
 from tests.support.webhook_receiver import Received, WebhookReceiver
 
@@ -32,7 +33,7 @@ def hooked_service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[L
     port = free_port()
     overrides = {"base_url": f"http://127.0.0.1:{port}", **SETTINGS}
     with running_app(request, request.param, overrides) as app:
-        yield from _serve_with_worker(app, port, tmp_path, WORKER_ENV)
+        yield from serve_with_worker(app, port, tmp_path, WORKER_ENV)
 
 
 def revealed_secret(answer_html: str) -> str:

@@ -27,8 +27,9 @@ from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
 from app.extensions import db
-from tests.conftest import csrf_token
-from tests.reliability.conftest import World, build_world, seed_user, signed_in_client
+from tests.support.accounts import seed_user, signed_in_client
+from tests.support.web import csrf_token
+from tests.support.world import World, build_world
 
 # Endpoints anyone may call: public pages, sign-in flows, signed-token links, the webhook
 # (checked by its Stripe signature), static files and the API description.

@@ -11,8 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import csrf_token, running_app
-from tests.reliability.conftest import seed_user
+from tests.support.accounts import seed_user
+from tests.support.apps import running_app
+from tests.support.web import csrf_token
 
 TRIES = 10
 # Generous: the machine is shared, and only a systematic gap (a skipped hash, a DB lookup

@@ -28,8 +28,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import DATABASES, csrf_token, running_app
-from tests.reliability.conftest import build_world, signed_in_client
+from tests.support.accounts import signed_in_client
+from tests.support.apps import DATABASES, running_app
+from tests.support.web import csrf_token
+from tests.support.world import build_world
 
 PUBLIC_API = "/api/v1/"
 # Examples per operation and mode: ~18 operations x 2 modes x 15 keeps this well under 60 s

@@ -7,7 +7,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from app.extensions import get_settings
-from tests.app.conftest import sign_in
-from tests.conftest import csrf_token, running_app
-from tests.reliability.conftest import seed_user
+from tests.support.accounts import seed_user
+from tests.support.apps import running_app
+from tests.support.web import csrf_token, sign_in
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,19 +34,6 @@ def assert_hardened(response: TestResponse, what: str) -> None:
     assert headers.get("X-Content-Type-Options") == "nosniff", what
     assert headers.get("X-Frame-Options") == "DENY", what
     assert headers.get("Referrer-Policy") in ("same-origin", "no-referrer"), what
-
-
-@pytest.fixture
-def boom_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
-    """The app with one extra route that fails, to see the 500 page."""
-    with running_app(request, "sqlite") as application:
-
-        def boom() -> str:
-            raise RuntimeError("deliberate failure for the test")
-
-        application.add_url_rule("/__boom", "boom", boom)
-        application.add_url_rule("/api/v1/__boom", "api_v1_boom", boom)  # problem+json there
-        yield application
 
 
 def test_every_kind_of_response_carries_the_security_headers(boom_app: Flask) -> None:

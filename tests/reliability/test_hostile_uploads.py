@@ -29,8 +29,9 @@ from sqlalchemy import select
 
 from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
-from tests.jobs.conftest import worker_environment
-from tests.reliability.conftest import person_with_dataset, png_bytes
+from tests.support.accounts import person_with_dataset
+from tests.support.live_service import worker_environment
+from tests.support.media_files import noise_png_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
@@ -96,7 +97,9 @@ REFUSED_BY_INGEST = {
     "overlap.zip": (overlapping_zip(), "entries overlap"),
     "many.zip": (many_entries_zip(100_000), "holds 100,000 files; the limit is 5,000"),
     "nested.zip": (
-        stored_zip([("ok.png", png_bytes()), ("more/inner.zip", stored_zip([("x.png", b"x")]))]),
+        stored_zip(
+            [("ok.png", noise_png_bytes()), ("more/inner.zip", stored_zip([("x.png", b"x")]))]
+        ),
         "another archive",
     ),
 }
@@ -182,9 +185,11 @@ def test_hostile_files_are_refused_clearly_and_leave_nothing(
         assert reason in response.get_json()["error"], response.get_json()
     ids = {name: upload(client, token, dataset_id, name, data)
            for name, (data, _) in REFUSED_BY_INGEST.items()}  # fmt: skip
-    clean_ids = {name: upload(client, token, dataset_id, name, png_bytes(seed=n))
+    clean_ids = {name: upload(client, token, dataset_id, name, noise_png_bytes(seed=n))
                  for n, name in enumerate(CLEANED_NAMES)}  # fmt: skip
-    captioned = stored_zip([("cat.png", png_bytes(seed=9)), ("cat.txt", TEN_MB_CAPTION.encode())])
+    captioned = stored_zip(
+        [("cat.png", noise_png_bytes(seed=9)), ("cat.txt", TEN_MB_CAPTION.encode())]
+    )
     upload(client, token, dataset_id, "captioned.zip", captioned)
 
     peak_mb = run_worker(rel_app)
@@ -224,7 +229,7 @@ def test_ten_megabyte_captions_are_refused_by_every_json_door(
     )
     assert refused.status_code == 422
     assert "limited to 2,000 characters" in refused.get_json()["error"]
-    item_id = upload(client, token, dataset_id, "a.png", png_bytes())
+    item_id = upload(client, token, dataset_id, "a.png", noise_png_bytes())
     headers = {"X-CSRFToken": token}
     patched = client.patch(
         f"/api/datasets/{dataset_id}/items/{item_id}",

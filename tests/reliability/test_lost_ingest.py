@@ -18,12 +18,13 @@ from app.db_types import utcnow
 from app.extensions import db, get_redis, get_storage
 from jobs.maintenance import requeue_stuck_ingests
 from storage import StorageError
-from tests.reliability.conftest import person_with_dataset, png_bytes
+from tests.support.accounts import person_with_dataset
+from tests.support.media_files import noise_png_bytes
 
 
 def upload(client: FlaskClient, token: str, dataset_id: int, name: str) -> int:
     """Start, PUT and complete one PNG; its ingest job is now queued."""
-    data = png_bytes((48, 48), seed=len(name))
+    data = noise_png_bytes((48, 48), seed=len(name))
     api = f"/api/datasets/{dataset_id}/uploads"
     target = client.post(api, json={"filename": name, "size": len(data)},
                          headers={"X-CSRFToken": token}).get_json()  # fmt: skip

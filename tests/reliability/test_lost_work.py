@@ -22,8 +22,9 @@ from app.privacy.models import DataExport
 from app.trainings.generations import generation_job_id
 from app.trainings.models import Generation
 from jobs.maintenance import requeue_lost_work
-from tests.conftest import csrf_token
-from tests.reliability.conftest import build_world, signed_in_client
+from tests.support.accounts import signed_in_client
+from tests.support.web import csrf_token
+from tests.support.world import build_world
 
 AN_HOUR_AGO = timedelta(hours=1)
 

@@ -22,10 +22,12 @@ from redis import Redis
 
 from app.datasets.models import Dataset, DatasetItem
 from app.extensions import db, get_storage
-from tests.conftest import activate_plan, csrf_token, running_app
-from tests.jobs.conftest import worker_environment
-from tests.reliability.conftest import png_bytes, seed_user, signed_in_client
+from tests.support.accounts import activate_plan, seed_user, signed_in_client
+from tests.support.apps import running_app
+from tests.support.live_service import worker_environment
+from tests.support.media_files import noise_png_bytes
 from tests.support.processes import VENV_BIN, free_port, port_open, stop, wait_until
+from tests.support.web import csrf_token
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +96,7 @@ def test_a_queued_run_survives_redis_restarting_empty(
             db.session.flush()
             for n in range(2):
                 key = f"{dataset.storage_prefix()}items/{n}/original.png"
-                get_storage().put(key, png_bytes((64, 64), seed=n), "image/png")
+                get_storage().put(key, noise_png_bytes((64, 64), seed=n), "image/png")
                 db.session.add(DatasetItem(dataset_id=dataset.id, filename=f"{n}.png",
                                            storage_key=key, content_type="image/png",
                                            media_kind="image", status="ready", width=64,

@@ -25,10 +25,10 @@ from app.privacy.models import DataExport, DeletionReceipt
 from app.privacy.services import run_requested_deletion
 from jobs.datasets import ingest_item
 from storage import S3Storage, StorageError
-from tests.conftest import running_app
-from tests.reliability.conftest import person_with_dataset, png_bytes
 from tests.reliability.fault_proxy import FaultProxy
-from tests.storage.conftest import seaweedfs_s3  # noqa: F401  (session fixture, reused)
+from tests.support.accounts import person_with_dataset
+from tests.support.apps import running_app
+from tests.support.media_files import noise_png_bytes
 from tests.support.seaweedfs import SeaweedServer
 
 MB = 1024 * 1024
@@ -36,7 +36,7 @@ READ_TIMEOUT_S = 2
 
 
 @pytest.fixture
-def proxy(seaweedfs_s3: SeaweedServer) -> Iterator[FaultProxy]:  # noqa: F811
+def proxy(seaweedfs_s3: SeaweedServer) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of the test SeaweedFS."""
     server = FaultProxy(seaweedfs_s3.endpoint_url)
     yield server
@@ -46,7 +46,7 @@ def proxy(seaweedfs_s3: SeaweedServer) -> Iterator[FaultProxy]:  # noqa: F811
 @pytest.fixture
 def s3_app(
     request: pytest.FixtureRequest,
-    seaweedfs_s3: SeaweedServer,  # noqa: F811
+    seaweedfs_s3: SeaweedServer,
     proxy: FaultProxy,
 ) -> Iterator[Flask]:
     """The app on a fresh bucket, reaching S3 only through the proxy; reads time out after 2 s
@@ -111,7 +111,7 @@ def test_uploads_and_ingest_ride_out_faults_and_fail_cleanly_when_they_last(
 
     # A single PUT, completion through failing HEADs, ingest through failing and hung GETs.
     def single(name: str) -> int:
-        data = png_bytes((64, 64), seed=len(name))
+        data = noise_png_bytes((64, 64), seed=len(name))
         target = client.post(api, json={"filename": name, "size": len(data)}, headers=headers)
         url, kind = target.get_json()["urls"][0], target.get_json()["content_type"]
         put = requests.put(url, data=data, headers={"Content-Type": kind}, timeout=30)
@@ -161,7 +161,7 @@ def test_exports_and_deletions_retry_and_resume(
         assert dataset is not None
         for n in range(3):
             key = f"{dataset.storage_prefix()}items/{n}/original.png"
-            get_storage().put(key, png_bytes(seed=n), "image/png")
+            get_storage().put(key, noise_png_bytes(seed=n), "image/png")
             db.session.add(DatasetItem(dataset_id=dataset_id, filename=f"{n}.png", status="ready",
                                        content_type="image/png", size_bytes=100, storage_key=key,
                                        thumbnail_key=key))  # fmt: skip

@@ -31,16 +31,15 @@ from app.privacy.models import DataExport
 from app.trainings.models import TrainingRun
 from jobs.datasets import REPLACED_REASON, ingest_item
 from jobs.run_files import copy_dataset
-from tests.conftest import activate_plan
 from tests.jobs.test_ingest_seaweedfs import s3_app
-from tests.reliability.conftest import person_with_dataset, png_bytes
 from tests.reliability.test_hostile_uploads import SVG
-from tests.storage.conftest import seaweedfs_s3  # noqa: F401  (session fixture, reused)
+from tests.support.accounts import activate_plan, person_with_dataset
+from tests.support.media_files import noise_png_bytes
 from tests.support.seaweedfs import SeaweedServer
 
 Person = tuple[FlaskClient, str, int]  # (signed-in client, CSRF token, dataset id)
-VALIDATED = png_bytes((48, 48), seed=1)
-SWAPPED = png_bytes((640, 640), seed=2)  # a real PNG too, so only the key decides
+VALIDATED = noise_png_bytes((48, 48), seed=1)
+SWAPPED = noise_png_bytes((640, 640), seed=2)  # a real PNG too, so only the key decides
 
 
 def start(client: FlaskClient, token: str, dataset_id: int, name: str, size: int) -> Any:
@@ -205,7 +204,7 @@ def test_local_part_urls_refuse_bytes_once_the_upload_is_complete(
 
 def test_s3_swap_after_ingest_never_reaches_training_thumbnails_or_exports(
     request: pytest.FixtureRequest,
-    seaweedfs_s3: SeaweedServer,  # noqa: F811
+    seaweedfs_s3: SeaweedServer,
     tmp_path: Path,
 ) -> None:
     with s3_app(request, seaweedfs_s3) as app:
@@ -240,7 +239,7 @@ def test_s3_swap_after_ingest_never_reaches_training_thumbnails_or_exports(
 
 def test_s3_swap_between_completion_and_ingest_of_another_size_is_refused(
     request: pytest.FixtureRequest,
-    seaweedfs_s3: SeaweedServer,  # noqa: F811
+    seaweedfs_s3: SeaweedServer,
 ) -> None:
     with s3_app(request, seaweedfs_s3) as app:
         client, token, dataset_id = person_with_dataset(app, "Swap")

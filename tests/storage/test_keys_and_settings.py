@@ -16,7 +16,7 @@ from storage import (
     attachment_disposition,
     open_storage,
 )
-from tests.storage.conftest import Backend
+from tests.support.storage_backends import Backend
 
 BAD_KEYS = [
     "",

@@ -23,8 +23,8 @@ from storage import (
     UploadNotFound,
 )
 from storage.local_tokens import TokenSigner
-from tests.storage.conftest import LOCAL_SECRET
 from tests.storage.local_http import LocalRoutesServer
+from tests.support.storage_backends import LOCAL_SECRET
 
 BASE_URL = "http://attune.test/storage/local"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from storage import ObjectNotFound
-from tests.storage.conftest import Backend
+from tests.support.storage_backends import Backend
 
 MANY = 1005  # more than one S3 page (1000) and one DeleteObjects batch (1000)
 

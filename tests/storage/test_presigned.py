@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from storage import InvalidPart, PartRef, UploadNotFound
-from tests.storage.conftest import Backend, seaweed_storage
-from tests.support.seaweedfs import SeaweedServer
+from tests.support.seaweedfs import SeaweedServer, seaweed_storage
+from tests.support.storage_backends import Backend
 
 MIB = 1024 * 1024
 

@@ -41,6 +41,13 @@ def png_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
     return buffer.getvalue()
 
 
+def noise_png_bytes(size: tuple[int, int] = (32, 32), seed: int = 1) -> bytes:
+    """A small noise PNG whose bytes differ with `seed` (no two seeded files alike)."""
+    buffer = io.BytesIO()
+    Image.effect_noise(size, 40 + seed).convert("RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk with its CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

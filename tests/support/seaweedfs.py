@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from storage import S3Storage
 from tests.support.processes import VENV_BIN, free_port, port_open, wait_until
 
 # weed's filer waits 15 s for gRPC streams to drain on SIGTERM; the data is thrown away, so a
@@ -199,3 +200,15 @@ def _die_with_parent() -> None:
 
 class _ExitedEarly(Exception):
     """weed exited before it was ready (typically a port taken in the meantime)."""
+
+
+def seaweed_storage(server: SeaweedServer, bucket: str, **overrides: Any) -> S3Storage:
+    """An S3Storage on the test SeaweedFS, path-style as SeaweedFS needs."""
+    options: dict[str, Any] = {
+        "endpoint_url": server.endpoint_url,
+        "access_key": server.access_key,
+        "secret_key": server.secret_key,
+        "addressing_style": "path",
+        **overrides,
+    }
+    return S3Storage(bucket, **options)

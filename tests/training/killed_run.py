@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.training.conftest import write_image
+from tests.support.training_data import write_image
 from tests.training.tiny_assets_flow import train_config
 from training import TrainingConfig, TrainResult, train
 from training.checkpoints import list_checkpoints

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.training.conftest import write_image
+from tests.support.training_data import write_image
 from training import plan_buckets
 from training.data.buckets import BucketPlanItem, best_bucket, crop_box
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import write_image
+from tests.support.training_data import write_image
 from training import FAMILY_NAMES
 from training.cli import main
 

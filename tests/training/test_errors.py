@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import write_image
+from tests.support.training_data import write_image
 from training import ProgressEvent, TrainingConfig, get_family, train
 from training.errors import DatasetError, ExportError, ModelLoadError, TrainingOutOfMemory
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from catalogue.families import family_facts
-from tests.training.conftest import SD_FAMILIES, TEST_RESOLUTION, write_image
+from tests.support.training_data import SD_FAMILIES, TEST_RESOLUTION, write_image
 from tests.training.lora_headers import assert_files_are_classifiable
 from training import TrainResult, get_family, train
 from training.config import TrainingConfig

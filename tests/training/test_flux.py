@@ -14,7 +14,7 @@ from diffusers import FluxPipeline
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from tests.training.conftest import write_image
+from tests.support.training_data import write_image
 from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import (
     ALPHA,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import TEST_RESOLUTION, write_image
+from tests.support.training_data import TEST_RESOLUTION, write_image
 from training.cache import cache_latents, make_batch
 from training.config import TrainingConfig
 from training.data.dataset import prepare_data

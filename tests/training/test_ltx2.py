@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.training.conftest import write_clip_dataset
+from tests.support.training_data import write_clip_dataset
 from tests.training.killed_run import assert_killed_run_resumes_exactly
 from tests.training.lora_headers import assert_files_are_classifiable
 from tests.training.tiny_assets_flow import (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import write_image
+from tests.support.training_data import write_image
 from training import get_family
 from training.data.captions import caption_for
 from training.data.dataset import PreparedItem

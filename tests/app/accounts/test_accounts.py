@@ -9,8 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.app.conftest import GOOD_PASSWORD, sign_in, sign_up
-from tests.conftest import csrf_token
+from tests.support.web import GOOD_PASSWORD, csrf_token, sign_in, sign_up
 
 
 def test_sign_up_signs_in_and_stores_an_argon2id_hash(app: Flask, client: FlaskClient) -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Identity, User
 from app.extensions import db
-from tests.app.conftest import sign_up
-from tests.conftest import DATABASES, csrf_token, running_app
+from tests.support.apps import DATABASES, running_app
 from tests.support.oidc import OidcProvider
+from tests.support.web import csrf_token, sign_up
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,9 @@ from sqlalchemy import select
 from app.accounts.models import User
 from app.db_types import utcnow
 from app.extensions import db
-from tests.app.conftest import GOOD_PASSWORD, sign_in, sign_up
 from tests.app.privacy.support import inline_jobs, links, make_user, path_of, run_jobs  # noqa: F401
-from tests.conftest import csrf_token
 from tests.support.smtp import SmtpServer
+from tests.support.web import GOOD_PASSWORD, csrf_token, sign_in, sign_up
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")  # queued jobs run inside the test's app
 NEW_PASSWORD = "purple elephants dance quietly"

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.app.api_v1.support import Api, create_key_in_browser
-from tests.conftest import activate_plan
+from tests.support.accounts import activate_plan
 
 
 @pytest.fixture

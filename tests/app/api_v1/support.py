@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.conftest import csrf_token
+from tests.support.web import csrf_token
 
 _SHOWN_KEY = re.compile(r'id="new-key-value" type="text" value="(att_live_[A-Za-z0-9]+)"')
 

@@ -12,13 +12,12 @@ from flask import Flask
 from app import create_app
 from app.extensions import get_settings
 from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
-from tests.app.conftest import sign_up
-from tests.conftest import running_app
-from tests.reliability.test_hardening import boom_app  # noqa: F401  (the fixture)
+from tests.support.apps import running_app
 from tests.support.processes import free_port
+from tests.support.web import sign_up
 
 
-def test_http_errors_under_api_v1_are_problems(boom_app: Flask) -> None:  # noqa: F811
+def test_http_errors_under_api_v1_are_problems(boom_app: Flask) -> None:
     client = boom_app.test_client()
     sign_up(client)
     api = Api(boom_app, create_key_in_browser(client))

@@ -19,10 +19,11 @@ from app.db_types import utcnow
 from app.extensions import db, get_settings
 from app.trainings.models import QuotaPeriod, TrainingRun
 from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
-from tests.app.conftest import sign_up
-from tests.app.test_runs import ready_dataset
-from tests.conftest import DATABASES, activate_plan, running_app
-from tests.reliability.conftest import build_world
+from tests.support.accounts import activate_plan
+from tests.support.apps import DATABASES, running_app
+from tests.support.datasets import ready_dataset
+from tests.support.web import sign_up
+from tests.support.world import build_world
 
 
 def body(dataset_id: int, **parameters: Any) -> dict[str, Any]:
@@ -259,7 +260,7 @@ def test_models_list_the_families_with_presets_and_limits(api: Api) -> None:
 
 
 def test_a_run_takes_its_own_webhook(request: pytest.FixtureRequest) -> None:
-    from tests.app.webhooks.conftest import DEVELOPMENT  # loopback over http allowed
+    from tests.support.webhooks import DEVELOPMENT
 
     with running_app(request, "sqlite", DEVELOPMENT) as app:
         client = app.test_client()

@@ -22,9 +22,10 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.queues import PRIVACY_QUEUE
 from tests.app.api_v1.support import Api, assert_problem, create_key_in_browser
-from tests.app.conftest import GOOD_PASSWORD, sign_up
 from tests.app.privacy.support import jobs_use_app, run_jobs
-from tests.conftest import activate_plan, csrf_token, running_app
+from tests.support.accounts import activate_plan
+from tests.support.apps import running_app
+from tests.support.web import GOOD_PASSWORD, csrf_token, sign_up
 
 
 def _rows(app: Flask) -> list[ApiKey]:

@@ -17,7 +17,7 @@ from app.apikeys.models import ApiKey
 from app.apikeys.services import KeyRefused, authenticate_key, hash_key
 from app.db_types import utcnow
 from app.extensions import db
-from tests.conftest import DATABASES, _overrides
+from tests.support.apps import DATABASES, settings_overrides
 
 KEY_ROW = text(
     "INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, created_at, revoked_at)"
@@ -35,7 +35,7 @@ def app_at_0009(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flas
         url = request.getfixturevalue("postgres_server").create_database(
             f"keys_{uuid.uuid4().hex[:12]}"
         )
-    application = create_app(_overrides(request, url))
+    application = create_app(settings_overrides(request, url))
     with application.app_context():
         upgrade(revision="0009")
         yield application

@@ -1,42 +1,18 @@
-"""Billing fixtures: the app in Stripe mode against a local Stripe-shaped server."""
+"""Billing fixtures: the app in Stripe mode against a local Stripe-shaped server (the session's
+`stripe_server`, from tests/conftest.py). Helpers are in tests/support/billing.py."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
 
 import pytest
-import stripe
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
-from werkzeug.test import TestResponse
 
-from app.accounts.models import User
-from app.billing.models import GpuUsage
-from app.extensions import db
-from tests.app.conftest import sign_up
-from tests.conftest import DATABASES, csrf_token, running_app
+from tests.support.apps import DATABASES, running_app
+from tests.support.billing import PLANS_JSON
 from tests.support.stripe_server import SECRET_KEY, WEBHOOK_SECRET, StripeServer
-
-PLANS_JSON = json.dumps(
-    [
-        {"name": "hobby", "stripe_price_id": "price_hobby"},
-        {"name": "pro", "stripe_price_id": "price_pro", "overage_price_id": "price_overage"},
-        {"name": "studio", "stripe_price_id": "price_studio", "overage_price_id": "price_overage"},
-    ]
-)
-
-
-@pytest.fixture(scope="session")
-def stripe_server() -> Iterator[StripeServer]:
-    """One Stripe-shaped server for the run; emptied for each test."""
-    server = StripeServer()
-    yield server
-    server.stop()
+from tests.support.web import sign_up
 
 
 @pytest.fixture(params=DATABASES)
@@ -62,78 +38,3 @@ def stripe_client(stripe_app: Flask) -> FlaskClient:
     client = stripe_app.test_client()
     assert sign_up(client, email="payer@example.com").status_code == 302
     return client
-
-
-def deliver(
-    client: FlaskClient,
-    event: dict[str, Any],
-    secret: str = WEBHOOK_SECRET,
-    timestamp: int | None = None,
-    body: str | None = None,
-) -> TestResponse:
-    """POST `event` to the webhook signed as Stripe does (optionally with another body)."""
-    payload = json.dumps(event)
-    header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
-    return client.post(
-        "/billing/webhook",
-        data=body if body is not None else payload,
-        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-    )
-
-
-def deliver_all(client: FlaskClient, events: list[dict[str, Any]]) -> None:
-    """Deliver events in order; each must be accepted."""
-    for event in events:
-        response = deliver(client, event)
-        assert response.status_code == 200, response.get_json()
-
-
-def start_checkout(client: FlaskClient, plan: str) -> TestResponse:
-    """Press the plan's Subscribe button on the pricing page."""
-    html = client.get("/pricing").get_data(as_text=True)
-    attempt = re.search(r'name="attempt" value="([^"]+)"', html)
-    assert attempt, "pricing page offers no plan form"
-    form = {"csrf_token": csrf_token(html), "plan": plan, "attempt": attempt.group(1)}
-    return client.post("/billing/checkout", data=form)
-
-
-def subscribe(
-    client: FlaskClient, server: StripeServer, plan: str = "pro", period_start: int | None = None
-) -> str:
-    """Buy `plan` through Checkout and deliver Stripe's events; returns the subscription id."""
-    response = start_checkout(client, plan)
-    assert response.status_code == 303, response.get_data(as_text=True)
-    session_id = response.headers["Location"].rsplit("/", 1)[-1]
-    events = server.complete_checkout(session_id, period_start)
-    deliver_all(client, events)
-    return str(events[0]["data"]["object"]["subscription"])
-
-
-def person(email: str = "payer@example.com") -> User:
-    """The account with `email` (inside an app context)."""
-    user = db.session.scalar(select(User).where(User.email == email))
-    assert user is not None
-    return user
-
-
-def add_usage(
-    user: User,
-    seconds: float,
-    started_at: datetime,
-    key: str | None = None,
-    run_id: int | None = None,
-    charged: bool = True,
-) -> GpuUsage:
-    """Write one ledger row as the training worker does."""
-    row = GpuUsage(
-        user_id=user.id,
-        run_id=run_id,
-        segment_key=key or f"seg-{user.id}-{started_at.timestamp()}-{seconds}",
-        gpu_seconds=seconds,
-        charged=charged,
-        started_at=started_at,
-        ended_at=started_at,
-    )
-    db.session.add(row)
-    db.session.commit()
-    return row

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from app.billing.services import DEV_PERIOD, current_subscription, standing
 from app.extensions import db
 from app.trainings.models import TrainingRun
-from tests.app.billing.conftest import add_usage, person
-from tests.conftest import csrf_token
+from tests.support.billing import add_usage, person
+from tests.support.web import csrf_token
 
 EMAIL = "ada@example.com"
 

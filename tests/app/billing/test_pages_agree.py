@@ -15,9 +15,9 @@ from app.billing.services import current_subscription, long_date, long_moment
 from app.db_types import utcnow
 from app.extensions import db
 from app.trainings.models import Generation, TrainingRun
-from tests.app.billing.conftest import add_usage, person
 from tests.app.billing.test_dev_billing import _choose, _press
 from tests.app.privacy.support import add_dataset, add_run
+from tests.support.billing import add_usage, person
 
 EMAIL = "ada@example.com"
 

@@ -15,7 +15,7 @@ from app.billing.models import GpuUsage
 from app.billing.services import current_subscription, standing
 from app.billing.stripe_gateway import GatewayError
 from app.extensions import db
-from tests.app.billing.conftest import add_usage, deliver_all, person, subscribe
+from tests.support.billing import add_usage, deliver_all, person, subscribe
 from tests.support.stripe_server import PERIOD_S, StripeServer
 
 HOUR = 3600

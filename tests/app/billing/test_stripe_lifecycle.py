@@ -13,9 +13,9 @@ from app.billing.actions import end_subscription_now
 from app.billing.services import current_subscription, standing
 from app.billing.stripe_gateway import STRIPE_API_VERSION
 from app.privacy.retention import retention_schedule
-from tests.app.billing.conftest import deliver_all, person, start_checkout, subscribe
-from tests.conftest import csrf_token
+from tests.support.billing import deliver_all, person, start_checkout, subscribe
 from tests.support.stripe_server import CheckoutClosed, StripeServer
+from tests.support.web import csrf_token
 
 
 def _press(client: FlaskClient, action: str) -> None:

@@ -17,7 +17,7 @@ from app.billing.models import StripeEvent
 from app.billing.services import current_subscription
 from app.billing.sync import sync_subscription
 from app.extensions import db, get_redis
-from tests.app.billing.conftest import deliver, deliver_all, person, subscribe
+from tests.support.billing import deliver, deliver_all, person, subscribe
 from tests.support.stripe_server import StripeServer
 
 

@@ -12,24 +12,8 @@ from sqlalchemy import select
 from app.datasets.models import DatasetItem
 from app.datasets.uploads import MAX_UNFINISHED_UPLOADS
 from app.extensions import db
-from tests.app.conftest import api_headers
-from tests.conftest import csrf_token
-
-
-def create_dataset(client: FlaskClient, name: str = "Cats", trigger: str = "sks_cat") -> int:
-    """Create a dataset through the form and return its id."""
-    token = csrf_token(client.get("/datasets").get_data(as_text=True))
-    response = client.post(
-        "/datasets", data={"csrf_token": token, "name": name, "trigger_word": trigger}
-    )
-    assert response.status_code == 302
-    return int(response.headers["Location"].rsplit("/", 1)[-1])
-
-
-def start_upload(client: FlaskClient, dataset_id: int, body: object):  # type: ignore[no-untyped-def]
-    return client.post(
-        f"/api/datasets/{dataset_id}/uploads", json=body, headers=api_headers(client)
-    )
+from tests.support.datasets import create_dataset, start_upload
+from tests.support.web import api_headers, csrf_token
 
 
 def test_upload_goes_to_a_presigned_url_and_completes(signed_in: FlaskClient) -> None:
@@ -211,8 +195,8 @@ def test_a_thumbnail_link_lives_no_longer_than_a_download_link(app: Flask) -> No
 
     from app.accounts.models import User
     from app.extensions import get_settings, get_storage
-    from tests.app.conftest import sign_up
     from tests.app.privacy.support import add_dataset
+    from tests.support.web import sign_up
 
     client = app.test_client()
     sign_up(client)

@@ -10,9 +10,8 @@ from flask.testing import FlaskClient
 
 from app.datasets.models import Dataset, DatasetItem
 from app.extensions import db
-from tests.app.conftest import api_headers
-from tests.app.test_datasets import create_dataset, start_upload
-from tests.conftest import csrf_token
+from tests.support.datasets import create_dataset, start_upload
+from tests.support.web import api_headers, csrf_token
 
 BLUEPRINTS = ("datasets.", "datasets_api.")
 

@@ -15,9 +15,8 @@ from app.datasets.limits import extension_of
 from app.datasets.models import Dataset, DatasetItem
 from app.extensions import db, get_redis, get_storage
 from jobs.datasets import store_preview
-from tests.app.conftest import api_headers
-from tests.app.test_datasets import create_dataset, start_upload
-from tests.conftest import csrf_token
+from tests.support.datasets import create_dataset, start_upload
+from tests.support.web import api_headers, csrf_token
 from training import plan_buckets
 
 MB = 1024 * 1024

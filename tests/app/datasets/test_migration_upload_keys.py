@@ -24,8 +24,8 @@ from app.extensions import db, get_storage
 from app.trainings.models import TrainingRun
 from jobs.datasets import ingest_item
 from jobs.run_files import copy_dataset
-from tests.conftest import DATABASES, _overrides
-from tests.reliability.conftest import png_bytes
+from tests.support.apps import DATABASES, settings_overrides
+from tests.support.media_files import noise_png_bytes
 
 LEGACY_ITEM = text(
     "INSERT INTO dataset_items (dataset_id, filename, content_type, media_kind, size_bytes,"
@@ -44,7 +44,7 @@ def app_at_0005(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flas
         url = request.getfixturevalue("postgres_server").create_database(
             f"legacy_{uuid.uuid4().hex[:12]}"
         )
-    application = create_app(_overrides(request, url))
+    application = create_app(settings_overrides(request, url))
     with application.app_context():
         upgrade(revision="0005")
         yield application
@@ -61,7 +61,7 @@ def test_items_from_before_upload_keys_train_and_ingest(app_at_0005: Flask, tmp_
     db.session.add(dataset)
     db.session.commit()
     prefix = f"{dataset.storage_prefix()}items/"
-    ready, in_flight = png_bytes((40, 40), seed=1), png_bytes((24, 24), seed=2)
+    ready, in_flight = noise_png_bytes((40, 40), seed=1), noise_png_bytes((24, 24), seed=2)
     for number, (status, data) in enumerate((("ready", ready), ("uploaded", in_flight)), 1):
         key = f"{prefix}{number}/original.png"  # the one key items had before revision 0006
         storage.put(key, data, "image/png")

@@ -63,9 +63,9 @@ def path_of(url: str) -> str:
 
 @functools.cache
 def good_password_hash() -> str:
-    """The argon2id hash of tests.app.conftest.GOOD_PASSWORD, computed once per test run."""
+    """The argon2id hash of tests.support.web.GOOD_PASSWORD, computed once per test run."""
     from app.accounts.passwords import hash_password
-    from tests.app.conftest import GOOD_PASSWORD
+    from tests.support.web import GOOD_PASSWORD
 
     return hash_password(GOOD_PASSWORD)
 

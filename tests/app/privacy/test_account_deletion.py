@@ -17,7 +17,6 @@ from app.extensions import db, get_storage
 from app.privacy import erasure
 from app.privacy.models import DataExport
 from app.trainings.models import TrainingRun
-from tests.app.conftest import GOOD_PASSWORD, sign_in, sign_up
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     add_dataset,
     add_run,
@@ -27,8 +26,8 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     run_jobs,
     stored_keys,
 )
-from tests.conftest import csrf_token
 from tests.support.smtp import SmtpServer
+from tests.support.web import GOOD_PASSWORD, csrf_token, sign_in, sign_up
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")
 

@@ -15,7 +15,6 @@ from app.accounts.models import User
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_storage
 from app.trainings.models import Generation, TrainingRun
-from tests.app.conftest import GOOD_PASSWORD, api_headers, sign_in, sign_up
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     add_dataset,
     add_run,
@@ -26,7 +25,6 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     run_jobs,
     stored_keys,
 )
-from tests.conftest import csrf_token
 from tests.support.leftovers import (
     footprint_of,
     redis_leftovers,
@@ -34,6 +32,7 @@ from tests.support.leftovers import (
     upload_url_records,
 )
 from tests.support.smtp import SmtpServer
+from tests.support.web import GOOD_PASSWORD, api_headers, csrf_token, sign_in, sign_up
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")
 
@@ -137,7 +136,7 @@ def test_the_erasure_leaves_nothing_of_the_person_in_redis_or_storage(
     from app.trainings.generations import queue_generation
     from app.trainings.services import requeue_run
     from app.webhooks.events import emit_run_event
-    from tests.app.webhooks.conftest import add_endpoint
+    from tests.support.webhooks import add_endpoint
 
     client, user_id, run_id = ada_with_a_finished_run(app)
     with app.app_context():

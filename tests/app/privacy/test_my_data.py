@@ -26,7 +26,7 @@ from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
     signed_in_as,
     stored_keys,
 )
-from tests.conftest import csrf_token
+from tests.support.web import csrf_token
 
 pytestmark = pytest.mark.usefixtures("inline_jobs")
 

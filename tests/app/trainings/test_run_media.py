@@ -13,8 +13,9 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app.extensions import db, get_redis
-from tests.app.conftest import api_headers, sign_up
-from tests.conftest import DATABASES, activate_plan, csrf_token, running_app
+from tests.support.accounts import activate_plan
+from tests.support.apps import DATABASES, running_app
+from tests.support.web import api_headers, csrf_token, sign_up
 
 FAMILIES = ("tiny-sd", "sd15", "wan22-ti2v-5b", "wan22-t2v-a14b", "ltx2")
 
@@ -30,7 +31,7 @@ def video_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
 
 @pytest.fixture
 def client(video_app: Flask) -> FlaskClient:
-    from tests.app.conftest import sign_in
+    from tests.support.web import sign_in
 
     client = video_app.test_client()
     sign_in(client, "ada@example.com")

@@ -12,32 +12,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from tests.app.conftest import api_headers, sign_up
-from tests.conftest import DATABASES, activate_plan, csrf_token, running_app
-
-
-def ready_dataset(app: Flask, email: str = "ada@example.com", trigger: str = "sks") -> int:
-    """A dataset with one ready image, as ingest would leave it."""
-    from app.accounts.models import User
-    from app.datasets.models import Dataset, DatasetItem
-
-    with app.app_context():
-        user = db.session.scalar(select(User).where(User.email == email))
-        dataset = Dataset(user_id=user.id, name="Cats", trigger_word=trigger)
-        db.session.add(dataset)
-        db.session.flush()
-        db.session.add(
-            DatasetItem(dataset_id=dataset.id, filename="a.png", content_type="image/png",
-                        storage_key=f"{dataset.storage_prefix()}items/1/original.png",
-                        status="ready", size_bytes=10, width=64, height=64)
-        )  # fmt: skip
-        db.session.commit()
-        return dataset.id
-
-
-def start(client: FlaskClient, dataset_id: int, **params: object):  # type: ignore[no-untyped-def]
-    body = {"dataset_id": dataset_id, "family": "tiny-sd", "preset": "character", "params": params}
-    return client.post("/api/runs", json=body, headers=api_headers(client))
+from tests.support.accounts import activate_plan
+from tests.support.apps import DATABASES, running_app
+from tests.support.datasets import ready_dataset
+from tests.support.runs import start
+from tests.support.web import api_headers, csrf_token, sign_up
 
 
 @pytest.fixture
@@ -268,7 +247,7 @@ def _race(app: Flask, plan: str, steps: int, starters: int) -> list[int]:
     clients = []
     for _ in range(starters):
         client = app.test_client()
-        from tests.app.conftest import sign_in
+        from tests.support.web import sign_in
 
         sign_in(client, "ada@example.com")
         clients.append((client, api_headers(client)))
@@ -301,7 +280,8 @@ def test_racing_starts_respect_the_concurrent_run_limit(small_quota_app: Flask) 
 
 def test_video_samples_show_as_previews_that_open_the_mp4(app: Flask) -> None:
     from app.trainings.models import Generation, TrainingRun
-    from tests.reliability.conftest import build_world, signed_in_client
+    from tests.support.accounts import signed_in_client
+    from tests.support.world import build_world
 
     world = build_world(app)
     with app.app_context():

@@ -18,7 +18,9 @@ from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.services import rotate_secret
 from app.webhooks.signing import new_secret
 from tests.app.privacy.support import add_run, make_user
-from tests.app.webhooks.conftest import (
+from tests.support.apps import running_app
+from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhooks import (
     DEVELOPMENT,
     add_endpoint,
     attempts_of,
@@ -26,8 +28,6 @@ from tests.app.webhooks.conftest import (
     only_delivery,
     verified,
 )
-from tests.conftest import running_app
-from tests.support.webhook_receiver import WebhookReceiver
 
 
 def test_a_test_event_arrives_signed_as_the_standardwebhooks_library_verifies(

@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.webhooks.events import send_test_event
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tests.app.conftest import sign_up
 from tests.app.privacy.support import make_user
-from tests.app.webhooks.conftest import DEVELOPMENT, add_endpoint, attempts_of, deliver, verified
-from tests.conftest import csrf_token, running_app
+from tests.support.apps import running_app
+from tests.support.web import csrf_token, sign_up
 from tests.support.webhook_receiver import WebhookReceiver, self_signed_certificate
+from tests.support.webhooks import DEVELOPMENT, add_endpoint, attempts_of, deliver, verified
 
 REFUSED_URLS = [
     "https://169.254.169.254/latest/meta-data/",

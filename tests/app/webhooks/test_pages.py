@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db, get_redis
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tests.app.conftest import sign_up
-from tests.conftest import csrf_token
+from tests.support.web import csrf_token, sign_up
 
 SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 

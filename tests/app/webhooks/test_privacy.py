@@ -18,8 +18,8 @@ from app.webhooks.events import emit_run_event, send_test_event
 from app.webhooks.models import RunWebhookSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.services import ensure_run_secret
 from tests.app.privacy.support import add_run, make_user
-from tests.app.webhooks.conftest import add_endpoint, deliver
 from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhooks import add_endpoint, deliver
 
 TABLES = (WebhookEndpoint, RunWebhookSecret, WebhookDelivery, WebhookAttempt)
 

@@ -18,11 +18,13 @@ from app.trainings.models import QuotaPeriod, TrainingRun
 from app.webhooks.events import emit_run_event
 from app.webhooks.models import RunWebhookSecret, WebhookDelivery
 from tests.app.api_v1.support import Api
-from tests.app.conftest import sign_up
 from tests.app.privacy.support import add_run
-from tests.app.test_runs import ready_dataset, start
-from tests.app.webhooks.conftest import add_endpoint
-from tests.conftest import activate_plan, running_app
+from tests.support.accounts import activate_plan
+from tests.support.apps import running_app
+from tests.support.datasets import ready_dataset
+from tests.support.runs import start
+from tests.support.web import sign_up
+from tests.support.webhooks import add_endpoint
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def planned(hooks_app: Flask) -> tuple[FlaskClient, int]:
 
 
 def start_with(client: FlaskClient, dataset_id: int, **fields: object):  # type: ignore[no-untyped-def]
-    from tests.app.conftest import api_headers
+    from tests.support.web import api_headers
 
     body = {"dataset_id": dataset_id, "family": "tiny-sd", "preset": "character",
             "params": {"steps": 4}, **fields}  # fmt: skip
@@ -171,7 +173,7 @@ def test_cancelling_a_queued_run_sends_completed(
     client, dataset_id = planned
     answer = start_with(client, dataset_id, webhook="http://127.0.0.1:9/run")
     run_id = answer.get_json()["id"]
-    from tests.conftest import csrf_token
+    from tests.support.web import csrf_token
 
     token = csrf_token(client.get(f"/runs/{run_id}").get_data(as_text=True))
     assert client.post(f"/runs/{run_id}/cancel", data={"csrf_token": token}).status_code == 302

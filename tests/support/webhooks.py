@@ -1,11 +1,10 @@
-"""Webhook fixtures: an app that may deliver to loopback over http, a real receiving server."""
+"""Webhook helpers: the development switches, endpoint rows, running the delivery job here,
+and reading deliveries, attempts and verified events back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
 from sqlalchemy import select
 from standardwebhooks import Webhook
@@ -13,8 +12,7 @@ from standardwebhooks import Webhook
 from app.extensions import db
 from app.webhooks.models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.signing import new_secret
-from tests.conftest import DATABASES, running_app
-from tests.support.webhook_receiver import Received, WebhookReceiver
+from tests.support.webhook_receiver import Received
 
 # The development switches (the receiver is plain http on 127.0.0.1), and two retries without
 # waiting so a test can run the delivery job again at once.
@@ -23,21 +21,6 @@ DEVELOPMENT = {
     "webhooks_allow_private": True,
     "webhook_retry_schedule_s": (0, 0),
 }
-
-
-@pytest.fixture(params=DATABASES)
-def hooks_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
-    """The app with the development webhook switches on, on SQLite and on PostgreSQL."""
-    with running_app(request, request.param, DEVELOPMENT) as application:
-        yield application
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    """A webhook receiver on a free loopback port, answering 200 unless told otherwise."""
-    server = WebhookReceiver()
-    yield server
-    server.stop()
 
 
 def add_endpoint(
