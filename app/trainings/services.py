@@ -395,6 +395,13 @@ def download_label(kind: str) -> str:
     return f"LoRA ({_layout_words(kind)})" if LORA_KIND.match(kind) else kind
 
 
+def diffusers_loads(run: TrainingRun) -> list[tuple[str, bool]]:
+    """The diffusers LoRA files of a finished run as (file name, into transformer_2), in the
+    order to load them: Wan 2.2 A14B's low-noise expert is diffusers' ``transformer_2``."""
+    kinds = [k for k in lora_downloads(run.artifacts or {}) if k.startswith("lora")]
+    return [(download_filename(run, kind), kind == "lora_low_noise") for kind in kinds]
+
+
 def checkpoint_label(step: int, kind: str) -> str:
     """The link text of one checkpoint file, e.g. "Checkpoint at step 50 (diffusers)"."""
     return f"Checkpoint at step {step} ({_layout_words(kind)})"

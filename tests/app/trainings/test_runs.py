@@ -304,6 +304,8 @@ def test_video_samples_show_as_previews_that_open_the_mp4(app: Flask) -> None:
 def test_how_to_use_names_the_base_model_to_load(
     app: Flask, planned: tuple[FlaskClient, int]
 ) -> None:
+    import html
+
     from app.accounts.models import User
     from app.extensions import get_settings
     from tests.app.privacy.support import add_run
@@ -315,7 +317,37 @@ def test_how_to_use_names_the_base_model_to_load(
         tiny = get_settings().models_dir / "tiny-sd"
     page = client.get(f"/runs/{run_id}").get_data(as_text=True)
     assert f'<code id="base-model">{tiny}</code> (the tiny random model this server built)' in page
-    assert f'DiffusionPipeline.from_pretrained("{tiny}")' in page
+    loading = f'DiffusionPipeline.from_pretrained("{tiny}", dtype=torch.bfloat16).to("cuda")'
+    assert loading in html.unescape(page)
+    assert 'pipe.load_lora_weights("pytorch_lora_weights.safetensors")' in html.unescape(page)
+
+
+def test_how_to_use_fits_the_family_video_and_two_experts(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    import html
+
+    from app.accounts.models import User
+    from app.trainings.models import TrainingRun
+    from tests.app.privacy.support import add_run
+
+    client, _ = planned
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "ada@example.com"))
+        run = db.session.get(TrainingRun, add_run(user_id))
+        prefix = run.storage_prefix()
+        run.family, run.config = "wan22-t2v-a14b", {"trigger_word": "sks"}
+        kinds = [f"{layout}_{expert}" for layout in ("lora", "comfyui")
+                 for expert in ("high_noise", "low_noise")]  # fmt: skip
+        run.artifacts = {kind: f"{prefix}lora/{kind}.safetensors" for kind in kinds}
+        db.session.commit()
+        run_id = run.id
+    page = html.unescape(client.get(f"/runs/{run_id}").get_data(as_text=True))
+    assert 'pipe.load_lora_weights("lora_high_noise.safetensors")\n' in page
+    low = 'pipe.load_lora_weights("lora_low_noise.safetensors", load_into_transformer_2=True)'
+    assert low in page
+    assert 'frames = pipe("sks ...").frames[0]' in page and "fps=16)" in page
+    assert "LoraLoaderModelOnly" in page and ".images[0]" not in page
 
 
 def test_run_artifacts_change_through_one_accessor_that_assigns_fresh_json() -> None:
