@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import html
+import os
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,6 +95,7 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     assert "step-000003_comfyui.safetensors" in response.headers["Content-Disposition"]
     checkpoint_comfy.write_bytes(response.content)
     _assert_loads_and_changes_output(live_service, [lora, comfy, checkpoint, checkpoint_comfy])
+    _run_the_pages_how_to_use(ada.get(f"/runs/{run_id}").text, lora, tmp_path / "how-to")
 
     segments = ledger(live_service, run_id)
     assert [(key, charged) for key, _, charged in segments] == [(f"run:{run_id}:attempt:1", True)]
@@ -148,6 +154,25 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     )
     assert child["status"] == "succeeded" and child["step"] == 8
     assert any("resuming from the checkpoint at step 6" in line for line in child["log"])
+
+
+def _run_the_pages_how_to_use(page: str, lora: Path, folder: Path) -> None:
+    """The run page's diffusers snippet, as a person copies it, runs (on the CPU here) with
+    the downloaded file under the name it gives, and writes the picture it promises."""
+    found = re.search(r'<details id="how-to-use">.*?<pre><code>(.*?)</code></pre>', page, re.S)
+    assert found, "the run page has no How to use"
+    code = html.unescape(found[1])
+    (file_name,) = re.findall(r'load_lora_weights\("([^"]+)"\)', code)
+    (picture,) = re.findall(r'image\.save\("([^"]+)"\)', code)
+    folder.mkdir()
+    (folder / file_name).write_bytes(lora.read_bytes())
+    script = folder / "how_to_use.py"
+    script.write_text(code.replace('.to("cuda")', '.to("cpu")'), encoding="utf-8")
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, script.name], cwd=folder, env=offline,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (folder / picture).stat().st_size > 0
 
 
 def _assert_loads_and_changes_output(service: LiveService, files: list[Path]) -> None:
