@@ -1,6 +1,7 @@
 """The tests' own layout: conftest files hold only fixtures and hooks, helpers live in
-tests/support and are never imported from a conftest, and tests/app has a folder per feature
-package of app/. Each rule is checked on the real tree and, once, on a deliberate breach."""
+tests/support and are never imported from a conftest or from another test module, and tests/app
+has a folder per feature package of app/. Each rule is checked on the real tree and, once, on a
+deliberate breach."""
 
 from __future__ import annotations
 
@@ -56,6 +57,20 @@ def conftest_imports(source: str) -> list[str]:
         else:
             continue
         found += [module for module in modules if module.split(".")[-1] == "conftest"]
+    return found
+
+
+def imported_test_modules(source: str) -> list[str]:
+    """The test modules (test_*.py) a module imports from, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        else:
+            continue
+        found += [m for m in modules if m.split(".")[-1].startswith("test_")][:1]
     return found
 
 
@@ -135,6 +150,32 @@ def test_the_import_check_finds_each_form() -> None:
         ".conftest",
         "conftest",
         "tests.app.conftest",
+    ]
+
+
+def test_no_test_module_imports_another() -> None:
+    importers = {
+        str(path.relative_to(TESTS)): found
+        for path in sorted(TESTS.rglob("*.py"))
+        if "vendor" not in path.parts and (found := imported_test_modules(path.read_text()))
+    }
+    assert importers == {}, "shared helpers belong in tests/support (or a folder's support.py)"
+
+
+def test_the_test_module_check_finds_each_form() -> None:
+    source = (
+        "from tests.jobs.test_retention import ENDED\n"
+        "def f():\n    from tests.training.test_checkpoint_lora import verify_checkpoint\n"
+        "import tests.app.test_config\n"
+        "from tests.app.billing import test_dev_billing\n"
+        "from tests.support.billing import choose_plan\n"
+        "from tests.app.privacy.support import snapshot\n"
+    )
+    assert imported_test_modules(source) == [
+        "tests.jobs.test_retention",
+        "tests.app.test_config",
+        "tests.app.billing.test_dev_billing",
+        "tests.training.test_checkpoint_lora",
     ]
 
 

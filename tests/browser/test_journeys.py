@@ -18,9 +18,9 @@ from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser.showcase import portrait_png, upload_progress
-from tests.jobs.test_run_lifecycle import _assert_loads_and_changes_output
 from tests.support.artifacts import ARTIFACTS
 from tests.support.live_service import LiveService
+from tests.support.lora_checks import assert_loads_and_changes_output
 
 PASSWORD = "correct horse battery staple"
 IMAGES = 4
@@ -307,7 +307,7 @@ def test_journey_3_download_lora_checkpoint_and_comfyui_and_load_them(journey: J
         assert path.read_bytes()[8:9] == b"{", f"{path.name} is not a safetensors file"
 
     # Each file loads into the tiny pipeline with diffusers and changes what it draws.
-    _assert_loads_and_changes_output(journey.site, files)
+    assert_loads_and_changes_output(journey.site, files)
 
 
 def _time(page: Page, selector: str) -> datetime:

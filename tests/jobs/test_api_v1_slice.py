@@ -20,9 +20,9 @@ import requests
 from attune_client import Client, NotFound
 
 from tests.jobs.http_session import Person, noise_png, page_token
-from tests.jobs.test_run_lifecycle import _assert_loads_and_changes_output
 from tests.support.accounts import activate_plan
 from tests.support.live_service import LiveService
+from tests.support.lora_checks import assert_loads_and_changes_output
 
 ATTUNE = Path(sys.executable).parent / "attune"  # `make install` installs the client editable
 SHOWN_KEY = re.compile(r'id="new-key-value" type="text" value="(att_live_[A-Za-z0-9]+)"')
@@ -124,7 +124,7 @@ def test_the_cli_and_the_library_upload_train_and_download(
     saved = client.trainings.download(run["id"], ["lora", "comfyui"], tmp_path / "library")
     assert [p.name for p in saved] == [cli_lora.name, saved[1].name] and len(saved) == 2
     assert saved[0].read_bytes() == cli_lora.read_bytes()
-    _assert_loads_and_changes_output(live_service, [cli_lora])
+    assert_loads_and_changes_output(live_service, [cli_lora])
     assert client.usage()["gpu_seconds"]["used"] > 0
 
     # Another person's key gets 404s, never the run or a URL.

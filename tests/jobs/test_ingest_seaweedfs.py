@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import http.client
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,34 +17,13 @@ from flask.testing import FlaskClient
 from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
 from jobs.datasets import ingest_item
-from storage import S3Storage
-from tests.support.apps import running_app
+from tests.support.apps import s3_app
 from tests.support.datasets import create_dataset
 from tests.support.media_files import clip_file, png_bytes
 from tests.support.seaweedfs import SeaweedServer
 from tests.support.web import api_headers, sign_up
 
 MB = 1024 * 1024
-
-
-@contextmanager
-def s3_app(request: pytest.FixtureRequest, server: SeaweedServer, **extra: Any) -> Iterator[Flask]:
-    """The app storing into a fresh bucket on the test SeaweedFS."""
-    overrides = {
-        "storage_backend": "s3",
-        "s3_bucket": f"attune-{uuid.uuid4().hex[:12]}",
-        "s3_endpoint_url": server.endpoint_url,
-        "s3_access_key_id": server.access_key,
-        "s3_secret_access_key": server.secret_key,
-        "s3_addressing_style": "path",
-        **extra,
-    }
-    with running_app(request, "sqlite", overrides) as app:
-        with app.app_context():
-            storage = get_storage()
-            assert isinstance(storage, S3Storage)
-            storage.ensure_bucket()
-        yield app
 
 
 @pytest.fixture(scope="session")

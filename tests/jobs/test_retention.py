@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import time_machine
 from flask import Flask
 from sqlalchemy import select
 
-from app.datasets.models import Dataset
 from app.extensions import db
-from app.privacy.models import DataExport, DeletionReceipt, RetentionWarning
+from app.privacy.models import DataExport, RetentionWarning
 from app.trainings.models import TrainingRun
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
+    ENDED,
     add_dataset,
     add_run,
     add_subscription,
     inline_jobs,
     make_user,
+    retention_at,
     run_jobs,
     signed_in_as,
+    snapshot,
     stored_keys,
 )
 from tests.support.smtp import SmtpServer
 
 in_app = pytest.mark.usefixtures("inline_jobs")  # queued and scheduled jobs run in the test's app
-ENDED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 DAY, SECOND = timedelta(days=1), timedelta(seconds=1)
-
-
-def retention_at(moment: datetime) -> dict[str, int]:
-    """Run the hourly job as if it were `moment`."""
-    from jobs.retention import apply_retention
-
-    with time_machine.travel(moment, tick=False):
-        return apply_retention(now=moment)
 
 
 def person_with_data(ended_at: datetime | None = ENDED, created: datetime | None = None) -> int:
@@ -45,27 +38,6 @@ def person_with_data(ended_at: datetime | None = ENDED, created: datetime | None
         add_subscription(user_id, "canceled", ended_at=ended_at)
     add_run(user_id, add_dataset(user_id, files=2), samples=2)
     return user_id
-
-
-def snapshot(user_id: int) -> dict[str, object]:
-    """What a person would notice: their stored files, datasets, downloads and receipts."""
-    base = f"users/{user_id}/"
-    runs = db.session.scalars(select(TrainingRun).where(TrainingRun.user_id == user_id)).all()
-    receipts = db.session.scalars(
-        select(DeletionReceipt)
-        .where(DeletionReceipt.user_id == user_id)
-        .order_by(DeletionReceipt.id)
-    ).all()
-    return {
-        "datasets": len(
-            db.session.scalars(select(Dataset).where(Dataset.user_id == user_id)).all()
-        ),
-        "dataset_files": len(stored_keys(base + "datasets/")),
-        "samples": len([k for k in stored_keys(base + "runs/") if "/samples/" in k]),
-        "lora_files": len([k for k in stored_keys(base + "runs/") if "/samples/" not in k]),
-        "downloads": sorted(k for run in runs for k in (run.artifacts or {})),
-        "receipts": [(r.scope, r.reason, r.status, r.object_count) for r in receipts],
-    }
 
 
 KEPT = {

@@ -20,15 +20,17 @@ from app.extensions import db, get_storage
 from app.privacy.models import DeletionReceipt
 from storage import Storage
 from tests.app.privacy.support import (  # noqa: F401 (inline_jobs is a fixture)
+    ENDED,
     add_dataset,
     add_run,
     add_subscription,
     inline_jobs,
     jobs_use_app,
     make_user,
+    retention_at,
+    snapshot,
     stored_keys,
 )
-from tests.jobs.test_retention import ENDED, retention_at, snapshot
 from tests.support.apps import running_app
 from tests.support.seaweedfs import SeaweedServer, find_weed
 

@@ -19,6 +19,7 @@ from tests.jobs.http_session import Person, wait_for
 from tests.support.accounts import activate_plan
 from tests.support.apps import running_app
 from tests.support.live_service import LiveService
+from tests.support.lora_checks import assert_loads_and_changes_output
 from tests.support.smtp import SmtpServer
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -94,7 +95,7 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     response = ada.get(f"/runs/{run_id}/download/checkpoint/3-comfyui")
     assert "step-000003_comfyui.safetensors" in response.headers["Content-Disposition"]
     checkpoint_comfy.write_bytes(response.content)
-    _assert_loads_and_changes_output(live_service, [lora, comfy, checkpoint, checkpoint_comfy])
+    assert_loads_and_changes_output(live_service, [lora, comfy, checkpoint, checkpoint_comfy])
     _run_the_pages_how_to_use(ada.get(f"/runs/{run_id}").text, lora, tmp_path / "how-to")
 
     segments = ledger(live_service, run_id)
@@ -173,31 +174,6 @@ def _run_the_pages_how_to_use(page: str, lora: Path, folder: Path) -> None:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert (folder / picture).stat().st_size > 0
-
-
-def _assert_loads_and_changes_output(service: LiveService, files: list[Path]) -> None:
-    import torch
-    from diffusers import StableDiffusionPipeline
-
-    from app.extensions import get_settings
-
-    with service.app.app_context():
-        model_dir = get_settings().models_dir / "tiny-sd"
-    pipe = StableDiffusionPipeline.from_pretrained(str(model_dir), safety_checker=None)
-    pipe.set_progress_bar_config(disable=True)
-
-    def render() -> torch.Tensor:
-        generator = torch.Generator().manual_seed(0)
-        out = pipe("sks_noise", num_inference_steps=2, height=64, width=64,
-                   generator=generator, output_type="pt")  # fmt: skip
-        return out.images
-
-    base = render()
-    for index, path in enumerate(files):
-        pipe.load_lora_weights(str(path), adapter_name=f"file{index}")
-        pipe.set_adapters([f"file{index}"], [1.0])
-        assert not torch.allclose(render(), base), f"{path.name} did not change the output"
-        pipe.delete_adapters(f"file{index}")
 
 
 def test_cancel_stops_within_seconds_and_charges_the_time_used(

@@ -4,8 +4,6 @@ proxy headers trusted only when configured, and limits that are all documented."
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +18,7 @@ from app import create_app
 from app.extensions import get_settings
 from tests.support.accounts import seed_user
 from tests.support.apps import running_app
+from tests.support.network import BlackHole
 from tests.support.web import csrf_token, sign_in
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,28 +96,6 @@ def test_database_and_redis_outages_are_503_pages_with_headers(
     assert response.status_code == 503, response.status_code
     assert "briefly unavailable" in response.text and "Traceback" not in response.text
     assert_hardened(response, "redis outage")
-
-
-class BlackHole:
-    """A TCP server that accepts connections and never answers: a hung Redis."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.held: list[socket.socket] = []
-        self.url = f"redis://127.0.0.1:{self.server.getsockname()[1]}/0"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.server.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.server.close()
-        for connection in self.held:
-            connection.close()
 
 
 def test_a_redis_that_hangs_gets_a_503_within_its_timeout(request: pytest.FixtureRequest) -> None:

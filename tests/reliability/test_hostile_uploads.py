@@ -31,14 +31,13 @@ from app.datasets.models import DatasetItem
 from app.extensions import db, get_storage
 from tests.support.accounts import person_with_dataset
 from tests.support.live_service import worker_environment
-from tests.support.media_files import noise_png_bytes
+from tests.support.media_files import HOSTILE_SVG, noise_png_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
 PEAK_RSS_LIMIT_MB = 400
-SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">' + (
-    b"<script>fetch('/api/runs')</script></svg>"
-)
+
+
 HEIC = struct.pack(">I", 24) + b"ftypheic\0\0\0\0mif1heic" + struct.pack(">I", 40) + b"meta"
 HEIC += b"\0" * 4000
 TEN_MB_CAPTION = "a very long caption " * (10 * MB // 20)
@@ -91,7 +90,7 @@ def overlapping_zip(copies: int = 300, size: int = 30 * MB) -> bytes:
 
 # name -> (bytes, words the reason must contain); refused by ingest.
 REFUSED_BY_INGEST = {
-    "drawing.png": (SVG, "web page or script"),
+    "drawing.png": (HOSTILE_SVG, "web page or script"),
     "photo.jpg": (HEIC, "HEIC/HEIF"),
     "clip.mp4": (HEIC, "HEIC/HEIF"),
     "overlap.zip": (overlapping_zip(), "entries overlap"),

@@ -31,10 +31,9 @@ from app.privacy.models import DataExport
 from app.trainings.models import TrainingRun
 from jobs.datasets import REPLACED_REASON, ingest_item
 from jobs.run_files import copy_dataset
-from tests.jobs.test_ingest_seaweedfs import s3_app
-from tests.reliability.test_hostile_uploads import SVG
 from tests.support.accounts import activate_plan, person_with_dataset
-from tests.support.media_files import noise_png_bytes
+from tests.support.apps import s3_app
+from tests.support.media_files import HOSTILE_SVG, noise_png_bytes
 from tests.support.seaweedfs import SeaweedServer
 
 Person = tuple[FlaskClient, str, int]  # (signed-in client, CSRF token, dataset id)
@@ -149,8 +148,8 @@ def test_local_upload_urls_end_when_the_upload_is_cancelled_refused_or_deleted(
 
     cancelled = start(client, token, dataset_id, "cancelled.png", len(VALIDATED))
     assert client.delete(f"{api}/{cancelled['key']}", headers=headers).status_code == 200
-    refused = start(client, token, dataset_id, "drawing.png", len(SVG))
-    assert local_put(client, refused["urls"][0], SVG).status_code == 200
+    refused = start(client, token, dataset_id, "drawing.png", len(HOSTILE_SVG))
+    assert local_put(client, refused["urls"][0], HOSTILE_SVG).status_code == 200
     complete(client, token, dataset_id, refused["item"]["id"])
     assert ingest(any_db_app, refused["item"]["id"]).status == "rejected"
     deleted = start(client, token, dataset_id, "deleted.png", len(VALIDATED))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
 from redis import Redis
+
+if TYPE_CHECKING:
+    from tests.support.seaweedfs import SeaweedServer
 
 DATABASES = ("sqlite", "postgres")
 
@@ -71,3 +75,26 @@ def running_app(
                 for table in reversed(db.metadata.sorted_tables):
                     connection.execute(table.delete())
             db.engine.dispose()
+
+
+@contextmanager
+def s3_app(request: pytest.FixtureRequest, server: SeaweedServer, **extra: Any) -> Iterator[Flask]:
+    """The app storing into a fresh bucket on the test SeaweedFS."""
+    from app.extensions import get_storage
+    from storage import S3Storage
+
+    overrides = {
+        "storage_backend": "s3",
+        "s3_bucket": f"attune-{uuid.uuid4().hex[:12]}",
+        "s3_endpoint_url": server.endpoint_url,
+        "s3_access_key_id": server.access_key,
+        "s3_secret_access_key": server.secret_key,
+        "s3_addressing_style": "path",
+        **extra,
+    }
+    with running_app(request, "sqlite", overrides) as app:
+        with app.app_context():
+            storage = get_storage()
+            assert isinstance(storage, S3Storage)
+            storage.ensure_bucket()
+        yield app

@@ -101,3 +101,31 @@ def add_usage(
     db.session.add(row)
     db.session.commit()
     return row
+
+
+def choose_plan(client: FlaskClient, plan: str, attempt: str | None = None) -> str:
+    """Pick `plan` on the pricing page with the dev billing backend; the page it leads to."""
+    html = client.get("/pricing").get_data(as_text=True)
+    found = re.search(r'name="attempt" value="([^"]+)"', html)
+    form = {"csrf_token": csrf_token(html), "plan": plan, "attempt": attempt or found.group(1)}  # type: ignore[union-attr]
+    response = client.post("/billing/dev/activate", data=form)
+    if response.status_code == 303:
+        return client.get(response.headers["Location"]).get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
+def press(client: FlaskClient, action: str) -> str:
+    """Press a billing page button (cancel, resume, ...); the page it leads to."""
+    token = csrf_token(client.get("/billing").get_data(as_text=True))
+    response = client.post(f"/billing/{action}", data={"csrf_token": token})
+    assert response.status_code in (303, 422)
+    if response.status_code == 303:
+        return client.get(response.headers["Location"]).get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
+def plan_card(html: str, plan: str) -> str:
+    """One plan's card on the pricing page."""
+    found = re.search(rf'<section class="card plan" id="plan-{plan}".*?</section>', html, re.S)
+    assert found, f"no card for {plan}"
+    return re.sub(r"\s+", " ", found.group(0))

@@ -147,3 +147,9 @@ def items_of(dataset_id: int) -> list[DatasetItem]:
     """The dataset's items, fresh from the database."""
     db.session.expire_all()
     return list(db.session.query(DatasetItem).filter_by(dataset_id=dataset_id).order_by("id"))
+
+
+# An SVG with script, named like a picture: ingest must refuse it.
+HOSTILE_SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">' + (
+    b"<script>fetch('/api/runs')</script></svg>"
+)

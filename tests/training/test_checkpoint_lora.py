@@ -9,11 +9,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from tests.support.lora_checks import verify_checkpoint
 from training import TrainingConfig, train
 from training.checkpoints import checkpoint_downloads
-from training.export import ExportedFiles, expected_deltas, verify_lora_files
 from training.lora_files import read_metadata
-from training.models import get_family
 
 
 def _render(pipe: object) -> np.ndarray:
@@ -26,20 +25,6 @@ def _render(pipe: object) -> np.ndarray:
         generator=generator,
         output_type="np",
     ).images[0]
-
-
-def verify_checkpoint(config: TrainingConfig, folder: Path, denoiser: str = "") -> None:
-    """The final export's check on a checkpoint's two files, against its resume weights."""
-    family = get_family(config.family)
-    prefix = f"{denoiser}." if denoiser else ""
-    peft = load_file(str(folder / "lora.safetensors"))
-    own = {k.removeprefix(prefix): v for k, v in peft.items() if k.startswith(prefix)}
-    expected = expected_deltas(own, float(config.alpha or config.rank), config.rank)
-    assert expected
-    fresh = family.load(
-        config.base_model, dtype=torch.float32, device=torch.device("cpu"), text_encoders=False
-    )
-    verify_lora_files(family, fresh, ExportedFiles.checkpoint(folder, denoiser), expected)
 
 
 def test_checkpoint_lora_loads_with_load_lora_weights_and_changes_the_image(

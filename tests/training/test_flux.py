@@ -203,7 +203,7 @@ def test_single_block_run_exports_verified_files_and_comfyui_checkpoints_at_1x(
 ) -> None:
     """The fused linear1 path end to end: diffusers' converter cannot read its tiny widths, so
     the ComfyUI files are verified through the key map; alpha (8, rank 4) is in the tensors."""
-    from tests.training.test_checkpoint_lora import verify_checkpoint
+    from tests.support.lora_checks import verify_checkpoint
     from training.checkpoints import checkpoint_downloads
 
     write_image(tmp_path / "data" / "a.png", 256, 256, seed=1)

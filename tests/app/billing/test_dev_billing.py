@@ -11,29 +11,10 @@ from flask.testing import FlaskClient
 from app.billing.services import DEV_PERIOD, current_subscription, standing
 from app.extensions import db
 from app.trainings.models import TrainingRun
-from tests.support.billing import add_usage, person
+from tests.support.billing import add_usage, choose_plan, person, plan_card, press
 from tests.support.web import csrf_token
 
 EMAIL = "ada@example.com"
-
-
-def _choose(client: FlaskClient, plan: str, attempt: str | None = None) -> str:
-    html = client.get("/pricing").get_data(as_text=True)
-    found = re.search(r'name="attempt" value="([^"]+)"', html)
-    form = {"csrf_token": csrf_token(html), "plan": plan, "attempt": attempt or found.group(1)}  # type: ignore[union-attr]
-    response = client.post("/billing/dev/activate", data=form)
-    if response.status_code == 303:
-        return client.get(response.headers["Location"]).get_data(as_text=True)
-    return response.get_data(as_text=True)
-
-
-def _press(client: FlaskClient, action: str) -> str:
-    token = csrf_token(client.get("/billing").get_data(as_text=True))
-    response = client.post(f"/billing/{action}", data={"csrf_token": token})
-    assert response.status_code in (303, 422)
-    if response.status_code == 303:
-        return client.get(response.headers["Location"]).get_data(as_text=True)
-    return response.get_data(as_text=True)
 
 
 def test_activate_cancel_reactivate_switch_and_end_without_stripe(
@@ -45,41 +26,41 @@ def test_activate_cancel_reactivate_switch_and_end_without_stripe(
     pricing = signed_in.get("/pricing").get_data(as_text=True)
     assert 'id="dev-billing-banner"' in pricing and "Activate Pro (development billing)" in pricing
 
-    page = _choose(signed_in, "pro")
+    page = choose_plan(signed_in, "pro")
     assert 'id="plan-name">Pro<' in page and "Renews on" in page and "Nothing was charged" in page
     assert 'id="invoices-statement"' in page
     with app.app_context():
         assert standing(person(EMAIL)).reason == ""
 
-    page = _press(signed_in, "cancel")
+    page = press(signed_in, "cancel")
     assert 'id="subscription-ends"' in page and 'id="delete-media"' in page
     with app.app_context():
         subscription = current_subscription(person(EMAIL))
         assert subscription is not None and subscription.cancel_at_period_end
         assert standing(person(EMAIL)).can_start, "the plan works until the period ends"
 
-    page = _press(signed_in, "reactivate")
+    page = press(signed_in, "reactivate")
     assert "Renews on" in page and 'id="deletion-dates"' not in page
 
-    page = _choose(signed_in, "studio")
+    page = choose_plan(signed_in, "studio")
     assert 'id="plan-name">Studio<' in page
     with app.app_context():
         assert db.session.query(type(subscription)).count() == 1, "a switch, not a second plan"
 
-    page = _press(signed_in, "dev/end")
+    page = press(signed_in, "dev/end")
     assert 'id="subscription-ended"' in page and 'id="delete-loras"' in page
     with app.app_context():
         account = standing(person(EMAIL))
         allowed, reason = account.can_start, account.reason
         assert not allowed and "ended" in reason
-    page = _choose(signed_in, "hobby")
+    page = choose_plan(signed_in, "hobby")
     assert 'id="plan-name">Hobby<' in page and "Renews on" in page
 
 
 def test_dev_periods_roll_over_and_a_cancelled_plan_ends_at_its_period_end(
     app: Flask, signed_in: FlaskClient
 ) -> None:
-    _choose(signed_in, "hobby")
+    choose_plan(signed_in, "hobby")
     with app.app_context():
         user = person(EMAIL)
         subscription = current_subscription(user)
@@ -101,15 +82,15 @@ def test_dev_periods_roll_over_and_a_cancelled_plan_ends_at_its_period_end(
 
 
 def test_forms_refuse_bad_input_with_a_message(app: Flask, signed_in: FlaskClient) -> None:
-    page = _choose(signed_in, "platinum")
+    page = choose_plan(signed_in, "platinum")
     assert "There is no such plan." in page
-    page = _choose(signed_in, "pro", attempt="x")
+    page = choose_plan(signed_in, "pro", attempt="x")
     assert "Reload the page and try again." in page
-    page = _press(signed_in, "cancel")
+    page = press(signed_in, "cancel")
     assert "no active subscription to cancel" in page
-    page = _press(signed_in, "reactivate")
+    page = press(signed_in, "reactivate")
     assert 'id="billing-error"' in page
-    page = _press(signed_in, "portal")
+    page = press(signed_in, "portal")
     assert "no billing portal" in page.lower()
     token = csrf_token(signed_in.get("/pricing").get_data(as_text=True))
     response = signed_in.post("/billing/checkout", data={"csrf_token": token, "plan": "pro",
@@ -119,13 +100,6 @@ def test_forms_refuse_bad_input_with_a_message(app: Flask, signed_in: FlaskClien
     assert webhook.status_code == 404 and "error" in webhook.get_json()
     with app.app_context():
         assert current_subscription(person(EMAIL)) is None
-
-
-def plan_card(html: str, plan: str) -> str:
-    """One plan's card on the pricing page."""
-    found = re.search(rf'<section class="card plan" id="plan-{plan}".*?</section>', html, re.S)
-    assert found, f"no card for {plan}"
-    return re.sub(r"\s+", " ", found.group(0))
 
 
 def test_pricing_is_public_and_the_page_shows_usage_per_day_and_per_run(
@@ -142,7 +116,7 @@ def test_pricing_is_public_and_the_page_shows_usage_per_day_and_per_run(
         card = plan_card(text, name)
         assert f"<strong>{price}</strong> per month" in card and f"{hours} GPU-hours" in card
 
-    _choose(signed_in, "pro")
+    choose_plan(signed_in, "pro")
     with app.app_context():
         user = person(EMAIL)
         subscription = current_subscription(user)

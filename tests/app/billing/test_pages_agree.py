@@ -15,9 +15,8 @@ from app.billing.services import current_subscription, long_date, long_moment
 from app.db_types import utcnow
 from app.extensions import db
 from app.trainings.models import Generation, TrainingRun
-from tests.app.billing.test_dev_billing import _choose, _press
 from tests.app.privacy.support import add_dataset, add_run
-from tests.support.billing import add_usage, person
+from tests.support.billing import add_usage, choose_plan, person, press
 
 EMAIL = "ada@example.com"
 
@@ -32,10 +31,10 @@ def _text(html: str, element_id: str) -> str:
 def test_a_plan_set_to_end_shows_the_same_future_dates_on_every_page(
     app: Flask, signed_in: FlaskClient
 ) -> None:
-    _choose(signed_in, "pro")
+    choose_plan(signed_in, "pro")
     with app.app_context():
         dataset_id = add_dataset(person(EMAIL).id)
-    _press(signed_in, "cancel")
+    press(signed_in, "cancel")
     with app.app_context():
         end = current_subscription(person(EMAIL)).current_period_end
     media, loras = end + timedelta(days=30), end + timedelta(days=90)
@@ -55,10 +54,10 @@ def test_a_plan_set_to_end_shows_the_same_future_dates_on_every_page(
 def test_an_ended_plan_shows_no_quota_or_overage_and_reads_as_ended(
     app: Flask, signed_in: FlaskClient
 ) -> None:
-    _choose(signed_in, "pro")
+    choose_plan(signed_in, "pro")
     with app.app_context():
         add_usage(person(EMAIL), 17, utcnow())
-    _press(signed_in, "dev/end")
+    press(signed_in, "dev/end")
     page = signed_in.get("/billing").get_data(as_text=True)
     for quota_part in ("quota-allowance", "quota-left", "quota-overage"):
         assert f'id="{quota_part}"' not in page
@@ -73,14 +72,14 @@ def test_an_ended_plan_shows_no_quota_or_overage_and_reads_as_ended(
 def test_subscribing_again_keeps_the_earlier_usage_visible(
     app: Flask, signed_in: FlaskClient
 ) -> None:
-    _choose(signed_in, "pro")
+    choose_plan(signed_in, "pro")
     used_at = utcnow() - timedelta(days=9)
     with app.app_context():  # a plan taken ten days ago, used a day later
         sub = current_subscription(person(EMAIL))
         sub.current_period_start = utcnow() - timedelta(days=10)
         add_usage(person(EMAIL), 125, used_at)
-    _press(signed_in, "dev/end")
-    _choose(signed_in, "pro")  # a new subscription: its period starts now
+    press(signed_in, "dev/end")
+    choose_plan(signed_in, "pro")  # a new subscription: its period starts now
     page = signed_in.get("/billing").get_data(as_text=True)
     assert 'id="usage-runs-empty"' in page, "nothing used in the new period yet"
     earlier = re.search(r'id="usage-earlier".*?</table>', page, re.S)
@@ -91,7 +90,7 @@ def test_subscribing_again_keeps_the_earlier_usage_visible(
 def test_the_run_page_and_the_billing_page_agree_on_gpu_time(
     app: Flask, signed_in: FlaskClient
 ) -> None:
-    _choose(signed_in, "pro")
+    choose_plan(signed_in, "pro")
     with app.app_context():
         user = person(EMAIL)
         run_id = add_run(user.id, add_dataset(user.id))

@@ -182,7 +182,7 @@ def test_account_deletion_can_end_the_subscription_at_once(
 def test_the_pricing_page_shows_each_plans_stripe_price_beside_its_gpu_hours(
     stripe_app: Flask, stripe_server: StripeServer
 ) -> None:
-    from tests.app.billing.test_dev_billing import plan_card
+    from tests.support.billing import plan_card
 
     stripe_server.set_price("price_hobby", 1500)
     stripe_server.set_price("price_pro", 4950, currency="eur")

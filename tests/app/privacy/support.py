@@ -6,18 +6,23 @@ import functools
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
+from sqlalchemy import select
 
+from app.datasets.models import Dataset
 from app.extensions import db, get_redis, get_storage
+from app.privacy.models import DeletionReceipt
+from app.trainings.models import TrainingRun
 
 LINK = re.compile(r"https?://\S+")
 
@@ -198,3 +203,35 @@ def add_run(
 def stored_keys(prefix: str) -> list[str]:
     """The object keys under `prefix` in the app's storage. Needs an app context."""
     return [info.key for info in get_storage().list(prefix)]
+
+
+ENDED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def retention_at(moment: datetime) -> dict[str, int]:
+    """Run the hourly job as if it were `moment`."""
+    from jobs.retention import apply_retention
+
+    with time_machine.travel(moment, tick=False):
+        return apply_retention(now=moment)
+
+
+def snapshot(user_id: int) -> dict[str, object]:
+    """What a person would notice: their stored files, datasets, downloads and receipts."""
+    base = f"users/{user_id}/"
+    runs = db.session.scalars(select(TrainingRun).where(TrainingRun.user_id == user_id)).all()
+    receipts = db.session.scalars(
+        select(DeletionReceipt)
+        .where(DeletionReceipt.user_id == user_id)
+        .order_by(DeletionReceipt.id)
+    ).all()
+    return {
+        "datasets": len(
+            db.session.scalars(select(Dataset).where(Dataset.user_id == user_id)).all()
+        ),
+        "dataset_files": len(stored_keys(base + "datasets/")),
+        "samples": len([k for k in stored_keys(base + "runs/") if "/samples/" in k]),
+        "lora_files": len([k for k in stored_keys(base + "runs/") if "/samples/" not in k]),
+        "downloads": sorted(k for run in runs for k in (run.artifacts or {})),
+        "receipts": [(r.scope, r.reason, r.status, r.object_count) for r in receipts],
+    }

@@ -230,7 +230,7 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(
 def test_a_receiver_that_never_answers_times_out_and_is_retried(
     request: pytest.FixtureRequest,
 ) -> None:
-    from tests.reliability.test_hardening import BlackHole
+    from tests.support.network import BlackHole
 
     hole = BlackHole()  # accepts the connection, never answers
     port = hole.server.getsockname()[1]
