@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.billing.plans import DEFAULT_PLANS, Plan, parse_plans
+from app.plans import DEFAULT_PLANS, Plan, parse_plans
 from catalogue.families import FAMILIES
 
 PREFIX = "ATTUNE_"

@@ -13,7 +13,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from app.accounts.models import User
-from app.billing.plans import Plan
 from app.billing.services import long_date, long_moment, scheduled_end, standing
 from app.billing.usage import QuotaStatus, format_gpu_time
 from app.datasets.limits import megabytes
@@ -24,6 +23,7 @@ from app.datasets.services import (
     summarize_datasets,
 )
 from app.extensions import db
+from app.plans import Plan
 from app.trainings.families import FAMILIES
 from app.trainings.models import TrainingRun
 from app.trainings.quota import period_quota

@@ -20,11 +20,11 @@ from app.accounts.models import User
 from app.billing import stripe_gateway as gateway
 from app.billing.actions import customer_id
 from app.billing.models import GpuUsage, Subscription
-from app.billing.plans import Plan
 from app.billing.services import current_subscription, get_plan, uses_stripe
 from app.billing.usage import period_settled_overage, period_used_seconds
 from app.db_types import utcnow
 from app.extensions import db
+from app.plans import Plan
 from app.queues import CPU_QUEUE, enqueue_task
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any
 from flask import current_app
 
 from app.billing import stripe_gateway as gateway
-from app.billing.plans import Plan
 from app.billing.services import uses_stripe
+from app.plans import Plan
 
 PRICE_CACHE_S = 600.0
 SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}

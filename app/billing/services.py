@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.billing.models import Subscription
-from app.billing.plans import Plan
 from app.billing.usage import QuotaStatus, calendar_month, period_used_seconds
 from app.db_types import utcnow
 from app.extensions import db, get_settings
+from app.plans import Plan
 
 ACTIVE_STATUSES = ("active", "trialing")
 ENDED_STATUSES = ("canceled", "incomplete_expired")

@@ -14,8 +14,8 @@ from typing import Any
 import stripe
 from flask import current_app
 
-from app.billing.plans import Plan
 from app.extensions import get_settings
+from app.plans import Plan
 
 log = logging.getLogger(__name__)
 

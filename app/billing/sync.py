@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from app.billing.models import BillingCustomer, Subscription
-from app.billing.plans import plan_for_prices
 from app.billing.services import ENDED_STATUSES, get_plan, plans
 from app.extensions import db
+from app.plans import plan_for_prices
 
 log = logging.getLogger(__name__)
 

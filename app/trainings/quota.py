@@ -8,10 +8,10 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.billing.plans import Plan
 from app.billing.services import Standing
 from app.billing.usage import QuotaStatus
 from app.extensions import db
+from app.plans import Plan
 from app.trainings.models import QuotaPeriod, TrainingRun
 
 

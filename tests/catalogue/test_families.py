@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.billing.plans import DEFAULT_PLANS, parse_plans
 from app.config import load_settings
+from app.plans import DEFAULT_PLANS, parse_plans
 from app.trainings.presets import preset_defaults, presets_for
 from catalogue.families import FAMILIES, FAMILY_NAMES, FamilyFacts, family_facts
 from training.models import FAMILY_NAMES as ENGINE_FAMILY_NAMES

@@ -1,4 +1,7 @@
-"""Plans: defaults from PRODUCT.md, overridable by operators through ATTUNE_PLANS_JSON."""
+"""Plans: defaults from PRODUCT.md, overridable by operators through ATTUNE_PLANS_JSON.
+
+The settings parse them (app.config), so they sit below every feature package, billing too.
+"""
 
 from __future__ import annotations
 
