@@ -26,7 +26,7 @@ from app.accounts.services import AccountError, normalize_email
 from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_settings
-from app.privacy.policy import POLICY_VERSION
+from app.privacy_policy import POLICY_VERSION
 
 PROVIDER = "google"
 INTENTS = ("sign-in", "link", "reauth")

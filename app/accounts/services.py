@@ -12,7 +12,7 @@ from app.accounts.models import SignedOutSession, User
 from app.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
 from app.db_types import utcnow
 from app.extensions import db
-from app.privacy.policy import POLICY_VERSION
+from app.privacy_policy import POLICY_VERSION
 
 
 class AccountError(Exception):

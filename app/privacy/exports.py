@@ -23,7 +23,7 @@ from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
 from app.privacy.models import DataExport, DeletionReceipt
 from app.privacy.notices import queue_export_ready
-from app.privacy.policy import EXPORT_RETENTION
+from app.privacy_policy import EXPORT_RETENTION
 from app.queues import CPU_QUEUE, enqueue_task
 from app.trainings.models import TrainingRun
 

@@ -35,7 +35,7 @@ from app.privacy.deletion import UNFINISHED, execute_receipt, open_receipt
 from app.privacy.erasure import queue_erasure
 from app.privacy.models import DataExport, DeletionReceipt, RetentionWarning
 from app.privacy.notices import queue_retention_warning
-from app.privacy.policy import LORA_RETENTION, MEDIA_RETENTION, WARNING_DAYS
+from app.privacy_policy import LORA_RETENTION, MEDIA_RETENTION, WARNING_DAYS
 from app.trainings.artifacts import CAPTIONS_KIND
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 

@@ -16,14 +16,14 @@ from app.privacy import services
 from app.privacy.deletion import REASONS, DeletionError
 from app.privacy.exports import ExportError, export_download_url, request_export
 from app.privacy.notices import GROUP_WORDS
-from app.privacy.policy import (
+from app.privacy.retention import RetentionSchedule, retention_schedule
+from app.privacy_policy import (
     EXPORT_RETENTION,
     LORA_RETENTION,
     MEDIA_RETENTION,
     POLICY_DATE,
     POLICY_VERSION,
 )
-from app.privacy.retention import RetentionSchedule, retention_schedule
 
 bp = Blueprint("privacy", __name__)
 

@@ -2,6 +2,8 @@
 
 Bump POLICY_VERSION (and POLICY_DATE) with every material change to templates/privacy/policy.html:
 signed-in people who accepted an older version then see a notice until they acknowledge it.
+Accounts record the version people accept and the deletion dates follow these periods, so the
+policy's figures sit below every feature package.
 """
 
 from __future__ import annotations
