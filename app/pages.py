@@ -23,6 +23,7 @@ from app.datasets.services import (
     summarize_datasets,
 )
 from app.extensions import db
+from app.getting_started import STEPS
 from app.plans import Plan
 from app.trainings.families import FAMILIES
 from app.trainings.models import TrainingRun
@@ -32,16 +33,6 @@ from app.trainings.services import list_runs
 log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 RECENT_RUNS = 6
-
-
-# The dashboard's getting-started checklist, in order; the welcome after sign-up names the
-# first one, so the two never disagree.
-STEPS = ("Choose a plan", "Upload a dataset", "Start a run", "Download your LoRA")
-
-
-def welcome_message() -> str:
-    """What a new account is told first: the checklist's first step."""
-    return f"Welcome to Attune. Your first step is under “Getting started”: {STEPS[0].lower()}."
 
 
 @dataclass(frozen=True)
