@@ -13,11 +13,11 @@ from werkzeug.wrappers import Response
 
 from app.billing import actions, services, usage, webhooks
 from app.billing import stripe_gateway as gateway
+from app.billing.deletion_dates import retention_schedule
 from app.billing.forms import ActionForm, PlanForm
 from app.billing.pricing import plan_price
 from app.db_types import utcnow
 from app.extensions import csrf
-from app.privacy.retention import retention_schedule
 
 log = logging.getLogger(__name__)
 bp = Blueprint("billing", __name__)

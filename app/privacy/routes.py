@@ -11,12 +11,12 @@ from werkzeug.wrappers import Response
 from app.accounts.google import is_enabled as google_enabled
 from app.accounts.google import recently_reauthenticated
 from app.accounts.services import accept_policy
+from app.billing.deletion_dates import RetentionSchedule, retention_schedule
 from app.extensions import limiter
 from app.privacy import services
 from app.privacy.deletion import REASONS, DeletionError
 from app.privacy.exports import ExportError, export_download_url, request_export
 from app.privacy.notices import GROUP_WORDS
-from app.privacy.retention import RetentionSchedule, retention_schedule
 from app.privacy_policy import (
     EXPORT_RETENTION,
     LORA_RETENTION,

@@ -12,6 +12,7 @@ from app.accounts.google import recently_reauthenticated
 from app.accounts.models import User
 from app.accounts.passwords import verify_password
 from app.accounts.services import account_is_leaving
+from app.billing.deletion_dates import retention_schedule
 from app.billing.models import GpuUsage, Subscription
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import get_dataset
@@ -26,7 +27,7 @@ from app.privacy.deletion import (
 from app.privacy.erasure import queue_erasure, stop_work
 from app.privacy.exports import list_exports
 from app.privacy.models import DeletionReceipt
-from app.privacy.retention import LOCK_KEY, LOCK_TIMEOUT_S, retention_schedule
+from app.privacy.retention import LOCK_KEY, LOCK_TIMEOUT_S
 from app.queues import PRIVACY_QUEUE, enqueue_task
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.services import get_run

@@ -230,8 +230,8 @@ def test_the_job_is_scheduled_hourly(redis_server) -> None:  # type: ignore[no-u
 @pytest.mark.parametrize("subscribed", [True, False], ids=["ended", "never-subscribed"])
 def test_billing_page_dates_agree_with_the_job(app: Flask, subscribed: bool) -> None:
     from app.accounts.models import User
+    from app.billing.deletion_dates import retention_schedule
     from app.billing.services import long_date
-    from app.privacy.retention import retention_schedule
 
     with app.app_context():
         user_id = make_user()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from app.billing.deletion_dates import schedule_for
 from app.billing.models import Subscription
 from app.billing.services import scheduled_end
 from app.config import ConfigurationError, load_settings
 from app.plans import DEFAULT_PLANS, parse_plans, plan_for_prices
-from app.privacy.retention import schedule_for
 
 END = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

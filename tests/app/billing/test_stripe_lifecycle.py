@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.billing.actions import end_subscription_now
+from app.billing.deletion_dates import retention_schedule
 from app.billing.services import current_subscription, standing
 from app.billing.stripe_gateway import STRIPE_API_VERSION
-from app.privacy.retention import retention_schedule
 from tests.support.billing import deliver_all, person, start_checkout, subscribe
 from tests.support.stripe_server import CheckoutClosed, StripeServer
 from tests.support.web import csrf_token
