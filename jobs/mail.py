@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.mail import send_email
+from app.accounts.mail import send_email
 from jobs.context import app_context
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from app.accounts.mail import queue_email
 from app.accounts.models import User
 from app.billing.overage import record_gpu_usage
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_settings
-from app.mail import queue_email
 from app.trainings.artifacts import RunArtifacts
 from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from app.accounts.mail import queue_email, send_email
 from app.accounts.models import User
 from app.accounts.tokens import MAX_AGE_S, make_token
 from app.extensions import get_settings
-from app.mail import queue_email, send_email
 
 
 def _link(path: str) -> str:

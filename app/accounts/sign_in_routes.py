@@ -27,11 +27,11 @@ from app.accounts.forms import (
     SignInForm,
     SignUpForm,
 )
+from app.accounts.mail import outbox_folder
 from app.accounts.tokens import TokenError, read_token
 from app.errors import error_response, wants_json
 from app.extensions import get_settings, limiter, login_manager
 from app.getting_started import welcome_message
-from app.mail import outbox_folder
 
 bp = Blueprint("accounts", __name__)
 bp.record_once(lambda state: google.init_google(state.app))

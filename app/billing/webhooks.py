@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts.mail import queue_email
 from app.accounts.models import User
 from app.billing import stripe_gateway as gateway
 from app.billing.models import BillingCustomer, StripeEvent, Subscription
 from app.billing.services import grace_ends, long_date
 from app.billing.sync import from_timestamp, ref_id, sync_subscription
 from app.extensions import db, get_settings
-from app.mail import queue_email
 
 log = logging.getLogger(__name__)
 HANDLED = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from app.accounts.mail import queue_email
 from app.extensions import get_settings
-from app.mail import queue_email
 
 GROUP_WORDS = {
     "media": "uploaded datasets and generated images and videos",

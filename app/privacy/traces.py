@@ -15,12 +15,12 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import select
 
+from app.accounts.mail import mail_job_prefix
 from app.accounts.models import User
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.previews import preview_job_prefix, previews_prefix
 from app.datasets.uploads import ingest_job_id
 from app.extensions import db, get_redis, limiter
-from app.mail import mail_job_prefix
 from app.privacy.exports import export_job_id
 from app.privacy.models import DataExport
 from app.queues import delete_jobs

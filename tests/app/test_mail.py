@@ -6,8 +6,8 @@ from pathlib import Path
 
 from flask import Flask
 
+from app.accounts.mail import send_email
 from app.extensions import get_settings
-from app.mail import send_email
 from tests.support.smtp import SmtpServer
 
 

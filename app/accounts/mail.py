@@ -4,6 +4,8 @@ Web requests never talk to SMTP themselves: they call queue_email(), and a CPU w
 Every e-mail names the account it is for, and send_email() drops it when that account is
 deleted or being deleted, however long ago it was queued: this is the one place that rule
 lives. Only the deletion receipt goes to an address with no account behind it any more.
+It sits in accounts because that rule reads the account, and the account e-mails (verify,
+reset, address change) go out through it; billing, privacy and jobs mail through it too.
 """
 
 from __future__ import annotations
