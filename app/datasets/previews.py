@@ -15,7 +15,7 @@ from app.datasets.models import Dataset
 from app.datasets.services import DatasetError, ready_item_ids
 from app.extensions import get_redis
 from app.queues import CPU_QUEUE, enqueue_task
-from app.trainings.families import FAMILIES, FamilyFacts
+from catalogue.families import FAMILIES, FamilyFacts
 
 PREVIEW_TTL_S = 24 * 3600
 PENDING_TTL_S = 600
@@ -46,6 +46,14 @@ def preview_job_id(dataset_id: int, family: str, resolution: int) -> str:
 def preview_job_prefix(dataset_id: int) -> str:
     """How the RQ job ids of every preview of the dataset begin."""
     return f"bucket-preview-{dataset_id}-"
+
+
+def resolution_hint(facts: FamilyFacts) -> str:
+    """The resolutions a family trains at, as the forms explain them (preview and new run)."""
+    return (
+        f"{facts.min_resolution} to {facts.max_resolution} px, a multiple of "
+        f"{facts.resolution_multiple}; {facts.default_resolution} by default."
+    )
 
 
 def check_choice(

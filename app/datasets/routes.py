@@ -12,8 +12,9 @@ from app.datasets import captions, services
 from app.datasets.forms import DatasetForm, DatasetSettingsForm, ReplaceForm
 from app.datasets.limits import ACCEPTED_FILES, SINGLE_PUT_LIMIT, megabytes
 from app.datasets.models import Dataset
+from app.datasets.previews import resolution_hint
 from app.extensions import get_settings, get_storage
-from app.trainings.families import FAMILIES, resolution_hint
+from catalogue.families import FAMILIES
 from catalogue.prompts import TRIGGER_RULE
 
 bp = Blueprint("datasets", __name__)

@@ -26,7 +26,6 @@ __all__ = [
     "StepSpeed",
     "base_model_source",
     "estimate_gpu_seconds",
-    "resolution_hint",
     "step_speed",
     "tiny_model_folder",
 ]
@@ -78,14 +77,6 @@ def step_speed(family: str) -> StepSpeed:
 def estimate_gpu_seconds(family: str, steps: int) -> int:
     """GPU time a run is expected to take: start-up plus steps at the measured speed."""
     return step_speed(family).gpu_seconds(steps)
-
-
-def resolution_hint(facts: FamilyFacts) -> str:
-    """The resolutions a family trains at, as the forms explain them."""
-    return (
-        f"{facts.min_resolution} to {facts.max_resolution} px, a multiple of "
-        f"{facts.resolution_multiple}; {facts.default_resolution} by default."
-    )
 
 
 def tiny_model_folder(family: str) -> Path | None:

@@ -10,9 +10,10 @@ from werkzeug.wrappers import Response
 
 from app.billing.services import Standing, standing
 from app.billing.usage import run_gpu_seconds
+from app.datasets.previews import resolution_hint
 from app.datasets.services import get_dataset, list_datasets
 from app.trainings import generations, services
-from app.trainings.families import FAMILIES, base_model_source, resolution_hint
+from app.trainings.families import FAMILIES, base_model_source
 from app.trainings.forms import NewRunForm
 from app.trainings.presets import PRESET_LIMITS, PRESETS, preset_defaults
 from catalogue.prompts import TRIGGER_RULE
