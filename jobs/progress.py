@@ -21,6 +21,7 @@ from app.accounts.services import account_is_leaving
 from app.db_types import utcnow
 from app.extensions import db, get_settings
 from app.trainings.artifacts import RunArtifacts
+from app.trainings.events import emit_run_event_safely
 from app.trainings.models import TrainingRun
 from app.trainings.telemetry import (
     KEY_TTL_S,
@@ -30,7 +31,6 @@ from app.trainings.telemetry import (
     live_keys,
     loss_curve,
 )
-from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ from app.billing.overage import record_gpu_usage
 from app.db_types import utcnow
 from app.extensions import db, get_redis, get_settings
 from app.trainings.artifacts import RunArtifacts
+from app.trainings.events import emit_run_event_safely
 from app.trainings.models import TrainingRun
 from app.trainings.quota import release_reservation
-from app.webhooks.events import emit_run_event_safely
 from jobs import run_files
 from jobs.base_models import resolve_base_model
 from jobs.context import app_context, job_logger

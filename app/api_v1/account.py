@@ -8,7 +8,6 @@ from flask import Response, jsonify
 
 from app.api_v1.auth import current_caller
 from app.api_v1.blueprint import bp
-from app.api_v1.shapes import when
 from app.billing.services import standing
 from app.datasets.services import storage_allowance, storage_used
 from app.extensions import get_settings
@@ -22,6 +21,7 @@ from app.trainings.params import (
 )
 from app.trainings.presets import PRESETS, preset_defaults, presets_for
 from app.trainings.quota import period_quota
+from app.trainings.run_json import when
 from app.trainings.services import active_run_count, allowed_families
 
 

@@ -14,11 +14,11 @@ from app.api_v1.auth import (
 )
 from app.api_v1.idempotency import KeyReused, StillRunning
 from app.api_v1.parsing import Invalid, Malformed
-from app.api_v1.shapes import PARAMETERS
 from app.apikeys.services import KeyRefused
 from app.datasets.services import DatasetError
 from app.errors import problem_response
 from app.extensions import csrf, limiter
+from app.trainings.run_json import PARAMETERS
 from app.trainings.services import ParamsError, RunError, UnusableFilesError
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")

@@ -1,4 +1,5 @@
-"""The JSON shapes of /api/v1 (described in app/openapi.yaml): one function per resource.
+"""The JSON shapes of /api/v1 (described in app/openapi.yaml): one function per resource; a
+run's is app.trainings.run_json (its webhook events carry it too).
 
 Shapes are stable: fields are added, never renamed or removed, within v1. Times are ISO 8601
 in UTC; sizes are bytes; GPU time is seconds.
@@ -6,24 +7,14 @@ in UTC; sizes are bytes; GPU time is seconds.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from app.datasets.models import Dataset, DatasetItem
 from app.datasets.services import DatasetSummary
-from app.extensions import get_settings
-from app.trainings.models import TrainingRun
-from app.trainings.params import CHOICES, FIELDS
+from app.trainings.run_json import when
 
-# The engine settings a person chose or a preset filled in; the rest of the config is internal.
-PARAMETERS = (*FIELDS, *CHOICES, "resolution", "sample_prompts")
 DATASET_STATES = {"empty": "empty", "processing": "processing", "ready": "ready",
                   "no usable items": "unusable"}  # fmt: skip
-
-
-def when(moment: datetime | None) -> str | None:
-    """A time as ISO 8601 (UTC), or None."""
-    return moment.isoformat() if moment is not None else None
 
 
 def dataset_json(summary: DatasetSummary) -> dict[str, Any]:
@@ -64,50 +55,3 @@ def item_json(item: DatasetItem) -> dict[str, Any]:
         "archive": item.archive_name,
         "created_at": when(item.created_at),
     }
-
-
-def training_json(run: TrainingRun, live: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A run: settings, progress (live from the worker when given), GPU time and files."""
-    artifacts = run.artifacts or {}
-    live = live or {"step": run.step, "loss": run.loss, "eta_seconds": None,
-                    "queue_position": None}  # fmt: skip
-    return {
-        "id": run.id,
-        "name": run.name,
-        "status": run.status,
-        "dataset_id": run.dataset_id,
-        "family": run.family,
-        "preset": run.preset,
-        "parent_id": run.parent_run_id,
-        "attempt": run.attempts,
-        "parameters": {name: run.config[name] for name in PARAMETERS if name in run.config},
-        "trigger_word": run.config.get("trigger_word") or None,
-        "webhook": run.webhook,
-        "webhook_events_filter": run.webhook_events_filter,
-        "progress": {"total_steps": run.total_steps, **live},
-        "error": run.error,
-        "platform_fault": run.platform_fault,
-        "cancel_requested": run.cancel_requested,
-        "gpu_seconds": {
-            "reserved": run.reserved_gpu_seconds,
-            "used": round(run.used_gpu_seconds, 1),
-        },
-        "files": {
-            "lora": "lora" in artifacts,
-            "comfyui": "comfyui" in artifacts,
-            "checkpoints": sorted(int(step) for step in artifacts.get("checkpoints") or {}),
-            "samples": len(artifacts.get("samples", [])),
-        },
-        "created_at": when(run.created_at),
-        "started_at": when(run.started_at),
-        "finished_at": when(run.finished_at),
-        "urls": training_urls(run),
-    }
-
-
-def training_urls(run: TrainingRun) -> dict[str, str]:
-    """Where the run is read, cancelled and its files fetched (with a key), and its page."""
-    base = get_settings().base_url.rstrip("/")
-    api = f"{base}/api/v1/trainings/{run.id}"
-    return {"get": api, "cancel": f"{api}/cancel", "artifacts": f"{api}/artifacts",
-            "web": f"{base}/runs/{run.id}"}  # fmt: skip

@@ -12,7 +12,6 @@ from app.api_v1 import idempotency
 from app.api_v1.auth import current_caller
 from app.api_v1.blueprint import bp
 from app.api_v1.parsing import Invalid, int_field, json_body, page_body, page_request, text_field
-from app.api_v1.shapes import PARAMETERS, training_json, when
 from app.datasets.services import get_dataset
 from app.db_types import utcnow
 from app.extensions import get_settings
@@ -20,6 +19,7 @@ from app.trainings import services
 from app.trainings.families import FAMILIES
 from app.trainings.models import TrainingRun
 from app.trainings.presets import default_preset
+from app.trainings.run_json import PARAMETERS, training_json, when
 
 Reply = tuple[Response, int]
 CREATE_FIELDS = (

@@ -19,13 +19,13 @@ from app.errors import NotFound
 from app.extensions import db, get_redis, get_settings, get_storage
 from app.queues import enqueue_task, get_queue, queue_for_family
 from app.trainings.artifacts import CAPTIONS_KIND
+from app.trainings.events import emit_run_event_safely
 from app.trainings.families import FAMILIES, estimate_gpu_seconds, step_speed
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
 from app.trainings.params import validate_params
 from app.trainings.presets import preset_defaults, presets_for
 from app.trainings.quota import QuotaError, period_quota, release_reservation, reserve_gpu_quota
 from app.trainings.telemetry import live_keys, loss_curve, progress_key
-from app.webhooks.events import emit_run_event_safely
 from app.webhooks.services import WebhookError, set_run_webhook
 from catalogue.media import refusal
 from catalogue.presets import PRESETS

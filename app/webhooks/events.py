@@ -13,13 +13,12 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from app.accounts.models import User
+from app.accounts.services import account_is_leaving
 from app.db_types import utcnow
 from app.extensions import db
 from app.queues import CPU_QUEUE, enqueue_task
-from app.trainings.models import TrainingRun
-from app.webhooks.models import RUN_EVENT_FILTERS, TEST_EVENT, WebhookDelivery, WebhookEndpoint
-from app.webhooks.payloads import event_body, ping_data, run_data
+from app.webhooks.models import TEST_EVENT, WebhookDelivery, WebhookEndpoint
+from app.webhooks.payloads import event_body, ping_data
 from app.webhooks.services import WebhookError
 from app.webhooks.signing import new_message_id
 
@@ -29,43 +28,38 @@ DELIVERY_TASK = "jobs.webhooks.deliver"
 DELIVERY_JOB_TIMEOUT_S = 120
 
 
-def emit_run_event(run: TrainingRun, kind: str, live: dict[str, Any] | None = None) -> int:
-    """Queue training.<kind> ("start", "progress", "completed") for every destination that
-    wants it: the owner's subscribed endpoints and the run's own webhook. Returns how many."""
-    event_type = f"training.{kind}"
-    owner = db.session.get(User, run.user_id)
-    if owner is None or owner.deletion_requested_at is not None:
+def queue_event(
+    user_id: int,
+    event_type: str,
+    data: dict[str, Any],
+    run_url: str | None = None,
+    run_id: int | None = None,
+) -> int:
+    """Queue the event for every endpoint of the owner that subscribed to its type, and for
+    `run_url` (a run's own webhook); nothing for an account being erased. Returns how many."""
+    if account_is_leaving(user_id):
         return 0  # an account being erased gets nothing more
     endpoints = db.session.scalars(
         select(WebhookEndpoint).where(
-            WebhookEndpoint.user_id == run.user_id, WebhookEndpoint.disabled.is_(False)
+            WebhookEndpoint.user_id == user_id, WebhookEndpoint.disabled.is_(False)
         )
     )
     targets: list[tuple[int | None, str]] = [
         (endpoint.id, endpoint.url) for endpoint in endpoints if event_type in endpoint.event_types
     ]
-    if run.webhook and kind in (run.webhook_events_filter or RUN_EVENT_FILTERS):
-        targets.append((None, run.webhook))
+    if run_url:
+        targets.append((None, run_url))
     if not targets:
         return 0
-    body = event_body(event_type, run_data(run, live))
+    body = event_body(event_type, data)
     deliveries = [
-        _new_delivery(run.user_id, endpoint_id, url, event_type, body, run.id)
+        _new_delivery(user_id, endpoint_id, url, event_type, body, run_id)
         for endpoint_id, url in targets
     ]
     db.session.commit()
     for delivery in deliveries:
         queue_delivery(delivery)
     return len(deliveries)
-
-
-def emit_run_event_safely(run: TrainingRun, kind: str, live: dict[str, Any] | None = None) -> None:
-    """emit_run_event for the training worker: a webhook problem is logged, never fails a run."""
-    try:
-        emit_run_event(run, kind, live)
-    except Exception:
-        db.session.rollback()
-        log.warning("run %s: could not queue its %s webhooks", run.id, kind, exc_info=True)
 
 
 def send_test_event(endpoint: WebhookEndpoint) -> WebhookDelivery:

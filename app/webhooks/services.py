@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
@@ -12,7 +12,6 @@ from app.accounts.models import User
 from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_settings
-from app.trainings.models import TrainingRun
 from app.webhooks.models import (
     EVENT_TYPES,
     RUN_EVENT_FILTERS,
@@ -23,6 +22,9 @@ from app.webhooks.models import (
 )
 from app.webhooks.signing import new_secret
 from app.webhooks.ssrf import DestinationPolicy, UnsafeDestination, resolve_destination
+
+if TYPE_CHECKING:  # annotations only: trainings sits above webhooks and calls set_run_webhook
+    from app.trainings.models import TrainingRun
 
 MAX_ENDPOINTS = 20
 MAX_DESCRIPTION = 200

@@ -133,9 +133,9 @@ def test_the_erasure_leaves_nothing_of_the_person_in_redis_or_storage(
     from app.datasets.models import Dataset
     from app.datasets.previews import request_preview
     from app.privacy.exports import request_export
+    from app.trainings.events import emit_run_event
     from app.trainings.generations import queue_generation
     from app.trainings.services import requeue_run
-    from app.webhooks.events import emit_run_event
     from tests.support.webhooks import add_endpoint
 
     client, user_id, run_id = ada_with_a_finished_run(app)

@@ -13,7 +13,8 @@ from standardwebhooks import WebhookVerificationError
 
 from app.db_types import utcnow
 from app.extensions import db, get_redis
-from app.webhooks.events import emit_run_event, send_test_event
+from app.trainings.events import emit_run_event
+from app.webhooks.events import send_test_event
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from app.webhooks.services import rotate_secret
 from app.webhooks.signing import new_secret

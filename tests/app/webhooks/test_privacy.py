@@ -13,8 +13,9 @@ from app.db_types import utcnow
 from app.extensions import db
 from app.privacy.erasure import erase_account
 from app.privacy.exports import account_data
+from app.trainings.events import emit_run_event
 from app.trainings.models import TrainingRun
-from app.webhooks.events import emit_run_event, send_test_event
+from app.webhooks.events import send_test_event
 from app.webhooks.models import RunWebhookSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.services import ensure_run_secret
 from tests.app.privacy.support import add_run, make_user

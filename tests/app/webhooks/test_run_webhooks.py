@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from app.accounts.models import User
 from app.apikeys.services import create_key
 from app.extensions import db, get_redis
+from app.trainings.events import emit_run_event
 from app.trainings.models import QuotaPeriod, TrainingRun
-from app.webhooks.events import emit_run_event
 from app.webhooks.models import RunWebhookSecret, WebhookDelivery
 from tests.app.api_v1.support import Api
 from tests.app.privacy.support import add_run
