@@ -62,7 +62,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api_docs import bp as api_docs_bp
     from app.api_v1.routes import bp as api_v1_bp
     from app.apikeys.routes import bp as apikeys_bp
-    from app.billing.routes import bp as billing_bp
+    from app.billing_routes import bp as billing_bp
     from app.datasets.api import bp as datasets_api_bp
     from app.datasets.routes import bp as datasets_bp
     from app.local_storage.routes import bp as local_storage_bp

@@ -1,4 +1,6 @@
-"""GPU time against the plan: the quota of a period, and the ledger by day and by run."""
+"""GPU time against the plan: the quota of a period, and the ledger by day, month and run id.
+
+The ledger under each run's name (the billing page's table) is app.trainings.run_usage."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from sqlalchemy import ColumnElement, func, select
 
 from app.billing.models import GpuUsage
 from app.extensions import db
-from app.trainings.models import TrainingRun
 
 MAX_CHART_DAYS = 62
 
@@ -54,17 +55,6 @@ class DayUsage:
 
 
 @dataclass(frozen=True)
-class RunUsage:
-    """Charged GPU seconds of one run this period: its training, or its try-it renders."""
-
-    run_id: int | None
-    name: str
-    seconds: float
-    last_at: datetime
-    kind: str = "training"  # the ledger's kind: "training" or "generation" (try-it)
-
-
-@dataclass(frozen=True)
 class MonthUsage:
     """Charged GPU seconds in one calendar month (UTC) before the current period."""
 
@@ -91,7 +81,7 @@ def calendar_month(now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _in_period(
+def in_period(
     user_id: int, period_start: datetime, until: datetime | None
 ) -> list[ColumnElement[bool]]:
     """Ledger rows that count against a period: charged, started at or after its start.
@@ -114,7 +104,7 @@ def period_used_seconds(
 ) -> float:
     """Charged GPU seconds in the ledger for the period starting at `period_start`."""
     query = select(func.coalesce(func.sum(GpuUsage.gpu_seconds), 0.0))
-    return float(db.session.scalar(query.where(*_in_period(user_id, period_start, until))) or 0)
+    return float(db.session.scalar(query.where(*in_period(user_id, period_start, until))) or 0)
 
 
 def usage_by_day(user_id: int, quota: QuotaStatus, now: datetime) -> list[DayUsage]:
@@ -128,7 +118,7 @@ def usage_by_day(user_id: int, quota: QuotaStatus, now: datetime) -> list[DayUsa
     totals: dict[date, float] = {}
     rows = db.session.execute(
         select(GpuUsage.started_at, GpuUsage.gpu_seconds).where(
-            *_in_period(user_id, quota.period_start, None)
+            *in_period(user_id, quota.period_start, None)
         )
     )
     for started_at, seconds in rows:
@@ -138,28 +128,6 @@ def usage_by_day(user_id: int, quota: QuotaStatus, now: datetime) -> list[DayUsa
     return [
         DayUsage(first + timedelta(days=i), totals.get(first + timedelta(days=i), 0.0))
         for i in range(days)
-    ]
-
-
-def usage_by_run(user_id: int, quota: QuotaStatus) -> list[RunUsage]:
-    """Charged GPU seconds per run this period, training and try-it renders apart (so a run's
-    line matches the GPU time its page shows), most recent first."""
-    query = (
-        select(
-            GpuUsage.run_id,
-            TrainingRun.name,
-            GpuUsage.kind,
-            func.sum(GpuUsage.gpu_seconds),
-            func.max(GpuUsage.ended_at),
-        )
-        .outerjoin(TrainingRun, TrainingRun.id == GpuUsage.run_id)
-        .where(*_in_period(user_id, quota.period_start, None))
-        .group_by(GpuUsage.run_id, TrainingRun.name, GpuUsage.kind)
-        .order_by(func.max(GpuUsage.ended_at).desc())
-    )
-    return [
-        RunUsage(run_id, name or "Deleted run", float(seconds), last_at, kind)
-        for run_id, name, kind, seconds, last_at in db.session.execute(query)
     ]
 
 
@@ -191,6 +159,6 @@ def period_settled_overage(
 ) -> float:
     """Overage seconds already settled (sent to the meter) for the period's ledger rows."""
     query = select(func.coalesce(func.sum(GpuUsage.overage_s), 0.0)).where(
-        *_in_period(user_id, period_start, until), GpuUsage.reported_at.is_not(None)
+        *in_period(user_id, period_start, until), GpuUsage.reported_at.is_not(None)
     )
     return float(db.session.scalar(query) or 0)

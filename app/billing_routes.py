@@ -1,4 +1,8 @@
-"""Pricing, the subscription page, Checkout and Portal hand-offs, and the Stripe webhook."""
+"""Pricing, the subscription page, Checkout and Portal hand-offs, and the Stripe webhook.
+
+Billing's routes, outside app/billing: the subscription page's usage table names each run, so
+they sit above trainings, which itself reads billing's rules (plans, standing, quota).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from app.billing.forms import ActionForm, PlanForm
 from app.billing.pricing import plan_price
 from app.db_types import utcnow
 from app.extensions import csrf
+from app.trainings.run_usage import usage_by_run
 
 log = logging.getLogger(__name__)
 bp = Blueprint("billing", __name__)
@@ -76,7 +81,7 @@ def _billing_page(error: str | None = None, status: int = 200) -> Page:
         schedule=retention_schedule(current_user, now),
         quota=quota,
         days=usage.usage_by_day(current_user.id, quota, now),
-        runs=usage.usage_by_run(current_user.id, quota),
+        runs=usage_by_run(current_user.id, quota),
         earlier=usage.usage_before(current_user.id, quota.period_start),
         invoices=actions.invoices(current_user),
         account=account,
