@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.accounts.mail import queue_email
+from app.billing.services import long_date, long_moment
 from app.extensions import get_settings
 
 GROUP_WORDS = {
@@ -17,10 +18,6 @@ def _link(path: str) -> str:
     return get_settings().base_url.rstrip("/") + path
 
 
-def _when(moment: datetime) -> str:
-    return moment.strftime("%d %B %Y, %H:%M UTC")
-
-
 def queue_retention_warning(
     account_id: int, to: str, name: str, group: str, deadline: datetime
 ) -> None:
@@ -29,12 +26,12 @@ def queue_retention_warning(
     body = (
         f"Hello {name},\n\n"
         f"Your Attune subscription is not active, so your {words} will be deleted on "
-        f"{_when(deadline)}.\n\n"
+        f"{long_moment(deadline)}.\n\n"
         f"To keep them, subscribe again before then. To take a copy, request an export on\n"
         f"{_link('/my-data')}\n\n"
         "Deleted files cannot be recovered. You will find a receipt on the same page.\n"
     )
-    subject = f"Your {words} will be deleted on {deadline:%d %B %Y}"
+    subject = f"Your {words} will be deleted on {long_date(deadline)}"
     queue_email(to, subject, body, account_id=account_id)
 
 
@@ -44,7 +41,7 @@ def queue_export_ready(account_id: int, to: str, name: str, expires_at: datetime
         f"Hello {name},\n\n"
         "The export of your Attune data is ready. Download it (signed in) from\n"
         f"{_link('/my-data')}\n\n"
-        f"It is deleted on {_when(expires_at)}.\n"
+        f"It is deleted on {long_moment(expires_at)}.\n"
     )
     queue_email(to, "Your Attune data export is ready", body, account_id=account_id)
 
