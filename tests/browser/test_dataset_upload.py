@@ -52,6 +52,46 @@ def _sign_up_and_create(page: Page, base: str) -> None:
     expect(page.locator("h1")).to_have_text("Holiday")
 
 
+class HeldUploads:
+    """The page's PUTs to storage, counted where they are routed (none missed or late): the
+    first `let_through` go on, later ones hang (a lost connection) until release()."""
+
+    def __init__(self, page: Page, let_through: int = 0) -> None:
+        self.puts: list[str] = []
+        self.let_through, self.holding = let_through, True
+        page.route("**/storage/local/upload/**", self._route)
+
+    def _route(self, route: Route) -> None:
+        self.puts.append(route.request.url)
+        if not self.holding or len(self.puts) <= self.let_through:
+            route.continue_()
+
+    def release(self) -> int:
+        """Let every later PUT through; the count so far."""
+        self.holding = False
+        return len(self.puts)
+
+
+UPLOADER_INPUT = "#uppy-dashboard input[type=file]:not([webkitdirectory])"
+
+
+def _start_multipart(page: Page, archive: Path) -> dict[str, object]:
+    """Drop `archive` into the uploader; its Uppy meta once the multipart upload exists."""
+    page.locator(UPLOADER_INPUT).first.set_input_files(archive)
+    page.wait_for_function("() => window.attuneUppy.getFiles()[0]?.s3Multipart?.uploadId")
+    return page.evaluate("() => window.attuneUppy.getFiles()[0].meta")
+
+
+def _reselect_and_finish(page: Page, archive: Path) -> None:
+    """Select the restored ghost's file again and wait for the upload to finish."""
+    expect(page.locator(".uppy-Dashboard-Item.is-ghost")).to_have_count(1)
+    page.get_by_role("button", name="Add more").click()
+    page.locator(UPLOADER_INPUT).first.set_input_files(archive)
+    page.wait_for_function(
+        "() => window.attuneUppy.getState().totalProgress === 100", timeout=60_000
+    )
+
+
 @pytest.mark.parametrize("live_service", ["sqlite"], indirect=True)
 def test_drop_a_folder_and_watch_it_become_ready(
     live_service: LiveService, page: Page, tmp_path: Path
@@ -128,15 +168,7 @@ def test_a_large_zip_goes_up_in_parts_survives_a_reload_and_is_unpacked(
         )
     )
     # The connection drops after the first part: later PUTs hang until the page is reloaded.
-    puts: list[str] = []
-    holding = True
-
-    def first_part_only(route: Route) -> None:
-        puts.append(route.request.url)
-        if not holding or len(puts) == 1:
-            route.continue_()
-
-    page.route("**/storage/local/upload/**", first_part_only)
+    held = HeldUploads(page, let_through=1)
     signed: list[int] = []  # the part numbers the page asks the app to sign, in order
 
     def record_signing(route: Route) -> None:
@@ -144,10 +176,7 @@ def test_a_large_zip_goes_up_in_parts_survives_a_reload_and_is_unpacked(
         route.continue_()
 
     page.route(re.compile(r".*/uploads/\d+/parts/\d+$"), record_signing)
-    uploader_input = "#uppy-dashboard input[type=file]:not([webkitdirectory])"
-    page.locator(uploader_input).first.set_input_files(archive)
-    page.wait_for_function("() => window.attuneUppy.getFiles()[0]?.s3Multipart?.uploadId")
-    file = page.evaluate("() => window.attuneUppy.getFiles()[0].meta")
+    file = _start_multipart(page, archive)
     assert file["attuneMethod"] == "multipart"  # over 16 MB: resumable parts, signed by the app
     uploads_url = page.locator("#uploader").get_attribute("data-uploads-url")
     # Polled from here: wait_for_function returns once a returned promise settles, even to
@@ -161,20 +190,13 @@ def test_a_large_zip_goes_up_in_parts_survives_a_reload_and_is_unpacked(
     missing = sorted({1, 2} - set(arrived))
 
     page.reload()
-    holding = False
-    before_reselect = len(puts), len(signed)
+    before_reselect = held.release(), len(signed)
     # Golden Retriever brings the file back as a ghost (too big to keep in the browser):
     # selecting it again goes on with the part that had not arrived, for the same item.
-    expect(page.locator(".uppy-Dashboard-Item.is-ghost")).to_have_count(1)
-    page.get_by_role("button", name="Add more").click()
-    page.locator(uploader_input).first.set_input_files(archive)
-    page.wait_for_function(
-        "() => window.attuneUppy.getState().totalProgress === 100", timeout=60_000
-    )
+    _reselect_and_finish(page, archive)
     assert page.evaluate("() => window.attuneUppy.getFiles()[0].meta.itemId") == file["itemId"]
-    # Counted where the page's PUTs are routed, so none is missed or late: only the part that
-    # had not arrived is sent again.
-    assert len(puts) - before_reselect[0] == 1, puts[before_reselect[0] :]
+    # Only the part that had not arrived is sent again.
+    assert len(held.puts) - before_reselect[0] == 1, held.puts[before_reselect[0] :]
     assert signed[before_reselect[1] :] == missing
 
     expect(page.locator("#items-grid li[data-status=ready]")).to_have_count(2, timeout=60_000)
@@ -194,33 +216,15 @@ def test_a_tab_closed_the_moment_an_upload_began_finishes_the_same_item(
     _sign_up_and_create(page, live_service.url)
     archive = tmp_path / "long.zip"
     archive.write_bytes(zip_bytes([("raw.bin", os.urandom(17 * MB)), ("a.jpg", jpeg_bytes())]))
-    holding = True
-    puts: list[str] = []
-
-    def hold_until_reloaded(route: Route) -> None:
-        puts.append(route.request.url)
-        if not holding:
-            route.continue_()
-
-    page.route("**/storage/local/upload/**", hold_until_reloaded)
-    uploader_input = "#uppy-dashboard input[type=file]:not([webkitdirectory])"
-    page.locator(uploader_input).first.set_input_files(archive)
-    page.wait_for_function("() => window.attuneUppy.getFiles()[0]?.s3Multipart?.uploadId")
-    item_id = page.evaluate("() => window.attuneUppy.getFiles()[0].meta.itemId")
+    held = HeldUploads(page)
+    item_id = _start_multipart(page, archive)["itemId"]
     dataset_page = page.url
     page.goto("about:blank")  # the tab is closed at once (a reload waits for the server)
-    holding = False
+    before_reselect = held.release()
     page.goto(dataset_page)
-    before_reselect = len(puts)
-
-    expect(page.locator(".uppy-Dashboard-Item.is-ghost")).to_have_count(1)
-    page.get_by_role("button", name="Add more").click()
-    page.locator(uploader_input).first.set_input_files(archive)
-    page.wait_for_function(
-        "() => window.attuneUppy.getState().totalProgress === 100", timeout=60_000
-    )
+    _reselect_and_finish(page, archive)
     assert page.evaluate("() => window.attuneUppy.getFiles()[0].meta.itemId") == item_id
-    assert len(puts) - before_reselect == 2  # no part had arrived: both, once each
+    assert len(held.puts) - before_reselect == 2  # no part had arrived: both, once each
     expect(page.locator("#items-grid li[data-status=ready]")).to_have_count(1, timeout=60_000)
     expect(page.locator("#item-counts")).to_contain_text("1 ready · 1 rejected · 0 in progress")
     # Nothing of it is left for a later visit to restore.
