@@ -17,7 +17,7 @@ from app.accounts.models import Identity, User
 from app.apikeys.models import ApiKey
 from app.billing.models import GpuUsage, Subscription
 from app.datasets.models import Dataset, DatasetItem
-from app.datasets.portable import dataset_zip_name, write_dataset_zip
+from app.datasets.portable import dataset_parts, dataset_zip_name, write_dataset_zip
 from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_settings, get_storage
@@ -186,7 +186,7 @@ def _json_value(value: Any) -> Any:
 
 
 def _write_zip(user: User, path: Path) -> None:
-    """attune-export.json, each dataset as a zip that uploads again (datasets/), and every
+    """attune-export.json, each dataset as zips that upload again (datasets/), and every
     other stored object of the person (files/) except earlier exports and unchecked uploads."""
     storage, prefix = get_storage(), object_keys.user_prefix(user.id)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -194,9 +194,11 @@ def _write_zip(user: User, path: Path) -> None:
         archive.writestr("attune-export.json", text, compress_type=zipfile.ZIP_DEFLATED)
         datasets = select(Dataset).where(Dataset.user_id == user.id).order_by(Dataset.id)
         for dataset in db.session.scalars(datasets):
-            name = f"datasets/{dataset_zip_name(dataset)}"
-            with archive.open(name, "w", force_zip64=True) as out:
-                write_dataset_zip(dataset, out)
+            parts, taken = dataset_parts(dataset), set[str]()
+            for number, items in enumerate(parts, 1):
+                name = f"datasets/{dataset_zip_name(dataset, number, len(parts))}"
+                with archive.open(name, "w", force_zip64=True) as out:
+                    write_dataset_zip(items, out, taken)
         in_datasets = set(
             db.session.scalars(
                 select(DatasetItem.storage_key)

@@ -191,6 +191,55 @@ def test_a_dataset_from_the_export_uploads_again_as_the_same_items(app: Flask) -
             assert get_storage().get(item.storage_key) == pictures[item.filename]
 
 
+@pytest.mark.parametrize("limit", ["entries", "bytes"])
+def test_a_dataset_too_large_for_one_zip_comes_in_parts_that_each_upload_again(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    import app.datasets.portable as portable
+    from jobs.ingest.zip import DEFAULT_LIMITS
+
+    # The real parts stay within what the zip ingest takes, and what a zip upload may weigh.
+    assert DEFAULT_LIMITS.max_entries == portable.PART_ENTRIES
+    assert DEFAULT_LIMITS.max_unpacked_bytes > portable.PART_BYTES
+    pictures = {f"{n}.png": png_bytes((64 + n, 48)) for n in range(4)}
+    captions = {"0.png": "first", "1.png": "second"}
+    if limit == "entries":  # a captioned item is two entries: [0], [1, 2], [3]
+        monkeypatch.setattr(portable, "PART_ENTRIES", 3)
+    else:  # room for two pictures a part: [0, 1], [2, 3]
+        monkeypatch.setattr(portable, "PART_BYTES", 2 * max(map(len, pictures.values())) + 20)
+    with app.app_context():
+        ada = make_user("ada@example.com")
+    client = signed_in_as(app.test_client(), ada)
+    dataset_id = create_dataset(client, "Big")
+    for name, data in pictures.items():
+        upload(client, dataset_id, name, data, captions.get(name))
+    run_jobs(app)
+
+    request_export(client)
+    run_jobs(app)
+    with app.app_context():
+        export = db.session.scalars(select(DataExport)).one()
+    archive = zipfile.ZipFile(io.BytesIO(download(client, export.id)))
+    parts = sorted(n for n in archive.namelist() if n.startswith("datasets/"))
+    count = 3 if limit == "entries" else 2
+    assert parts == [
+        f"datasets/{dataset_id}-Big-part-{n}-of-{count}.zip" for n in range(1, count + 1)
+    ]
+    copy_id = create_dataset(client, "Big again")
+    for part in parts:
+        data = archive.read(part)
+        listing = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        assert len(listing) <= portable.PART_ENTRIES
+        assert sum(info.file_size for info in listing) <= portable.PART_BYTES
+        upload(client, copy_id, part.removeprefix("datasets/"), data, None)
+    run_jobs(app)
+    items = client.get(f"/api/datasets/{copy_id}/items").get_json()["items"]
+    assert {item["filename"]: item["caption"] for item in items} == {
+        name: captions.get(name) for name in pictures
+    }
+    assert all(item["status"] == "ready" for item in items)
+
+
 def upload(
     client: FlaskClient, dataset_id: int, name: str, data: bytes, caption: str | None
 ) -> None:
