@@ -19,7 +19,7 @@ from app.billing import actions, services, usage, webhooks
 from app.billing import stripe_gateway as gateway
 from app.billing.deletion_dates import retention_schedule
 from app.billing.forms import ActionForm, PlanForm
-from app.billing.pricing import plan_price
+from app.billing.pricing import overage_price, plan_price
 from app.db_types import utcnow
 from app.extensions import csrf
 from app.trainings.run_usage import usage_by_run
@@ -51,6 +51,7 @@ def _pricing_page(error: str | None = None, status: int = 200) -> Page:
         status,
         plans=plans,
         prices={plan.name: plan_price(plan) for plan in plans},
+        overage_prices={plan.name: overage_price(plan) for plan in plans},
         current=current,
         attempt=secrets.token_urlsafe(16),
         error=error,

@@ -139,6 +139,16 @@ class StripeServer:
                 "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed"},
             }  # fmt: skip
 
+    def set_metered_price(self, price_id: str, per_unit: str, currency: str = "usd") -> None:
+        """A metered price, `per_unit` smallest units per meter unit (a decimal string)."""
+        with self.lock:
+            self.prices[price_id] = {
+                "id": price_id, "object": "price", "active": True, "currency": currency,
+                "unit_amount": None, "unit_amount_decimal": per_unit, "type": "recurring",
+                "billing_scheme": "per_unit",
+                "recurring": {"interval": "month", "interval_count": 1, "usage_type": "metered"},
+            }  # fmt: skip
+
     def slow(self, method: str, path: str, seconds: float) -> None:
         """Answer every `method` request to paths starting with `path` `seconds` late."""
         self.latency[(method.upper(), path)] = seconds

@@ -187,6 +187,7 @@ def test_the_pricing_page_shows_each_plans_stripe_price_beside_its_gpu_hours(
     stripe_server.set_price("price_hobby", 1500)
     stripe_server.set_price("price_pro", 4950, currency="eur")
     stripe_server.set_price("price_studio", 199000, interval="year")
+    stripe_server.set_metered_price("price_overage", "0.05")
     client = stripe_app.test_client()
     html = client.get("/pricing").get_data(as_text=True)
     for plan, price, hours in (("hobby", "<strong>$15</strong> per month", 5),
@@ -196,7 +197,7 @@ def test_the_pricing_page_shows_each_plans_stripe_price_beside_its_gpu_hours(
         assert price in card and f"{hours} GPU-hours" in card, card
         assert "development billing" not in card
     asked = len(stripe_server.calls("GET", "/v1/prices"))
-    assert asked == 3
+    assert asked == 4  # three plans and the overage price they share
     client.get("/pricing")  # the prices are kept a while: the page does not wait on Stripe
     assert len(stripe_server.calls("GET", "/v1/prices")) == asked
 
@@ -205,3 +206,26 @@ def test_the_pricing_page_shows_each_plans_stripe_price_beside_its_gpu_hours(
         stripe_app.extensions["attune.prices"].clear()
     html = client.get("/pricing").get_data(as_text=True)
     assert "Price shown at checkout" in plan_card(html, "hobby")  # not a 500, not a made-up price
+
+
+def test_the_pricing_page_shows_what_an_hour_of_overage_costs(
+    stripe_app: Flask, stripe_server: StripeServer
+) -> None:
+    from tests.support.billing import plan_card
+
+    for plan in ("hobby", "pro", "studio"):
+        stripe_server.set_price(f"price_{plan}", 1500)
+    stripe_server.set_metered_price("price_overage", "0.0666666667")  # cents per GPU second
+    client = stripe_app.test_client()
+    html = client.get("/pricing").get_data(as_text=True)
+    for plan in ("pro", "studio"):
+        assert "billed per second, at <strong>$2.40</strong> per GPU-hour" in plan_card(html, plan)
+    assert "No overage" in plan_card(html, "hobby") and "GPU-hour</li>" not in plan_card(
+        html, "hobby"
+    )
+    # A price one number cannot say (tiered), or Stripe not knowing it: no made-up figure.
+    stripe_server.prices["price_overage"].update(unit_amount_decimal=None, billing_scheme="tiered")
+    with stripe_app.app_context():
+        stripe_app.extensions["attune.prices"].clear()
+    html = client.get("/pricing").get_data(as_text=True)
+    assert "billed per second</li>" in plan_card(html, "pro")
