@@ -99,7 +99,7 @@ def _stripe_price(price_id: str, parse: Callable[[dict[str, Any]], Price | None]
     cache: dict[str, tuple[float, Any]] = current_app.extensions.setdefault("attune.prices", {})
     cached = cache.get(price_id)
     if cached is not None and time.monotonic() - cached[0] < PRICE_CACHE_S:
-        return cached[1]  # type: ignore[no-any-return]
+        return cached[1]
     try:
         price = parse(gateway.retrieve_price(price_id))
     except gateway.GatewayError:
