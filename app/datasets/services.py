@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -225,6 +226,20 @@ def ready_item_ids(dataset: Dataset) -> list[int]:
         DatasetItem.dataset_id == dataset.id, DatasetItem.status == "ready"
     )
     return sorted(db.session.scalars(query))
+
+
+def dataset_revision(dataset: Dataset) -> str:
+    """A digest of what a run trains on: the ready items (id, size, caption), the trigger word
+    and the caption template. It changes when any of them does."""
+    digest = hashlib.sha256(f"{dataset.trigger_word}\0{dataset.caption_template}\n".encode())
+    rows = db.session.execute(
+        select(DatasetItem.id, DatasetItem.size_bytes, DatasetItem.caption)
+        .where(DatasetItem.dataset_id == dataset.id, DatasetItem.status == "ready")
+        .order_by(DatasetItem.id)
+    )
+    for item_id, size, caption in rows:
+        digest.update(f"{item_id}\0{size}\0{caption}\n".encode())
+    return digest.hexdigest()
 
 
 def storage_used(user: User) -> int:

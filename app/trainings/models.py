@@ -55,6 +55,9 @@ class TrainingRun(db.Model):
     parent_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("training_runs.id", ondelete="SET NULL")
     )
+    # What its dataset was when the run started (app.datasets.services.dataset_revision): a
+    # continue needs the same data. None for runs from before it was recorded.
+    dataset_revision: Mapped[str | None] = mapped_column(String(64))
     # Quota period the reservation was taken from; the reservation is released exactly once.
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reservation_open: Mapped[bool] = mapped_column(default=False)

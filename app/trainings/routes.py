@@ -153,6 +153,7 @@ def show(run_id: int) -> str:
         base_model=base_model_source(run.family),
         download_label=services.download_label,
         diffusers_loads=services.diffusers_loads(run),
+        continue_refusal=services.continue_refusal(run),
         generations=[generations.generation_json(g) for g in generations.list_generations(run)],
         try_it_seconds=run_gpu_seconds(run.id, "generation"),
     )

@@ -13,7 +13,7 @@ from app.accounts.models import User
 from app.billing.services import Standing, standing
 from app.billing.usage import format_gpu_time
 from app.datasets.models import Dataset, DatasetItem
-from app.datasets.services import item_counts
+from app.datasets.services import dataset_revision, item_counts
 from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_redis, get_settings, get_storage
@@ -166,6 +166,7 @@ def start_run(
         total_steps=config["steps"],
         queue=queue_for_family(family),
         parent_run_id=parent.id if parent else None,
+        dataset_revision=dataset_revision(dataset),
     )
     try:
         set_run_webhook(run, webhook, webhook_events_filter)
@@ -268,19 +269,35 @@ def continue_run(
     before_commit: Callable[[TrainingRun], None] | None = None,
 ) -> TrainingRun:
     """A new run that resumes from this one's last checkpoint and trains `extra_steps` more."""
-    if run.status != "succeeded":
-        raise RunError("Only a finished run can be continued.")
+    refusal = continue_refusal(run)
+    if refusal:
+        raise RunError(refusal)
     if not 1 <= extra_steps <= 20_000:
         raise ParamsError({"extra_steps": "Add between 1 and 20000 steps."})
-    dataset = db.session.get(Dataset, run.dataset_id) if run.dataset_id else None
-    if dataset is None:
-        raise RunError("The dataset of this run was deleted, so it cannot be continued.")
+    dataset = db.session.get(Dataset, run.dataset_id)
+    assert dataset is not None  # continue_refusal said so
     params = {**run.config, "steps": run.config["steps"] + extra_steps}
     name = f"{run.name} (+{extra_steps} steps)"
     preset = run.preset or "character"
     return start_run(
         user, dataset, run.family, preset, params, name, run, before_commit=before_commit
     )
+
+
+def continue_refusal(run: TrainingRun) -> str | None:
+    """Why the run cannot be continued (trained more steps on the same data), or None."""
+    if run.status != "succeeded":
+        return "Only a finished run can be continued."
+    dataset = db.session.get(Dataset, run.dataset_id) if run.dataset_id else None
+    if dataset is None:
+        return "The dataset of this run was deleted, so it cannot be continued."
+    if run.dataset_revision and run.dataset_revision != dataset_revision(dataset):
+        return (
+            f"The dataset “{dataset.name}” has changed since this run trained on it (files, "
+            "captions or the trigger word), and continuing trains more steps on the same data. "
+            "Use “Duplicate with edits” to train a new run on the dataset as it is now."
+        )
+    return None
 
 
 def queue_position(run: TrainingRun) -> int | None:

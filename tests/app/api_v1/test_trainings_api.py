@@ -89,6 +89,40 @@ def test_the_files_precision_is_chosen_per_run_and_checked(app: Flask, api: Api)
     assert api.get("/models").get_json()["parameters"]["save_precision"]["enum"] == ["bf16", "fp32"]
 
 
+def test_a_run_whose_dataset_changed_cannot_be_continued_until_it_is_the_same_again(
+    app: Flask, api: Api, signed_in: FlaskClient
+) -> None:
+    from app.datasets.models import DatasetItem
+
+    dataset_id = ready_dataset(app)
+    run_id = api.post("/trainings", body(dataset_id, steps=4)).get_json()["id"]
+    with app.app_context():
+        db.session.get(TrainingRun, run_id).status = "succeeded"
+        db.session.commit()
+
+    def caption(text: str | None) -> None:
+        with app.app_context():
+            item = db.session.scalars(
+                select(DatasetItem).where(DatasetItem.dataset_id == dataset_id)
+            ).one()
+            item.caption = text
+            db.session.commit()
+
+    caption("a cat, edited after the run")
+    before = reservations(app)
+    refused = assert_problem(api.post(f"/trainings/{run_id}/continue", {"extra_steps": 2}), 409)
+    assert "has changed since this run trained on it" in refused["detail"]
+    assert "Duplicate with edits" in refused["detail"]
+    assert reservations(app) == before  # nothing queued, nothing reserved
+    page = signed_in.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert 'id="continue-refusal"' in page and 'name="extra_steps"' not in page
+
+    caption(None)  # the data it trained on again
+    assert api.post(f"/trainings/{run_id}/continue", {"extra_steps": 2}).status_code == 201
+    page = signed_in.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert 'name="extra_steps"' in page
+
+
 def test_account_rules_answer_409(app: Flask, signed_in: FlaskClient) -> None:
     api = Api(app, create_key_in_browser(signed_in))
     dataset_id = ready_dataset(app)
