@@ -74,12 +74,31 @@ def restore_latest_checkpoint(run: TrainingRun, out_dir: Path) -> int | None:
     if not checkpoints:
         return None
     step = max(checkpoints)
+    _download_checkpoint(source, step, out_dir / CHECKPOINTS / f"step-{step:06d}")
+    return step
+
+
+def download_start_weights(run: TrainingRun, folder: Path) -> Path | None:
+    """The final checkpoint of the run `run` starts from, downloaded under folder; None when
+    `run` starts from nothing. A source whose LoRA is gone meanwhile is the person's error."""
+    from training.errors import ConfigError
+
+    if run.start_from_run_id is None:
+        return None
+    source = db.session.get(TrainingRun, run.start_from_run_id)
+    steps = _checkpoint_steps(source) if source is not None else []
+    if not steps:
+        raise ConfigError("The run this one starts from has no LoRA any more; start it afresh.")
+    target = folder / f"step-{max(steps):06d}"
+    _download_checkpoint(source, max(steps), target)
+    return target
+
+
+def _download_checkpoint(source: TrainingRun, step: int, target: Path) -> None:
     storage, prefix = get_storage(), checkpoint_prefix(source, step)
-    target = out_dir / CHECKPOINTS / f"step-{step:06d}"
     target.mkdir(parents=True, exist_ok=True)
     for info in storage.list(prefix):
         storage.download_file(info.key, target / info.key.rsplit("/", 1)[-1])
-    return step
 
 
 def forget_rotated_checkpoints(run: TrainingRun, kept_steps: set[int]) -> None:

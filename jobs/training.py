@@ -78,7 +78,10 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
     count = run_files.copy_dataset(training_run, data_dir)
     reporter.uploaded_names = run_files.uploaded_names(training_run)
     reporter.log(f"copied {count} dataset files to the worker")
-    run_files.restore_latest_checkpoint(training_run, out_dir)  # the engine says it resumes
+    resumed = run_files.restore_latest_checkpoint(training_run, out_dir)  # the engine says so
+    start_from = None
+    if resumed is None:  # a new run may start from another run's LoRA; a resume goes on
+        start_from = run_files.download_start_weights(training_run, scratch / "start")
     config = TrainingConfig.from_dict(
         {
             **training_run.config,
@@ -87,7 +90,9 @@ def _attempt(training_run: TrainingRun, reporter: RunReporter, scratch: Path) ->
         }
     )
     reporter.keep_checkpoints = config.keep_checkpoints
-    result = train(config, data_dir, out_dir, reporter.on_progress, reporter.should_stop)
+    result = train(
+        config, data_dir, out_dir, reporter.on_progress, reporter.should_stop, start_from
+    )
     if not reporter.owner_leaving:
         run_files.upload_outputs(training_run, result)
     training_run.step, training_run.loss = result.steps_done, result.final_loss

@@ -24,6 +24,7 @@ from app.trainings.run_json import PARAMETERS, training_json, when
 Reply = tuple[Response, int]
 CREATE_FIELDS = (
     "dataset_id", "family", "preset", "parameters", "name", "webhook", "webhook_events_filter",
+    "start_from",
 )  # fmt: skip
 MAX_NAME_CHARS = 120
 
@@ -60,7 +61,7 @@ def create_training() -> Reply:
         return services.start_run(
             user, dataset, family, preset or "", params, name,
             webhook=body.get("webhook"), webhook_events_filter=body.get("webhook_events_filter"),
-            before_commit=record,
+            before_commit=record, start_from=body.get("start_from"),
         )  # fmt: skip
 
     return _created(body, create)

@@ -16,6 +16,12 @@ class NewRunForm(FlaskForm):
     dataset_id = SelectField("Dataset", coerce=int, validators=[DataRequired()])
     family = SelectField("Base model", validators=[DataRequired()])
     preset = SelectField("Preset", validators=[DataRequired()])
+    start_from = SelectField(
+        "Start from",
+        description="A finished run's LoRA to go on from, with this run's own data and "
+        "settings (its rank is kept); or a fresh LoRA.",
+        validate_choice=False,  # checked by app.trainings.services, with the form's message
+    )
     steps = StringField(FIELDS["steps"].label)
     rank = StringField(FIELDS["rank"].label)
     alpha = StringField(FIELDS["alpha"].label)

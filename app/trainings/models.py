@@ -55,6 +55,10 @@ class TrainingRun(db.Model):
     parent_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("training_runs.id", ondelete="SET NULL")
     )
+    # The finished run whose final LoRA weights this one starts from (a new run, at step 0).
+    start_from_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_runs.id", ondelete="SET NULL")
+    )
     # What its dataset was when the run started (app.datasets.services.dataset_revision): a
     # continue needs the same data. None for runs from before it was recorded.
     dataset_revision: Mapped[str | None] = mapped_column(String(64))

@@ -33,6 +33,11 @@ def _new_form(account: Standing) -> NewRunForm:
     form.dataset_id.choices = [(d.id, d.name) for d in list_datasets(current_user)]
     form.family.choices = [(n, FAMILIES[n].label) for n in services.allowed_families(account)]
     form.preset.choices = list(PRESETS.items())
+    form.start_from.choices = [("", "A fresh LoRA")] + [
+        (str(run.id), f"{run.name} · {FAMILIES[run.family].label} · rank {run.config.get('rank')}")
+        for run in services.warm_start_sources(current_user)
+        if run.family in FAMILIES
+    ]
     return form
 
 
@@ -50,6 +55,7 @@ def new() -> Response | tuple[str, int]:
             run = services.start_run(
                 current_user, dataset, form.family.data or "", form.preset.data or "",
                 form.params(), form.name.data or "", account=account,
+                start_from=form.start_from.data,
             )  # fmt: skip
         except services.ParamsError as exc:
             for field, message in exc.errors.items():
@@ -88,6 +94,7 @@ def _prefill(form: NewRunForm) -> None:
         run.preset,
     )
     form.name.data = f"{run.name} (copy)"
+    form.start_from.data = str(run.start_from_run_id or "")
     for name in NewRunForm.ADVANCED:
         value = run.config.get(name)
         if value is not None:
@@ -120,6 +127,7 @@ def api_start() -> tuple[Response, int]:
             current_user, get_dataset(current_user, dataset_id), str(body.get("family", "")),
             str(body.get("preset", "character")), params, str(body.get("name", "")),
             webhook=body.get("webhook"), webhook_events_filter=body.get("webhook_events_filter"),
+            start_from=body.get("start_from"),
         )  # fmt: skip
     except services.ParamsError as exc:
         return jsonify(error=str(exc), errors=exc.errors), 400
@@ -154,6 +162,7 @@ def show(run_id: int) -> str:
         download_label=services.download_label,
         diffusers_loads=services.diffusers_loads(run),
         continue_refusal=services.continue_refusal(run),
+        started_from=services.started_from(run),
         generations=[generations.generation_json(g) for g in generations.list_generations(run)],
         try_it_seconds=run_gpu_seconds(run.id, "generation"),
     )

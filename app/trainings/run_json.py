@@ -35,6 +35,7 @@ def training_json(run: TrainingRun, live: dict[str, Any] | None = None) -> dict[
         "family": run.family,
         "preset": run.preset,
         "parent_id": run.parent_run_id,
+        "start_from_id": run.start_from_run_id,
         "attempt": run.attempts,
         "parameters": {name: run.config[name] for name in PARAMETERS if name in run.config},
         "trigger_word": run.config.get("trigger_word") or None,

@@ -18,7 +18,7 @@ from app.db_types import utcnow
 from app.errors import NotFound
 from app.extensions import db, get_redis, get_settings, get_storage
 from app.queues import enqueue_task, get_queue, queue_for_family
-from app.trainings.artifacts import CAPTIONS_KIND
+from app.trainings.artifacts import CAPTIONS_KIND, RunArtifacts
 from app.trainings.events import emit_run_event_safely
 from app.trainings.families import FAMILIES, estimate_gpu_seconds, step_speed
 from app.trainings.models import FINISHED_STATUSES, TrainingRun
@@ -140,9 +140,11 @@ def start_run(
     webhook_events_filter: Any = None,
     before_commit: Callable[[TrainingRun], None] | None = None,
     account: Standing | None = None,
+    start_from: Any = None,
 ) -> TrainingRun:
     """Check the plan, reserve the estimate, record the run and queue it on its GPU class;
-    `webhook` (+ `webhook_events_filter`) gets the run's events (app/webhooks).
+    `webhook` (+ `webhook_events_filter`) gets the run's events (app/webhooks); `start_from`
+    (a run id, as sent) names a finished run whose LoRA the new run starts from.
 
     `before_commit` is called with the new run inside the transaction that records it, so a
     caller's own row about it (an Idempotency-Key's) is written with it or not at all.
@@ -152,7 +154,13 @@ def start_run(
     _check_can_start(account, family)
     if item_counts(dataset).get("ready", 0) == 0:
         raise RunError("The dataset has no ready images yet. Upload some and wait for them.")
+    source = warm_start_source(user, start_from, family)
+    if source is not None and params.get("rank") in (None, ""):
+        params = {**params, "rank": source.config.get("rank")}  # its weights need its rank
     config = build_config(dataset, family, preset, params)
+    if source is not None and config.get("rank") != source.config.get("rank"):
+        raise ParamsError({"start_from": f"That run's LoRA has rank {source.config.get('rank')}; "
+                           "a run started from it keeps that rank."})  # fmt: skip
     unusable = unusable_files(dataset, family, preset)
     if unusable:
         raise UnusableFilesError(FAMILIES[family].label, unusable)
@@ -166,6 +174,7 @@ def start_run(
         total_steps=config["steps"],
         queue=queue_for_family(family),
         parent_run_id=parent.id if parent else None,
+        start_from_run_id=source.id if source else None,
         dataset_revision=dataset_revision(dataset),
     )
     try:
@@ -282,6 +291,44 @@ def continue_run(
     return start_run(
         user, dataset, run.family, preset, params, name, run, before_commit=before_commit
     )
+
+
+def warm_start_sources(user: User) -> list[TrainingRun]:
+    """The person's runs a new run can start from: finished, with a checkpoint stored."""
+    runs = db.session.scalars(
+        select(TrainingRun)
+        .where(TrainingRun.user_id == user.id, TrainingRun.status == "succeeded")
+        .order_by(TrainingRun.id.desc())
+    )
+    return [run for run in runs if RunArtifacts(run).checkpoints]
+
+
+def warm_start_source(user: User, start_from: Any, family: str) -> TrainingRun | None:
+    """The run `start_from` names (an id, or empty for a fresh LoRA), checked: the person's,
+    finished with a checkpoint, on the same base model. ParamsError on `start_from` else."""
+    if start_from in (None, ""):
+        return None
+    text = str(start_from) if isinstance(start_from, int | str) else ""
+    run_id = int(text) if text.isdigit() and int(text) < 2**31 else 0
+    source = (
+        db.session.get(TrainingRun, run_id) if run_id and not isinstance(start_from, bool) else None
+    )
+    if source is None or source.user_id != user.id:
+        raise ParamsError({"start_from": "Choose one of your finished runs to start from."})
+    if source.status != "succeeded" or not RunArtifacts(source).checkpoints:
+        raise ParamsError(
+            {"start_from": "Only a finished run whose LoRA is kept can be started from."}
+        )
+    if source.family != family:
+        label = FAMILIES[source.family].label if source.family in FAMILIES else source.family
+        message = f"That run trained {label}: its LoRA fits only the base model it was trained on."
+        raise ParamsError({"start_from": message})
+    return source
+
+
+def started_from(run: TrainingRun) -> TrainingRun | None:
+    """The run whose LoRA this one started from, while it exists."""
+    return db.session.get(TrainingRun, run.start_from_run_id) if run.start_from_run_id else None
 
 
 def continue_refusal(run: TrainingRun) -> str | None:

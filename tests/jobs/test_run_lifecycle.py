@@ -157,6 +157,32 @@ def test_live_progress_samples_and_files_that_load_in_diffusers(
     assert any("resuming from the checkpoint at step 6" in line for line in child["log"])
 
 
+@pytest.mark.parametrize("live_service", ["sqlite"], indirect=True)
+def test_a_new_run_starts_from_a_finished_runs_lora_with_its_own_settings(
+    live_service: LiveService, ada: Person
+) -> None:
+    dataset_id = ada.ready_dataset(live_service, images=2)
+    first = ada.start_run(dataset_id, steps=4, rank=4, checkpoint_every=4, sample_every=0)
+    done = wait_for(
+        live_service, lambda: (s := ada.run_status(first))["status"] in FINISHED and s, 240, "run"
+    )
+    assert done["status"] == "succeeded", done
+    response = ada.post_json("/api/runs", {
+        "dataset_id": dataset_id, "family": "tiny-sd", "preset": "style", "start_from": first,
+        "params": {"steps": 3, "learning_rate": 5e-4, "sample_every": 0},
+    })  # fmt: skip
+    assert response.status_code == 201, response.text
+    second = int(response.json()["id"])
+    status = wait_for(
+        live_service, lambda: (s := ada.run_status(second))["status"] in FINISHED and s, 240, "run"
+    )
+    # A new run at step 0 (its own 3 steps, other settings), on the first run's final weights.
+    assert status["status"] == "succeeded", status
+    assert status["step"] == 3 and [p[0] for p in status["loss_curve"]] == [1, 2, 3]
+    assert any("started from the LoRA weights of step-000004" in line for line in status["log"])
+    assert not any("resuming" in line for line in status["log"])
+
+
 def _run_the_pages_how_to_use(page: str, lora: Path, folder: Path) -> None:
     """The run page's diffusers snippet, as a person copies it, runs (on the CPU here) with
     the downloaded file under the name it gives, and writes the picture it promises."""

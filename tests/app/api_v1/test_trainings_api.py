@@ -123,6 +123,60 @@ def test_a_run_whose_dataset_changed_cannot_be_continued_until_it_is_the_same_ag
     assert 'name="extra_steps"' in page
 
 
+def test_a_new_run_starts_from_a_finished_runs_lora_of_the_same_model_and_rank(
+    app: Flask,
+) -> None:
+    world = build_world(app)  # a succeeded run with its LoRA and a checkpoint stored
+    api = Api(app, world.api_key)
+    with app.app_context():
+        source = db.session.get(TrainingRun, world.run_id)
+        source.config = {**source.config, "rank": 4}
+        fresh = TrainingRun(
+            user_id=world.user_id, dataset_id=world.dataset_id, name="queued", family="tiny-sd",
+            config={"rank": 4}, total_steps=4, queue="gpu-cpu",
+        )  # fmt: skip
+        db.session.add(fresh)
+        db.session.commit()
+        fresh_id = fresh.id
+    new = {**body(world.dataset_id, steps=6, learning_rate=5e-4), "start_from": world.run_id}
+    started = api.post("/trainings", new)
+    assert started.status_code == 201, started.get_json()
+    run = started.get_json()
+    assert run["start_from_id"] == world.run_id and run["parent_id"] is None
+    assert run["parameters"]["rank"] == 4  # the source's rank, not the preset's
+    assert run["parameters"]["learning_rate"] == 5e-4 and run["progress"]["total_steps"] == 6
+
+    held = reservations(app)
+    for value, says in ((fresh_id, "whose LoRA is kept"), (2**31 - 1, "your finished runs"),
+                        ("abc", "your finished runs"), (True, "your finished runs"),
+                        (-1, "your finished runs"), (2**40, "your finished runs")):  # fmt: skip
+        refused = assert_problem(api.post("/trainings", {**new, "start_from": value}), 422,
+                                 "start_from")  # fmt: skip
+        assert says in refused["errors"]["start_from"], (value, refused)
+    other_rank = {**new, "parameters": {"rank": 8}}
+    assert "keeps that rank" in assert_problem(api.post("/trainings", other_rank), 422,
+                                               "start_from")["errors"]["start_from"]  # fmt: skip
+    with app.app_context():
+        db.session.get(TrainingRun, world.run_id).family = "sd15"
+        db.session.commit()
+    refused = assert_problem(api.post("/trainings", new), 422, "start_from")
+    assert "fits only the base model" in refused["errors"]["start_from"]
+    assert reservations(app) == held  # nothing refused was queued or reserved
+    stranger = Api(app, build_world(app, "eve@example.com").api_key)
+    theirs = {**body(stranger_dataset(app, "eve@example.com")), "start_from": world.run_id}
+    assert_problem(stranger.post("/trainings", theirs), 422, "start_from")
+
+
+def stranger_dataset(app: Flask, email: str) -> int:
+    """The id of the dataset build_world gave `email`."""
+    from app.accounts.models import User
+    from app.datasets.models import Dataset
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        return db.session.scalars(select(Dataset.id).where(Dataset.user_id == user.id)).one()
+
+
 def test_account_rules_answer_409(app: Flask, signed_in: FlaskClient) -> None:
     api = Api(app, create_key_in_browser(signed_in))
     dataset_id = ready_dataset(app)

@@ -138,6 +138,37 @@ def test_the_form_offers_the_files_precision_and_the_run_page_tells_it(
     assert "files in fp32" in client.get(started.headers["Location"]).get_data(as_text=True)
 
 
+def test_the_form_starts_a_run_from_a_finished_runs_lora_and_its_page_says_so(
+    app: Flask, planned: tuple[FlaskClient, int]
+) -> None:
+    from app.accounts.models import User
+    from app.trainings.models import TrainingRun
+    from tests.app.privacy.support import add_run
+
+    client, dataset_id = planned
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.email == "ada@example.com"))
+        source_id = add_run(user_id, dataset_id)  # succeeded, rank 4, a checkpoint stored
+    page = client.get("/runs/new").get_data(as_text=True)
+    assert f'<option value="{source_id}">portrait · Tiny SD (CPU demo) · rank 4</option>' in page
+    fields = {"csrf_token": csrf_token(page), "dataset_id": dataset_id, "family": "tiny-sd",
+              "preset": "style", "steps": "8"}  # fmt: skip
+    refused = client.post("/runs/new", data={**fields, "start_from": source_id, "rank": "16"})
+    assert refused.status_code == 400
+    assert "a run started from it keeps that rank" in refused.get_data(as_text=True)
+    started = client.post("/runs/new", data={**fields, "start_from": source_id})
+    assert started.status_code == 302, started.get_data(as_text=True)
+    with app.app_context():
+        run = db.session.scalars(select(TrainingRun).where(TrainingRun.id != source_id)).one()
+        assert (run.start_from_run_id, run.config["rank"], run.parent_run_id) == (
+            source_id,
+            4,
+            None,
+        )
+    shown = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert "Started from the LoRA of" in shown and f'href="/runs/{source_id}">portrait</a>' in shown
+
+
 def test_unknown_family_and_preset_are_refused(planned: tuple[FlaskClient, int]) -> None:
     client, dataset_id = planned
     body = {"dataset_id": dataset_id, "family": "sd99", "preset": "character", "params": {}}
