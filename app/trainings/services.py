@@ -308,11 +308,9 @@ def warm_start_source(user: User, start_from: Any, family: str) -> TrainingRun |
     finished with a checkpoint, on the same base model. ParamsError on `start_from` else."""
     if start_from in (None, ""):
         return None
-    text = str(start_from) if isinstance(start_from, int | str) else ""
+    text = str(start_from) if isinstance(start_from, int | str) else ""  # True is "True"
     run_id = int(text) if text.isdigit() and int(text) < 2**31 else 0
-    source = (
-        db.session.get(TrainingRun, run_id) if run_id and not isinstance(start_from, bool) else None
-    )
+    source = db.session.get(TrainingRun, run_id) if run_id else None
     if source is None or source.user_id != user.id:
         raise ParamsError({"start_from": "Choose one of your finished runs to start from."})
     if source.status != "succeeded" or not RunArtifacts(source).checkpoints:
